@@ -1,0 +1,3 @@
+from minisched.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""The `minisched` command line. Modules here import only click at the top; heavy imports live in commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from minisched.cli.commands_config import config_command, version_command
+from minisched.cli.commands_db import db_group, downgradedb, initdb, resetdb, upgradedb
+
+
+class MinischedGroup(click.Group):
+    """Turns every failure into one line on stderr and exit code 1 (click's usage errors keep exit 2)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from minisched.errors import MinischedError
+        from minisched.settings import ConfigError, mask_secrets
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except (MinischedError, ConfigError) as exc:
+            _fail(mask_secrets(str(exc)))
+        except KeyboardInterrupt:
+            _fail("interrupted")
+        except Exception as exc:
+            if os.environ.get("MINISCHED_DEBUG"):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _fail(
+                f"unexpected {type(exc).__name__}: {mask_secrets(message)} "
+                "(set MINISCHED_DEBUG=1 to see the traceback)"
+            )
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(cls=MinischedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """minisched: a small, fast workflow scheduler with an Airflow-style metadata database."""
+
+
+for command in (initdb, upgradedb, downgradedb, resetdb, db_group, config_command, version_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="minisched")

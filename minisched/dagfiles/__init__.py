@@ -1,0 +1,1 @@
+"""minisched.dagfiles."""

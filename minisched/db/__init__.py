@@ -1,0 +1,1 @@
+"""The metadata database: engines, sessions, retries, migrations and the audit log."""

@@ -1,0 +1,74 @@
+"""The audit trail: one `log` row per task-instance state change and per state-changing command."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from minisched.models import Log
+from minisched.models.types import utcnow
+from minisched.settings import mask_secrets
+
+_SECRET_KEY_PARTS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
+
+
+def current_owner() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def mask_extra(value: Any, key: str = "") -> Any:
+    """Mask secrets in a JSON-able value: values under secret-looking keys, and passwords inside URLs."""
+    if any(part in key.lower() for part in _SECRET_KEY_PARTS) and value not in (None, ""):
+        return "***"
+    if isinstance(value, Mapping):
+        return {str(k): mask_extra(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_extra(item) for item in value]
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def event_row(
+    event: str,
+    *,
+    dag_id: str | None = None,
+    task_id: str | None = None,
+    run_id: str | None = None,
+    try_number: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+    owner: str | None = None,
+    dttm: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "dttm": dttm or utcnow(),
+        "event": event,
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "run_id": run_id,
+        "try_number": try_number,
+        "owner": owner if owner is not None else current_owner(),
+        "extra": json.dumps(mask_extra(extra), sort_keys=True, default=str) if extra is not None else None,
+    }
+
+
+def record_events(rows: Iterable[Mapping[str, Any]], *, session: Session) -> None:
+    """Insert many prepared `event_row`s in one statement (the scheduler's hot path)."""
+    batch = list(rows)
+    if batch:
+        session.execute(insert(Log), batch)
+
+
+def record_event(event: str, *, session: Session, **fields: Any) -> None:
+    record_events([event_row(event, **fields)], session=session)

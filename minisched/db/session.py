@@ -1,0 +1,92 @@
+"""Session helpers in Airflow's shape: `create_session()` at the edges, `@provide_session` for helpers."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import ParamSpec, TypeVar, cast
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from minisched.db.engine import make_engine
+from minisched.settings import get_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Default for a `session` parameter that `@provide_session` fills in (typed as Session for callers).
+NEW_SESSION: Session = cast(Session, None)
+
+_engine: Engine | None = None
+_session_factory: sessionmaker[Session] | None = None
+
+
+def configure_orm(db_url: str | None = None) -> Engine:
+    """(Re)create the engine and session factory for `db_url` (default: the configured URL)."""
+    global _engine, _session_factory
+    dispose_orm()
+    _engine = make_engine(db_url or get_settings().db_url)
+    _session_factory = sessionmaker(bind=_engine, expire_on_commit=False, autoflush=False)
+    return _engine
+
+
+def dispose_orm() -> None:
+    global _engine, _session_factory
+    if _engine is not None:
+        _engine.dispose()
+    _engine = None
+    _session_factory = None
+
+
+def get_engine() -> Engine:
+    if _engine is None:
+        return configure_orm()
+    return _engine
+
+
+def new_session() -> Session:
+    if _session_factory is None:
+        configure_orm()
+    assert _session_factory is not None
+    return _session_factory()
+
+
+@contextmanager
+def create_session() -> Iterator[Session]:
+    """A session that commits when the block succeeds, rolls back when it raises, and always closes."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def provide_session(func: Callable[P, R]) -> Callable[P, R]:
+    """Pass a fresh session (committed on return) unless the caller gave one, by position or by name."""
+    signature = inspect.signature(func)
+    if "session" not in signature.parameters:
+        raise TypeError(f"{func.__qualname__} has no 'session' parameter for @provide_session")
+    position = list(signature.parameters).index("session")
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        given = kwargs.get("session") is not None or (len(args) > position and args[position] is not None)
+        if given:
+            return func(*args, **kwargs)
+        if len(args) > position:
+            # The caller passed None positionally: replace it rather than pass `session` twice.
+            with create_session() as session:
+                new_args = (*args[:position], session, *args[position + 1 :])
+                return func(*new_args, **kwargs)  # type: ignore[arg-type]
+        with create_session() as session:
+            kwargs["session"] = session
+            return func(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,31 @@
+"""Typed ORM models of the metadata database (CONTRACT §5)."""
+
+from minisched.models.base import Base
+from minisched.models.dag import DagModel, SerializedDagModel
+from minisched.models.dag_file import DagFile
+from minisched.models.dag_run import DagRun
+from minisched.models.import_error import ImportError_
+from minisched.models.job import Job
+from minisched.models.log import Log
+from minisched.models.pool import DEFAULT_POOL_NAME, DEFAULT_POOL_SLOTS, Pool
+from minisched.models.state import DagRunState, DagRunType, JobState, TaskInstanceState
+from minisched.models.task_instance import TaskInstance
+
+__all__ = [
+    "DEFAULT_POOL_NAME",
+    "DEFAULT_POOL_SLOTS",
+    "Base",
+    "DagFile",
+    "DagModel",
+    "DagRun",
+    "DagRunState",
+    "DagRunType",
+    "ImportError_",
+    "Job",
+    "JobState",
+    "Log",
+    "Pool",
+    "SerializedDagModel",
+    "TaskInstance",
+    "TaskInstanceState",
+]

@@ -1,0 +1,181 @@
+"""Configuration resolution: command-line flag > environment variable > minisched.toml > default.
+
+This module is the bottom layer: it imports nothing heavy, so `minisched --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MINISCHED_"
+CONFIG_FILE_NAME = "minisched.toml"
+
+
+class ConfigError(ValueError):
+    """A setting has a value minisched cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    dags_folder: Path
+    logs_folder: Path
+    executor: str
+    parallelism: int
+    zombie_threshold: float
+    dags_are_paused_at_creation: bool
+    scheduler_idle_sleep: float
+    scheduler_heartbeat: float
+
+    def masked(self) -> dict[str, str]:
+        """The effective settings as text, with any password hidden."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {key: mask_secrets(str(value)) for key, value in values.items()}
+
+
+# name -> (parser, description); defaults that depend on home are filled in `load_settings`.
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parse_positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _parse_executor(text: str) -> str:
+    value = text.strip().lower()
+    if value not in EXECUTORS:
+        raise ValueError(f"unknown executor {text!r}; choose one of {', '.join(EXECUTORS)}")
+    return value
+
+
+EXECUTORS = ("local", "sequential")
+
+_PARSERS: dict[str, Any] = {
+    "home": lambda text: Path(text).expanduser(),
+    "db_url": str,
+    "dags_folder": lambda text: Path(text).expanduser(),
+    "logs_folder": lambda text: Path(text).expanduser(),
+    "executor": _parse_executor,
+    "parallelism": _parse_positive_int,
+    "zombie_threshold": _parse_positive_float,
+    "dags_are_paused_at_creation": _parse_bool,
+    "scheduler_idle_sleep": _parse_positive_float,
+    "scheduler_heartbeat": _parse_positive_float,
+}
+
+
+def _defaults(home: Path) -> dict[str, str]:
+    return {
+        "db_url": f"sqlite:///{home / 'minisched.db'}",
+        "dags_folder": str(home / "dags"),
+        "logs_folder": str(home / "logs"),
+        "executor": "local",
+        "parallelism": str(os.cpu_count() or 2),
+        "zombie_threshold": "60",
+        "dags_are_paused_at_creation": "false",
+        "scheduler_idle_sleep": "0.05",
+        "scheduler_heartbeat": "2",
+    }
+
+
+def _read_file(home: Path) -> dict[str, str]:
+    path = home / CONFIG_FILE_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix the file or remove it") from exc
+    unknown = sorted(set(data) - set(_PARSERS) - {"home"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_PARSERS))}"
+        )
+    return {key: str(value) for key, value in data.items()}
+
+
+def load_settings(
+    overrides: Mapping[str, object | None] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve every setting once; `overrides` are command-line flags (None means "not given")."""
+    env = os.environ if environ is None else environ
+    flags = {key: str(value) for key, value in (overrides or {}).items() if value is not None}
+    home_text = flags.get("home") or env.get(ENV_PREFIX + "HOME") or "~/minisched"
+    home = Path(home_text).expanduser()
+    file_values = _read_file(home)
+    defaults = _defaults(home)
+    resolved: dict[str, Any] = {"home": home}
+    for key, parse in _PARSERS.items():
+        if key == "home":
+            continue
+        env_name = ENV_PREFIX + key.upper()
+        source, text = _first_given(
+            (f"--{key.replace('_', '-')}", flags.get(key)),
+            (env_name, env.get(env_name) or None),
+            (str(home / CONFIG_FILE_NAME), file_values.get(key)),
+            ("default", defaults[key]),
+        )
+        try:
+            resolved[key] = parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"setting {key} from {source}: {exc}") from exc
+    return Settings(**resolved)
+
+
+def _first_given(*candidates: tuple[str, str | None]) -> tuple[str, str]:
+    for source, value in candidates:
+        if value is not None:
+            return source, value
+    raise AssertionError("the default is always given")
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^@\s]+)(?P<tail>@)")
+_KEY_VALUE_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<password>[^\s'\"]+)", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide passwords in URLs (`scheme://user:***@host`) and `password=...` pairs."""
+    text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+    return _KEY_VALUE_PASSWORD.sub(r"\g<head>***", text)
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, resolved from env and file on first use."""
+    global _current
+    if _current is None:
+        _current = load_settings()
+    return _current
+
+
+def configure(overrides: Mapping[str, object | None] | None = None) -> Settings:
+    """Re-resolve the settings (with command-line flags) and make them the process-wide ones."""
+    global _current
+    _current = load_settings(overrides)
+    return _current
