@@ -9,7 +9,11 @@ from typing import Any
 import click
 
 from minisched.cli.commands_config import config_command, version_command
+from minisched.cli.commands_dags import dags_group
 from minisched.cli.commands_db import db_group, downgradedb, initdb, resetdb, upgradedb
+from minisched.cli.commands_runs import backfill, list_runs, test, trigger
+from minisched.cli.commands_scheduler import scheduler
+from minisched.cli.commands_tasks import tasks_group
 
 
 class MinischedGroup(click.Group):
@@ -47,8 +51,21 @@ def cli() -> None:
     """minisched: a small, fast workflow scheduler with an Airflow-style metadata database."""
 
 
-for command in (initdb, upgradedb, downgradedb, resetdb, db_group, config_command, version_command):
+for command in (
+    initdb,
+    upgradedb,
+    downgradedb,
+    resetdb,
+    db_group,
+    dags_group,
+    tasks_group,
+    scheduler,
+    config_command,
+    version_command,
+):
     cli.add_command(command)
+for command in (trigger, list_runs, test, backfill):
+    dags_group.add_command(command)
 
 
 def main() -> None:

@@ -1,5 +1,9 @@
 """Typed ORM models of the metadata database (CONTRACT §5)."""
 
+from typing import cast
+
+from sqlalchemy import Table
+
 from minisched.models.base import Base
 from minisched.models.dag import DagModel, SerializedDagModel
 from minisched.models.dag_file import DagFile
@@ -10,6 +14,12 @@ from minisched.models.log import Log
 from minisched.models.pool import DEFAULT_POOL_NAME, DEFAULT_POOL_SLOTS, Pool
 from minisched.models.state import DagRunState, DagRunType, JobState, TaskInstanceState
 from minisched.models.task_instance import TaskInstance
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for executemany statements with custom WHERE clauses (hot paths)."""
+    return cast(Table, model.__table__)
+
 
 __all__ = [
     "DEFAULT_POOL_NAME",
@@ -28,4 +38,5 @@ __all__ = [
     "SerializedDagModel",
     "TaskInstance",
     "TaskInstanceState",
+    "table_of",
 ]

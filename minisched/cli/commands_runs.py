@@ -1,0 +1,139 @@
+"""`dags trigger`, `dags list-runs`, `dags test`, `dags backfill`: making and watching dag runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from minisched.cli.audit import audit_cli
+from minisched.cli.output import output_option
+
+RUN_COLUMNS = ["dag_id", "run_id", "run_type", "state", "logical_date", "start_date", "end_date"]
+TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
+dags_folder_option = click.option(
+    "--dags-folder", type=click.Path(file_okay=False, path_type=Path), help="Folder of DAG files."
+)
+
+
+@click.command("trigger")
+@click.argument("dag_id")
+@click.option("--logical-date", "-e", help="ISO-8601 logical date (default: now; no offset means UTC).")
+@click.option("--conf", "-c", help="JSON object passed to the run's tasks as `conf`.")
+@click.option("--run-id", "-r", hidden=True)
+def trigger(dag_id: str, logical_date: str | None, conf: str | None, run_id: str | None) -> None:
+    """Create a manual run of DAG_ID; prints its run_id."""
+    from minisched.db.session import create_session
+    from minisched.scheduler.manual_runs import parse_conf, parse_datetime, trigger_dag
+
+    when = parse_datetime(logical_date, "--logical-date") if logical_date else None
+    parsed_conf = parse_conf(conf)
+    with create_session() as session:
+        new_run_id = trigger_dag(dag_id, session=session, logical_date=when, conf=parsed_conf)
+    audit_cli(
+        "dags_trigger", {"logical_date": logical_date, "conf": parsed_conf}, dag_id=dag_id, run_id=new_run_id
+    )
+    click.echo(new_run_id)
+
+
+@click.command("list-runs")
+@click.argument("dag_id")
+@click.option("--state", help="Only runs in this state (queued, running, success, failed).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@output_option
+def list_runs(dag_id: str, state: str | None, limit: int, output: str) -> None:
+    """List DAG_ID's runs, newest first."""
+    from sqlalchemy import select
+
+    from minisched.cli.output import print_rows
+    from minisched.db.session import create_session
+    from minisched.errors import MinischedError
+    from minisched.models import DagModel, DagRun
+
+    with create_session() as session:
+        if session.get(DagModel, dag_id) is None:
+            raise MinischedError(f"DAG {dag_id!r} not found; run `minisched dags list` to see the DAGs")
+        query = select(*(getattr(DagRun, c) for c in RUN_COLUMNS)).where(DagRun.dag_id == dag_id)
+        if state:
+            query = query.where(DagRun.state == state)
+        rows = [r._asdict() for r in session.execute(query.order_by(DagRun.logical_date.desc()).limit(limit))]
+    print_rows(rows, RUN_COLUMNS, output)
+
+
+@click.command("test")
+@click.argument("dag_id")
+@click.argument("logical_date", required=False)
+@dags_folder_option
+@output_option
+def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output: str) -> None:
+    """Run one run of DAG_ID in this process to the end and record it; exit 0 only if it succeeded."""
+    import sys
+
+    from minisched.cli.output import print_rows
+    from minisched.scheduler.manual_runs import parse_datetime, run_dag_test
+    from minisched.settings import configure
+
+    settings = configure({"dags_folder": dags_folder})
+    when = parse_datetime(logical_date, "LOGICAL_DATE") if logical_date else None
+    outcome = run_dag_test(dag_id, when, dags_folder=settings.dags_folder, logs_folder=settings.logs_folder)
+    print_rows(outcome.tasks, TASK_COLUMNS, output)
+    click.echo(f"Dag run {outcome.run_id} of {dag_id}: {outcome.state}", err=True)
+    if outcome.state != "success":
+        sys.exit(1)
+
+
+@click.command("backfill")
+@click.argument("dag_id")
+@click.option("--start-date", "-s", required=True, help="First logical date (inclusive, ISO-8601).")
+@click.option("--end-date", "-e", required=True, help="Last logical date (inclusive, ISO-8601).")
+@click.option("--dry-run", is_flag=True, help="Print the runs that would be created, run nothing.")
+@dags_folder_option
+def backfill(dag_id: str, start_date: str, end_date: str, dry_run: bool, dags_folder: Path | None) -> None:
+    """Create and run DAG_ID's scheduled intervals whose logical date lies in [START, END]."""
+    import sys
+    import time
+
+    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.db.session import create_session
+    from minisched.scheduler.executors import executor_for
+    from minisched.scheduler.manual_runs import parse_datetime, plan_backfill, run_states, run_to_completion
+    from minisched.settings import configure
+
+    settings = configure({"dags_folder": dags_folder})
+    start, end = parse_datetime(start_date, "--start-date"), parse_datetime(end_date, "--end-date")
+    with create_session() as session:
+        refresh_dag_folder(settings.dags_folder, session=session)
+    with create_session() as session:
+        plan = plan_backfill(dag_id, start, end, session=session, dry_run=dry_run)
+    for run_id in plan.skipped_existing:
+        click.echo(f"already finished, not run again: {run_id}", err=True)
+    if dry_run:
+        for _, run_id in plan.to_run:
+            click.echo(run_id)
+        return
+    audit_cli("dags_backfill", {"start_date": start_date, "end_date": end_date}, dag_id=dag_id)
+    total = len(plan.to_run)
+    last_print = [0.0]
+
+    def progress(final: bool = False) -> None:
+        if not final and time.monotonic() - last_print[0] < 1.0:
+            return
+        last_print[0] = time.monotonic()
+        with create_session() as session:
+            states = run_states(plan.to_run, session=session)
+        done = sum(state in ("success", "failed") for state in states.values())
+        failed = sum(state == "failed" for state in states.values())
+        click.echo(f"backfill {dag_id}: {done}/{total} runs done, {failed} failed", err=True)
+
+    if total:
+        executor = executor_for(settings.executor, settings.parallelism)
+        run_to_completion(
+            plan.to_run, executor, logs_folder=settings.logs_folder, job_type="backfill", on_loop=progress
+        )
+    progress(final=True)
+    with create_session() as session:
+        states = run_states(plan.to_run, session=session)
+    for (_, run_id), state in sorted(states.items()):
+        click.echo(f"{run_id}\t{state}")
+    if any(state != "success" for state in states.values()):
+        sys.exit(1)

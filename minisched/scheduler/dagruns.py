@@ -1,0 +1,236 @@
+"""Creating dag runs (scheduled, manual, backfill) with their task instances, and starting queued runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from minisched.authoring.schedules import DataInterval
+from minisched.authoring.serialize import SerializedDag
+from minisched.models import DagModel, DagRun, DagRunState, DagRunType, TaskInstance, table_of
+from minisched.scheduler.dag_cache import DagStructureCache
+
+#: How many due DAGs one scheduler iteration creates runs for (others wait for the next iteration).
+MAX_DAGS_PER_LOOP = 64
+
+
+@dataclass(frozen=True)
+class NewRun:
+    dag_id: str
+    run_type: DagRunType
+    logical_date: datetime
+    data_interval: DataInterval | None
+    conf: dict[str, Any] | None = None
+    state: DagRunState = DagRunState.QUEUED
+    run_id: str | None = None
+
+    @property
+    def effective_run_id(self) -> str:
+        return self.run_id or run_id_for(self.run_type, self.logical_date)
+
+
+def run_id_for(run_type: DagRunType, logical_date: datetime) -> str:
+    return f"{run_type.value}__{logical_date.isoformat()}"
+
+
+def existing_runs(runs: Sequence[NewRun], *, session: Session) -> set[tuple[str, object]]:
+    """Which of `runs` clash with stored runs: keys (dag_id, run_id) and (dag_id, logical_date)."""
+    if not runs:
+        return set()
+    rows = session.execute(
+        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date).where(
+            or_(
+                tuple_(DagRun.dag_id, DagRun.run_id).in_([(r.dag_id, r.effective_run_id) for r in runs]),
+                tuple_(DagRun.dag_id, DagRun.logical_date).in_([(r.dag_id, r.logical_date) for r in runs]),
+            )
+        )
+    ).tuples()
+    taken: set[tuple[str, object]] = set()
+    for dag_id, run_id, logical_date in rows:
+        taken.add((dag_id, run_id))
+        taken.add((dag_id, logical_date))
+    return taken
+
+
+def create_dag_runs(
+    runs: Sequence[NewRun],
+    dags: Mapping[str, SerializedDag],
+    *,
+    session: Session,
+    now: datetime,
+    job_id: int | None = None,
+) -> list[NewRun]:
+    """Insert the runs that do not exist yet, and all their task instances, in two bulk statements."""
+    taken = existing_runs(runs, session=session)
+    fresh: list[NewRun] = []
+    for run in runs:
+        if (run.dag_id, run.effective_run_id) in taken or (run.dag_id, run.logical_date) in taken:
+            continue
+        taken.update({(run.dag_id, run.effective_run_id), (run.dag_id, run.logical_date)})
+        fresh.append(run)
+    if not fresh:
+        return []
+    session.execute(insert(DagRun), [_run_values(run, now, job_id) for run in fresh])
+    ti_rows = [
+        _ti_values(run, dags[run.dag_id], task_id) for run in fresh for task_id in dags[run.dag_id].tasks
+    ]
+    if ti_rows:
+        session.execute(insert(TaskInstance), ti_rows)
+    return fresh
+
+
+def _run_values(run: NewRun, now: datetime, job_id: int | None) -> dict[str, Any]:
+    interval = run.data_interval
+    return {
+        "dag_id": run.dag_id,
+        "run_id": run.effective_run_id,
+        "run_type": run.run_type.value,
+        "state": run.state.value,
+        "logical_date": run.logical_date,
+        "data_interval_start": interval.start if interval else None,
+        "data_interval_end": interval.end if interval else None,
+        "queued_at": now,
+        "start_date": now if run.state == DagRunState.RUNNING else None,
+        "conf": run.conf,
+        "creating_job_id": job_id,
+    }
+
+
+def _ti_values(run: NewRun, dag: SerializedDag, task_id: str) -> dict[str, Any]:
+    return ti_values(run.dag_id, run.effective_run_id, dag, task_id)
+
+
+def ti_values(dag_id: str, run_id: str, dag: SerializedDag, task_id: str) -> dict[str, Any]:
+    """The row of a brand-new task instance of `task_id` in run `run_id`."""
+    task = dag.tasks[task_id]
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "state": None,
+        "try_number": 0,
+        "max_tries": task.retries,
+        "pool": task.pool,
+        "pool_slots": task.pool_slots,
+        "priority_weight": task.priority_weight,
+        "operator": task.operator,
+        "hostname": "",
+    }
+
+
+def next_dagrun_fields(info: DataInterval | None) -> dict[str, datetime | None]:
+    """The dag row's next_dagrun* columns for the next interval to create (all None: nothing planned)."""
+    return {
+        "next_dagrun": info.start if info else None,
+        "next_dagrun_data_interval_start": info.start if info else None,
+        "next_dagrun_data_interval_end": info.end if info else None,
+        "next_dagrun_create_after": info.end if info else None,
+    }
+
+
+def create_scheduled_runs(
+    *, session: Session, cache: DagStructureCache, now: datetime, job_id: int | None, lock_rows: bool
+) -> list[NewRun]:
+    """Create the due scheduled run of every active, unpaused DAG below its max_active_runs."""
+    query = (
+        select(
+            DagModel.dag_id,
+            DagModel.max_active_runs,
+            DagModel.next_dagrun_data_interval_start,
+            DagModel.next_dagrun_data_interval_end,
+        )
+        .where(
+            DagModel.is_active.is_(True),
+            DagModel.is_paused.is_(False),
+            DagModel.next_dagrun_create_after <= now,
+        )
+        .order_by(DagModel.next_dagrun_create_after)
+        .limit(MAX_DAGS_PER_LOOP)
+    )
+    if lock_rows:
+        query = query.with_for_update(skip_locked=True)
+    due = session.execute(query).tuples().all()
+    if not due:
+        return []
+    dags = cache.get_many([row[0] for row in due], session=session)
+    active = _active_run_counts([row[0] for row in due], session=session)
+    wanted: list[NewRun] = []
+    advances: list[dict[str, Any]] = []
+    for dag_id, max_active_runs, start, end in due:
+        dag = dags.get(dag_id)
+        if dag is None or start is None or end is None:
+            continue
+        if active[dag_id] >= max_active_runs:
+            continue
+        interval = DataInterval(start, end)
+        wanted.append(NewRun(dag_id, DagRunType.SCHEDULED, start, interval))
+        advance = {"b_dag_id": dag_id, **next_dagrun_fields(dag.next_dagrun_info(interval, now=now))}
+        advances.append(advance)
+    created = create_dag_runs(wanted, dags, session=session, now=now, job_id=job_id)
+    if advances:
+        dag_table = table_of(DagModel)
+        session.execute(update(dag_table).where(dag_table.c.dag_id == bindparam("b_dag_id")), advances)
+    return created
+
+
+def _active_run_counts(dag_ids: Sequence[str], *, session: Session) -> Counter[str]:
+    rows = session.execute(
+        select(DagRun.dag_id, func.count())
+        .where(DagRun.dag_id.in_(dag_ids), DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
+        .group_by(DagRun.dag_id)
+    ).tuples()
+    return Counter(dict(rows.all()))
+
+
+def start_queued_runs(
+    *, session: Session, now: datetime, only_runs: Iterable[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
+    """Move queued runs to running, oldest first, while below max_active_runs.
+
+    The scheduler leaves runs of paused DAGs queued; a backfill (`only_runs`) runs them anyway, as Airflow's.
+    """
+    query = (
+        select(DagRun.id, DagRun.dag_id, DagRun.run_id, DagModel.max_active_runs)
+        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
+        .where(DagRun.state == DagRunState.QUEUED)
+        .order_by(DagRun.logical_date, DagRun.id)
+    )
+    if only_runs is None:
+        query = query.where(DagModel.is_paused.is_(False))
+    else:
+        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
+    queued = session.execute(query).tuples().all()
+    if not queued:
+        return []
+    running = Counter(
+        dict(
+            session.execute(
+                select(DagRun.dag_id, func.count())
+                .where(DagRun.state == DagRunState.RUNNING, DagRun.dag_id.in_({row[1] for row in queued}))
+                .group_by(DagRun.dag_id)
+            )
+            .tuples()
+            .all()
+        )
+    )
+    chosen: list[int] = []
+    started: list[tuple[str, str]] = []
+    for run_pk, dag_id, run_id, max_active_runs in queued:
+        if running[dag_id] < max_active_runs:
+            running[dag_id] += 1
+            chosen.append(run_pk)
+            started.append((dag_id, run_id))
+    if chosen:
+        session.execute(
+            update(DagRun)
+            .where(DagRun.id.in_(chosen), DagRun.state == DagRunState.QUEUED)
+            .values(state=DagRunState.RUNNING, start_date=now)
+            .execution_options(synchronize_session=False)
+        )
+    return started

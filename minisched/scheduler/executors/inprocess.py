@@ -1,0 +1,42 @@
+"""Runs each try inside the calling process, at submit time: what `dags test` uses.
+
+No isolation (a task that crashes its process ends the command, as `airflow dags test` does), but no
+process hand-over either, so the recording code is measured on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
+
+
+class InProcessExecutor(BaseExecutor):
+    name = "inprocess"
+
+    def __init__(self, parallelism: int = 1_000_000) -> None:
+        super().__init__(parallelism)
+        self._finished: list[TryResult] = []
+        self._dag_cache: object | None = None
+
+    def start(self) -> None:
+        from minisched.scheduler.task_runner import DagFileCache
+
+        self._dag_cache = DagFileCache()
+
+    def submit(self, tries: Sequence[TryRequest]) -> None:
+        from minisched.scheduler.task_runner import DagFileCache, run_try
+
+        cache = self._dag_cache if isinstance(self._dag_cache, DagFileCache) else None
+        self._finished.extend(run_try(request, dag_cache=cache) for request in tries)
+
+    def poll(self, timeout: float = 0.0) -> list[TryResult]:
+        finished, self._finished = self._finished, []
+        return finished
+
+    @property
+    def running(self) -> int:
+        return 0
+
+    def stop(self, grace: float) -> list[TryResult]:
+        return self.poll()

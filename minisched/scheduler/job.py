@@ -1,0 +1,44 @@
+"""The scheduler's `job` row: registration, heartbeat, and the end of its life."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from minisched.models import Job, JobState
+
+SCHEDULER_JOB_TYPE = "scheduler"
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def register_job(*, session: Session, now: datetime, job_type: str = SCHEDULER_JOB_TYPE) -> int:
+    result = session.execute(
+        insert(Job)
+        .values(
+            job_type=job_type,
+            state=JobState.RUNNING,
+            hostname=hostname(),
+            pid=os.getpid(),
+            start_date=now,
+            latest_heartbeat=now,
+        )
+        .returning(Job.id)
+    )
+    return int(result.scalar_one())
+
+
+def heartbeat(job_id: int, *, session: Session, now: datetime) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(latest_heartbeat=now))
+
+
+def end_job(job_id: int, state: JobState, *, session: Session, now: datetime) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id).values(state=state, end_date=now, latest_heartbeat=now)
+    )

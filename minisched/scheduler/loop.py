@@ -1,0 +1,281 @@
+"""The scheduler loop: each iteration is a fixed sequence of set-based steps in one transaction.
+
+Everything it decides is read from and written to the database, so a restarted (or a second)
+scheduler carries on where this one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy.orm import Session
+
+from minisched.db.retry import run_with_retries
+from minisched.db.session import create_session, get_engine
+from minisched.models import JobState
+from minisched.models.types import utcnow
+from minisched.scheduler import job as jobs
+from minisched.scheduler.critical_section import QueuedTi, queue_scheduled
+from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
+from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
+from minisched.scheduler.recovery import recover_orphans
+from minisched.scheduler.results import StartedTry, mark_running, record_results
+from minisched.scheduler.run_state import finish_runs
+from minisched.scheduler.scheduling import running_runs, schedule_pass
+from minisched.scheduler.task_runner import log_path_for
+
+log = logging.getLogger(__name__)
+RunKey = tuple[str, str]
+
+
+@dataclass
+class SchedulerOptions:
+    logs_folder: Path
+    dags_folder: Path | None = None  # None: do not read DAG files (dags test refreshes once itself)
+    num_runs: int | None = None
+    idle_sleep: float = 0.05
+    heartbeat_interval: float = 2.0
+    zombie_threshold: float = 60.0
+    refresh_interval: float = 2.0
+    full_sweep_interval: float = 2.0
+    recovery_interval: float = 1.0
+    stop_grace: float = 30.0
+    only_runs: frozenset[RunKey] | None = None  # dags test / backfill: these runs only, create none
+    handle_signals: bool = True
+    job_type: str = jobs.SCHEDULER_JOB_TYPE
+
+
+@dataclass
+class _StepOutcome:
+    queued: list[QueuedTi] = field(default_factory=list)
+    carry: dict[RunKey, set[str]] = field(default_factory=dict)
+    ended: dict[RunKey, str] = field(default_factory=dict)
+    created: list[RunKey] = field(default_factory=list)
+    busy: bool = False
+
+
+class _Every:
+    """True once every `interval` seconds (and on the first call)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self._last is None or now - self._last >= self.interval
+
+    def mark(self, now: float) -> None:
+        self._last = now
+
+
+class SchedulerLoop:
+    def __init__(
+        self, executor: BaseExecutor, options: SchedulerOptions, on_loop: Callable[[], None] | None = None
+    ) -> None:
+        self.executor = executor
+        self.on_loop = on_loop
+        self.options = options
+        self.cache = DagStructureCache()
+        self.job_id: int | None = None
+        self.loops = 0
+        self.ended_runs: dict[RunKey, str] = {}
+        self._stop_requested = False
+        self._started: list[StartedTry] = []
+        self._carry: dict[RunKey, set[str]] = {}
+        self._busy = True
+        self._refresh = _Every(options.refresh_interval)
+        self._sweep = _Every(options.full_sweep_interval)
+        self._recovery = _Every(options.recovery_interval)
+        self._heartbeat = _Every(options.heartbeat_interval)
+        self._lock_rows = get_engine().dialect.name == "postgresql"
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        self._stop_requested = True
+
+    def run(self) -> int:
+        """Loop until --num-runs, a stop signal, or (dags test) the one run ends; returns loops made."""
+        restore = self._install_signal_handlers()
+        self.executor.start()
+        self.job_id = run_with_retries(self._register)
+        state = JobState.FAILED
+        try:
+            while not self._should_stop():
+                self._iteration()
+            state = JobState.SUCCESS
+        finally:
+            self._shutdown(state)
+            restore()
+        return self.loops
+
+    def _register(self) -> int:
+        with create_session() as session:
+            return jobs.register_job(session=session, now=utcnow(), job_type=self.options.job_type)
+
+    def _should_stop(self) -> bool:
+        if self._stop_requested:
+            return True
+        if self.options.num_runs is not None and self.loops >= self.options.num_runs:
+            return True
+        only = self.options.only_runs
+        return only is not None and only <= self.ended_runs.keys()
+
+    def _shutdown(self, state: JobState) -> None:
+        results = self.executor.stop(self.options.stop_grace)
+
+        def final() -> None:
+            with create_session() as session:
+                now = utcnow()
+                mark_running(self._started, session=session)
+                finished = record_results(results, session=session, cache=self.cache, now=now)
+                finish_runs(finished, session=session, cache=self.cache, now=now)
+                assert self.job_id is not None
+                jobs.end_job(self.job_id, state, session=session, now=now)
+
+        run_with_retries(final)
+        self._started = []
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(_signum: int, _frame: FrameType | None) -> None:
+            self.request_stop()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    # -- one iteration -----------------------------------------------------------------------------
+    def _iteration(self) -> None:
+        busy = self._busy or bool(self._carry or self._started)
+        results = self.executor.poll(0.0 if busy else self.options.idle_sleep)
+        outcome = run_with_retries(lambda: self._transaction(results))
+        self._started = []
+        self._carry = outcome.carry
+        self._busy = outcome.busy
+        self.ended_runs.update(outcome.ended)
+        for dag_id, run_id in outcome.created:
+            log.info("created dag run %s of %s", run_id, dag_id)
+        for (dag_id, run_id), state in outcome.ended.items():
+            log.info("dag run %s of %s finished: %s", run_id, dag_id, state)
+        if outcome.queued:
+            self._submit(outcome.queued)
+        self.loops += 1
+        if self.on_loop is not None:
+            self.on_loop()
+
+    def _transaction(self, results: list[TryResult]) -> _StepOutcome:
+        with create_session() as session:
+            return self._step(session, results, utcnow(), time.monotonic())
+
+    def _step(self, session: Session, results: list[TryResult], now: datetime, tick: float) -> _StepOutcome:
+        assert self.job_id is not None
+        options = self.options
+        if options.dags_folder is not None and self._refresh.due(tick):
+            from minisched.dagfiles.loader import refresh_dag_folder
+
+            refresh_dag_folder(options.dags_folder, session=session, now=now)
+            self._refresh.mark(tick)
+        mark_running(self._started, session=session)
+        changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
+        only = options.only_runs
+        if only is None and self._recovery.due(tick):
+            changed = _merge(changed, self._recover(session, now))
+            self._recovery.mark(tick)
+        created: list[RunKey] = []
+        if only is None:
+            new_runs = create_scheduled_runs(
+                session=session, cache=self.cache, now=now, job_id=self.job_id, lock_rows=self._lock_rows
+            )
+            created = [(run.dag_id, run.effective_run_id) for run in new_runs]
+        full = set(start_queued_runs(session=session, now=now, only_runs=only))
+        if self._sweep.due(tick):
+            full.update(running_runs(session=session, only_runs=only))
+            self._sweep.mark(tick)
+        decided = schedule_pass(session=session, cache=self.cache, now=now, full_runs=full, changed=changed)
+        to_check = set(changed) | decided.touched_runs | full
+        ended = finish_runs(
+            to_check, session=session, cache=self.cache, now=now, deadlocked=decided.deadlocked_runs
+        )
+        queued = queue_scheduled(
+            session=session,
+            job_id=self.job_id,
+            capacity=self.executor.free_slots,
+            now=now,
+            lock_rows=self._lock_rows,
+            only_runs=only,
+        )
+        self.cache.get_many({q.dag_id for q in queued}, session=session)
+        if self._heartbeat.due(tick):
+            jobs.heartbeat(self.job_id, session=session, now=now)
+            self._heartbeat.mark(tick)
+        busy = bool(results or queued or ended or created or decided.touched_runs)
+        carry = dict(decided.changed_tasks)
+        return _StepOutcome(queued=queued, carry=carry, ended=ended, created=created, busy=busy)
+
+    def _recover(self, session: Session, now: datetime) -> dict[RunKey, set[str]]:
+        assert self.job_id is not None
+        logs = self.options.logs_folder
+        return recover_orphans(
+            session=session,
+            my_job_id=self.job_id,
+            threshold=self.options.zombie_threshold,
+            now=now,
+            cache=self.cache,
+            log_path_for=lambda d, r, t, n: log_path_for(logs, d, r, t, n),
+        )
+
+    def _submit(self, queued: list[QueuedTi]) -> None:
+        requests = [self._request(q) for q in queued]
+        now = utcnow()
+        self.executor.submit(requests)
+        host = jobs.hostname()
+        self._started = [
+            StartedTry(q.id, q.try_number, q.dag_id, q.run_id, q.task_id, now, host) for q in queued
+        ]
+
+    def _request(self, queued: QueuedTi) -> TryRequest:
+        dag = self.cache.cached(queued.dag_id)
+        task = dag.tasks.get(queued.task_id) if dag is not None else None
+        timeout = task.execution_timeout.total_seconds() if task and task.execution_timeout else None
+        return TryRequest(
+            ti_id=queued.id,
+            dag_id=queued.dag_id,
+            run_id=queued.run_id,
+            task_id=queued.task_id,
+            try_number=queued.try_number,
+            fileloc=queued.fileloc,
+            log_path=str(
+                log_path_for(
+                    self.options.logs_folder, queued.dag_id, queued.run_id, queued.task_id, queued.try_number
+                )
+            ),
+            logical_date=queued.logical_date,
+            data_interval_start=queued.data_interval_start,
+            data_interval_end=queued.data_interval_end,
+            conf=queued.conf,
+            timeout=timeout,
+        )
+
+
+def _merge(*parts: Mapping[RunKey, Iterable[str]]) -> dict[RunKey, set[str]]:
+    merged: dict[RunKey, set[str]] = defaultdict(set)
+    for part in parts:
+        for key, tasks in part.items():
+            merged[key].update(tasks)
+    return dict(merged)

@@ -1,0 +1,220 @@
+"""Runs made on request: `dags trigger`, `dags test` and `dags backfill`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from minisched.authoring.serialize import SerializedDag
+from minisched.db.retry import run_with_retries
+from minisched.db.session import create_session
+from minisched.errors import MinischedError
+from minisched.models import DagModel, DagRun, DagRunState, DagRunType, ImportError_, TaskInstance
+from minisched.models.types import utcnow
+from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.dagruns import NewRun, create_dag_runs, run_id_for
+from minisched.scheduler.executors.base import BaseExecutor
+
+RunKey = tuple[str, str]
+
+
+def parse_datetime(text: str, what: str = "date") -> datetime:
+    """An ISO-8601 date or datetime; without an offset it is read as UTC (as Airflow does)."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MinischedError(
+            f"invalid {what} {text!r}: use ISO-8601, e.g. 2024-01-31 or 2024-01-31T06:00:00+00:00"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_conf(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        conf = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MinischedError(
+            f"--conf is not valid JSON ({exc.msg} at position {exc.pos}): {text!r}"
+        ) from None
+    if not isinstance(conf, dict):
+        raise MinischedError(f"--conf must be a JSON object like '{{\"key\": 1}}', got {text!r}")
+    return conf
+
+
+def load_dag(dag_id: str, *, session: Session, cache: DagStructureCache | None = None) -> SerializedDag:
+    """The stored structure of an active DAG, or an error that says how to find the right id."""
+    dag = (cache or DagStructureCache()).get(dag_id, session=session)
+    active = session.scalar(select(DagModel.is_active).where(DagModel.dag_id == dag_id))
+    if dag is None or not active:
+        hint = _import_error_hint(dag_id, session=session)
+        raise MinischedError(f"DAG {dag_id!r} not found{hint}; run `minisched dags list` to see the DAGs")
+    return dag
+
+
+def _import_error_hint(dag_id: str, *, session: Session) -> str:
+    count = session.scalar(select(func.count()).select_from(ImportError_)) or 0
+    return f" (there are {count} import errors: `minisched dags list-import-errors`)" if count else ""
+
+
+def trigger_dag(
+    dag_id: str, *, session: Session, logical_date: datetime | None = None, conf: dict[str, Any] | None = None
+) -> str:
+    """Create a queued manual run (with its task instances); returns its run_id."""
+    dag = load_dag(dag_id, session=session)
+    when = logical_date or utcnow()
+    run = NewRun(
+        dag_id,
+        DagRunType.MANUAL,
+        when,
+        dag.schedule.infer_manual_data_interval(when),
+        conf=conf,
+    )
+    if not create_dag_runs([run], {dag_id: dag}, session=session, now=utcnow()):
+        raise MinischedError(
+            f"DAG {dag_id!r} already has a run at logical date {when.isoformat()} "
+            f"(or with run_id {run.effective_run_id}); pick another --logical-date"
+        )
+    return run.effective_run_id
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: list[dict[str, Any]]
+
+
+def task_states(dag_id: str, run_id: str, *, session: Session) -> list[dict[str, Any]]:
+    """The task instances of one run, in the column order of `tasks states-for-dag-run`."""
+    rows = session.execute(
+        select(
+            TaskInstance.task_id,
+            TaskInstance.state,
+            TaskInstance.try_number,
+            TaskInstance.start_date,
+            TaskInstance.end_date,
+            TaskInstance.duration,
+        )
+        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        .order_by(TaskInstance.start_date.is_(None), TaskInstance.start_date, TaskInstance.task_id)
+    ).all()
+    return [row._asdict() for row in rows]
+
+
+def run_state(key: RunKey, *, session: Session) -> str | None:
+    return session.scalar(select(DagRun.state).where(DagRun.dag_id == key[0], DagRun.run_id == key[1]))
+
+
+def run_to_completion(
+    keys: Sequence[RunKey],
+    executor: BaseExecutor,
+    *,
+    logs_folder: Path,
+    job_type: str,
+    on_loop: Callable[[], None] | None = None,
+) -> int:
+    """Drive only these runs with the scheduler's own loop (same decisions, same recording)."""
+    from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
+
+    options = SchedulerOptions(logs_folder=logs_folder, only_runs=frozenset(keys), job_type=job_type)
+    loop = SchedulerLoop(executor, options, on_loop=on_loop)
+    return loop.run()
+
+
+def run_dag_test(
+    dag_id: str,
+    logical_date: datetime | None,
+    *,
+    dags_folder: Path,
+    logs_folder: Path,
+) -> RunOutcome:
+    """`dags test`: one run, executed in this process to the end, recorded like any other."""
+    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.scheduler.executors.inprocess import InProcessExecutor
+
+    when = logical_date or utcnow()
+    run_id = run_id_for(DagRunType.MANUAL, when)
+
+    def prepare() -> None:
+        with create_session() as session:
+            refresh_dag_folder(dags_folder, session=session)
+        with create_session() as session:
+            dag = load_dag(dag_id, session=session)
+            # As `airflow dags test`: a run already at that date is replaced.
+            session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == when))
+            session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+            interval = dag.schedule.infer_manual_data_interval(when)
+            new = NewRun(dag_id, DagRunType.MANUAL, when, interval, state=DagRunState.RUNNING, run_id=run_id)
+            create_dag_runs([new], {dag_id: dag}, session=session, now=utcnow())
+
+    run_with_retries(prepare)
+    run_to_completion([(dag_id, run_id)], InProcessExecutor(), logs_folder=logs_folder, job_type="dag_test")
+    with create_session() as session:
+        state = run_state((dag_id, run_id), session=session) or "unknown"
+        return RunOutcome(dag_id, run_id, state, task_states(dag_id, run_id, session=session))
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    dag_id: str
+    to_run: list[RunKey]
+    skipped_existing: list[str]
+
+
+def plan_backfill(
+    dag_id: str, start: datetime, end: datetime, *, session: Session, dry_run: bool = False
+) -> BackfillPlan:
+    """Create (unless dry_run) the queued backfill runs whose logical_date lies in [start, end].
+
+    Runs that already exist at those dates are kept as they are; their unfinished ones are driven too.
+    """
+    if end < start:
+        raise MinischedError(f"--end-date {end.isoformat()} is before --start-date {start.isoformat()}")
+    dag = load_dag(dag_id, session=session)
+    intervals = dag.schedule.intervals_between(start, end)
+    if not intervals:
+        raise MinischedError(
+            f"DAG {dag_id!r} (schedule {dag.schedule_text!r}) has no scheduled run with a logical date "
+            f"between {start.isoformat()} and {end.isoformat()}"
+        )
+    wanted = [NewRun(dag_id, DagRunType.BACKFILL, i.start, i) for i in intervals]
+    existing = {
+        row.logical_date: row
+        for row in session.execute(
+            select(DagRun.run_id, DagRun.logical_date, DagRun.state).where(
+                DagRun.dag_id == dag_id, DagRun.logical_date.in_([run.logical_date for run in wanted])
+            )
+        ).all()
+    }
+    fresh = [run for run in wanted if run.logical_date not in existing]
+    if not dry_run:
+        create_dag_runs(fresh, {dag_id: dag}, session=session, now=utcnow())
+    unfinished = [(dag_id, r.run_id) for r in existing.values() if r.state not in ("success", "failed")]
+    return BackfillPlan(
+        dag_id=dag_id,
+        to_run=[(dag_id, run.effective_run_id) for run in fresh] + unfinished,
+        skipped_existing=[r.run_id for r in existing.values() if r.state in ("success", "failed")],
+    )
+
+
+def run_states(keys: Sequence[RunKey], *, session: Session) -> dict[RunKey, str]:
+    if not keys:
+        return {}
+    from sqlalchemy import tuple_
+
+    rows = session.execute(
+        select(DagRun.dag_id, DagRun.run_id, DagRun.state).where(
+            tuple_(DagRun.dag_id, DagRun.run_id).in_(list(keys))
+        )
+    ).tuples()
+    return {(dag_id, run_id): state for dag_id, run_id, state in rows}

@@ -1,0 +1,178 @@
+"""Recording what executors report: a try started (queued -> running) and a try ended (final state).
+
+Both are compare-and-set bulk updates keyed by (id, try_number), so a stale report (the task instance
+was cleared, or another scheduler already failed it as a zombie) changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from minisched.authoring.serialize import SerializedDag
+from minisched.db.audit import event_row, record_events
+from minisched.models import TaskInstance, TaskInstanceState, table_of
+from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.executors.base import TryResult
+
+S = TaskInstanceState
+RunKey = tuple[str, str]
+_IN_FLIGHT = [S.QUEUED, S.RUNNING]
+
+
+@dataclass(frozen=True)
+class StartedTry:
+    ti_id: int
+    try_number: int
+    dag_id: str
+    run_id: str
+    task_id: str
+    start_date: datetime
+    hostname: str
+    pid: int | None = None
+
+
+def mark_running(started: Sequence[StartedTry], *, session: Session) -> None:
+    """queued -> running for tries an executor has taken, in one statement."""
+    if not started:
+        return
+    ti = table_of(TaskInstance)
+    session.execute(
+        update(ti)
+        .where(ti.c.id == bindparam("b_id"), ti.c.try_number == bindparam("b_try"), ti.c.state == S.QUEUED)
+        .values(
+            state=S.RUNNING,
+            start_date=bindparam("b_start"),
+            hostname=bindparam("b_host"),
+            pid=bindparam("b_pid"),
+        ),
+        [
+            {
+                "b_id": s.ti_id,
+                "b_try": s.try_number,
+                "b_start": s.start_date,
+                "b_host": s.hostname,
+                "b_pid": s.pid,
+            }
+            for s in started
+        ],
+    )
+    record_events(
+        (
+            event_row(
+                S.RUNNING,
+                dag_id=s.dag_id,
+                task_id=s.task_id,
+                run_id=s.run_id,
+                try_number=s.try_number,
+                owner="scheduler",
+                dttm=s.start_date,
+            )
+            for s in started
+        ),
+        session=session,
+    )
+
+
+def final_state(outcome: str, try_number: int, max_tries: int) -> str:
+    """A failed try is retried while tries remain (max_tries = retries; try_number counts from 1)."""
+    if outcome == "success":
+        return S.SUCCESS
+    if outcome == "skipped":
+        return S.SKIPPED
+    return S.UP_FOR_RETRY if try_number <= max_tries else S.FAILED
+
+
+def record_results(
+    results: Sequence[TryResult], *, session: Session, cache: DagStructureCache, now: datetime
+) -> dict[RunKey, set[str]]:
+    """Write the final state of finished tries in one statement; returns the tasks that finished, per run."""
+    if not results:
+        return {}
+    rows = {
+        row.id: row
+        for row in session.execute(
+            select(
+                TaskInstance.id,
+                TaskInstance.dag_id,
+                TaskInstance.run_id,
+                TaskInstance.task_id,
+                TaskInstance.try_number,
+                TaskInstance.max_tries,
+                TaskInstance.state,
+            ).where(TaskInstance.id.in_([r.ti_id for r in results]))
+        ).all()
+    }
+    dags = cache.get_many({row.dag_id for row in rows.values()}, session=session)
+    params: list[dict[str, Any]] = []
+    events = []
+    finished: dict[RunKey, set[str]] = defaultdict(set)
+    for result in results:
+        row = rows.get(result.ti_id)
+        if row is None or row.try_number != result.try_number or row.state not in _IN_FLIGHT:
+            continue
+        state = final_state(result.outcome, result.try_number, row.max_tries)
+        retry_at = _retry_at(dags.get(row.dag_id), row.task_id, result) if state == S.UP_FOR_RETRY else None
+        params.append(
+            {
+                "b_id": row.id,
+                "b_try": result.try_number,
+                "b_state": state,
+                "b_start": result.start_date,
+                "b_end": result.end_date,
+                "b_duration": (result.end_date - result.start_date).total_seconds(),
+                "b_host": result.hostname,
+                "b_pid": result.pid,
+                "b_retry_at": retry_at,
+            }
+        )
+        extra = {"error": result.error} if result.error else None
+        events.append(
+            event_row(
+                state,
+                dag_id=row.dag_id,
+                task_id=row.task_id,
+                run_id=row.run_id,
+                try_number=result.try_number,
+                owner="scheduler",
+                dttm=result.end_date,
+                extra=extra,
+            )
+        )
+        if state != S.UP_FOR_RETRY:
+            finished[(row.dag_id, row.run_id)].add(row.task_id)
+    if params:
+        ti = table_of(TaskInstance)
+        session.execute(
+            update(ti)
+            .where(
+                ti.c.id == bindparam("b_id"),
+                ti.c.try_number == bindparam("b_try"),
+                or_(ti.c.state == S.QUEUED, ti.c.state == S.RUNNING),
+            )
+            .values(
+                state=bindparam("b_state"),
+                start_date=bindparam("b_start"),
+                end_date=bindparam("b_end"),
+                duration=bindparam("b_duration"),
+                hostname=bindparam("b_host"),
+                pid=bindparam("b_pid"),
+                next_retry_at=bindparam("b_retry_at"),
+            ),
+            params,
+        )
+    record_events(events, session=session)
+    return finished
+
+
+def _retry_at(dag: SerializedDag | None, task_id: str, result: TryResult) -> datetime:
+    if dag is None or task_id not in dag.tasks:
+        return result.end_date
+    delay: timedelta = dag.tasks[task_id].next_retry_delay(result.try_number)
+    return result.end_date + delay

@@ -1,0 +1,259 @@
+"""One scheduling pass over running dag runs: load task instances, decide, write the changes in bulk.
+
+A full pass looks at every task instance of a run; a partial pass only at the downstream tasks of
+what just changed (and their upstreams). The number of statements is bounded either way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from minisched.authoring.serialize import SerializedDag
+from minisched.db.audit import event_row, record_events
+from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState
+from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.dagruns import ti_values
+from minisched.scheduler.deps import TiRow, decide_run
+
+RunKey = tuple[str, str]
+S = TaskInstanceState
+_TERMINAL_DECISIONS = frozenset({S.UPSTREAM_FAILED, S.SKIPPED, S.REMOVED})
+
+
+@dataclass
+class PassResult:
+    """What a scheduling pass changed: runs to check for completion, and tasks whose state changed."""
+
+    touched_runs: set[RunKey] = field(default_factory=set)
+    changed_tasks: dict[RunKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    deadlocked_runs: set[RunKey] = field(default_factory=set)
+    scheduled: int = 0
+
+
+_TI_COLUMNS = (
+    TaskInstance.id,
+    TaskInstance.dag_id,
+    TaskInstance.run_id,
+    TaskInstance.task_id,
+    TaskInstance.state,
+    TaskInstance.try_number,
+    TaskInstance.max_tries,
+    TaskInstance.next_retry_at,
+)
+
+
+def load_task_instances(
+    *, session: Session, full_runs: Iterable[RunKey], partial: Mapping[RunKey, set[str]]
+) -> dict[RunKey, dict[str, TiRow]]:
+    """Task instances of running runs: all of `full_runs`, and the named tasks of `partial` runs."""
+    full = set(full_runs)
+    wanted = [(d, r, t) for (d, r), tasks in partial.items() if (d, r) not in full for t in tasks]
+    conditions = []
+    if full:
+        conditions.append(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(sorted(full)))
+    if wanted:
+        conditions.append(tuple_(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id).in_(wanted))
+    loaded: dict[RunKey, dict[str, TiRow]] = defaultdict(dict)
+    if not conditions:
+        return loaded
+    query = (
+        select(*_TI_COLUMNS)
+        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
+        .where(DagRun.state == DagRunState.RUNNING, or_(*conditions))
+    )
+    for row in session.execute(query).tuples():
+        ti = TiRow(*row)
+        loaded[(ti.dag_id, ti.run_id)][ti.task_id] = ti
+    return loaded
+
+
+def retry_due(*, session: Session, now: datetime) -> dict[RunKey, set[str]]:
+    """up_for_retry task instances whose retry delay has passed."""
+    rows = session.execute(
+        select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id)
+        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
+        .where(
+            TaskInstance.state == S.UP_FOR_RETRY,
+            or_(TaskInstance.next_retry_at.is_(None), TaskInstance.next_retry_at <= now),
+            DagRun.state == DagRunState.RUNNING,
+        )
+    ).tuples()
+    due: dict[RunKey, set[str]] = defaultdict(set)
+    for dag_id, run_id, task_id in rows:
+        due[(dag_id, run_id)].add(task_id)
+    return due
+
+
+def running_runs(*, session: Session, only_runs: Iterable[RunKey] | None = None) -> list[RunKey]:
+    query = select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == DagRunState.RUNNING)
+    if only_runs is not None:
+        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
+    return [(dag_id, run_id) for dag_id, run_id in session.execute(query).tuples()]
+
+
+def schedule_pass(
+    *,
+    session: Session,
+    cache: DagStructureCache,
+    now: datetime,
+    full_runs: Iterable[RunKey],
+    changed: Mapping[RunKey, set[str]],
+) -> PassResult:
+    """Decide task instances of running runs and write every state change (plus its log row) in bulk."""
+    full = set(full_runs)
+    candidates: dict[RunKey, set[str]] = defaultdict(set)
+    for key, task_ids in retry_due(session=session, now=now).items():
+        candidates[key] |= task_ids
+    dags = cache.get_many({key[0] for key in (*full, *changed, *candidates)}, session=session)
+    for key, task_ids in changed.items():
+        dag = dags.get(key[0])
+        if dag is not None:
+            candidates[key] |= {
+                d for t in task_ids if t in dag.tasks for d in dag.tasks[t].downstream_task_ids
+            }
+    needed = {key: _with_upstreams(dags.get(key[0]), task_ids) for key, task_ids in candidates.items()}
+    loaded = load_task_instances(session=session, full_runs=full, partial=needed)
+    past = _past_states(loaded, candidates, full, dags, session=session)
+    result = PassResult()
+    missing: list[dict[str, object]] = []
+    merged: dict[tuple[str | None, str], list[TiRow]] = defaultdict(list)
+    for key, rows in loaded.items():
+        dag = dags.get(key[0])
+        if dag is None:
+            continue
+        is_full = key in full
+        absent = [ti_values(key[0], key[1], dag, t) for t in dag.tasks if t not in rows] if is_full else []
+        missing.extend(absent)
+        decisions = decide_run(
+            dag,
+            rows,
+            set(rows) if is_full else candidates.get(key, set()),
+            now=now,
+            past_ok=partial(_past_ok, past, key),
+            full=is_full,
+        )
+        if decisions.deadlocked and not absent:
+            result.deadlocked_runs.add(key)
+        for transition, changed_rows in decisions.changes.items():
+            merged[transition].extend(changed_rows)
+            _note(key, transition[1], changed_rows, result)
+    _apply(merged, session=session, now=now)
+    if missing:
+        session.execute(insert(TaskInstance), missing)
+        result.touched_runs.update((str(row["dag_id"]), str(row["run_id"])) for row in missing)
+    return result
+
+
+def _past_ok(past: Mapping[tuple[RunKey, str], bool], key: RunKey, task_id: str) -> bool:
+    return past.get((key, task_id), True)
+
+
+def _with_upstreams(dag: SerializedDag | None, task_ids: set[str]) -> set[str]:
+    if dag is None:
+        return set(task_ids)
+    upstreams = {u for t in task_ids if t in dag.tasks for u in dag.tasks[t].upstream_task_ids}
+    return task_ids | upstreams
+
+
+def _note(key: RunKey, new_state: str, rows: list[TiRow], result: PassResult) -> None:
+    result.touched_runs.add(key)
+    if new_state == S.SCHEDULED:
+        result.scheduled += len(rows)
+    if new_state in _TERMINAL_DECISIONS:
+        result.changed_tasks[key].update(row.task_id for row in rows)
+
+
+def _apply(merged: Mapping[tuple[str | None, str], list[TiRow]], *, session: Session, now: datetime) -> None:
+    """One compare-and-set UPDATE per (old, new) state pair, and one INSERT of all their log rows."""
+    events: list[dict[str, object]] = []
+    for (old_state, new_state), rows in merged.items():
+        values: dict[str, object] = {"state": new_state}
+        if new_state in _TERMINAL_DECISIONS:
+            values |= {"start_date": now, "end_date": now, "duration": 0.0}
+        same_old = TaskInstance.state.is_(None) if old_state is None else TaskInstance.state == old_state
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.id.in_([row.id for row in rows]), same_old)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        events.extend(
+            event_row(
+                new_state,
+                dag_id=r.dag_id,
+                task_id=r.task_id,
+                run_id=r.run_id,
+                try_number=r.try_number,
+                owner="scheduler",
+                dttm=now,
+            )
+            for r in rows
+        )
+    record_events(events, session=session)
+
+
+def _past_states(
+    loaded: Mapping[RunKey, Mapping[str, TiRow]],
+    candidates: Mapping[RunKey, set[str]],
+    full: set[RunKey],
+    dags: Mapping[str, SerializedDag],
+    *,
+    session: Session,
+) -> dict[tuple[RunKey, str], bool]:
+    """For depends_on_past candidates: did the same task succeed (or skip) in the previous run?"""
+    asking: dict[RunKey, set[str]] = defaultdict(set)
+    for key, rows in loaded.items():
+        dag = dags.get(key[0])
+        names = set(rows) if key in full else candidates.get(key, set())
+        for task_id in names:
+            task = dag.tasks.get(task_id) if dag is not None else None
+            if task is not None and task.depends_on_past and task_id in rows and rows[task_id].state is None:
+                asking[key].add(task_id)
+    if not asking:
+        return {}
+    previous = _previous_runs(list(asking), session=session)
+    wanted = [
+        (d, previous[(d, r)], t) for (d, r), tasks in asking.items() if (d, r) in previous for t in tasks
+    ]
+    states: dict[tuple[str, str, str], str | None] = {}
+    if wanted:
+        found = session.execute(
+            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
+                tuple_(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id).in_(wanted)
+            )
+        ).tuples()
+        states = {(d, r, t): state for d, r, t, state in found}
+    verdict: dict[tuple[RunKey, str], bool] = {}
+    for (dag_id, run_id), tasks in asking.items():
+        prev_run = previous.get((dag_id, run_id))
+        for task_id in tasks:
+            # No previous run, or the task did not exist then: nothing to wait for (as Airflow).
+            past = states.get((dag_id, prev_run, task_id), S.SUCCESS) if prev_run else S.SUCCESS
+            verdict[((dag_id, run_id), task_id)] = past in {S.SUCCESS, S.SKIPPED}
+    return verdict
+
+
+def _previous_runs(keys: list[RunKey], *, session: Session) -> dict[RunKey, str]:
+    """The run with the latest logical_date before each given run (same DAG)."""
+    current = (
+        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date)
+        .where(tuple_(DagRun.dag_id, DagRun.run_id).in_(keys))
+        .subquery()
+    )
+    earlier = DagRun.__table__.alias("earlier")
+    previous_run = (
+        select(earlier.c.run_id)
+        .where(earlier.c.dag_id == current.c.dag_id, earlier.c.logical_date < current.c.logical_date)
+        .order_by(earlier.c.logical_date.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.execute(select(current.c.dag_id, current.c.run_id, previous_run)).tuples()
+    return {(d, r): p for d, r, p in rows if p is not None}

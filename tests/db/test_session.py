@@ -1,0 +1,67 @@
+"""create_session / provide_session: commit, rollback, close, and reuse of the caller's session."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from minisched.db.session import NEW_SESSION, create_session, get_engine, provide_session
+from minisched.models import Pool
+from tests.conftest import Env
+
+
+def _pool_count() -> int:
+    with create_session() as session:
+        return session.scalar(select(func.count()).select_from(Pool)) or 0
+
+
+def test_create_session_commits_on_success(env: Env) -> None:
+    with create_session() as session:
+        session.add(Pool(pool="p1", slots=3))
+    assert _pool_count() == 2
+
+
+def test_create_session_rolls_back_on_error(env: Env) -> None:
+    with pytest.raises(RuntimeError), create_session() as session:
+        session.add(Pool(pool="p1", slots=3))
+        session.flush()
+        raise RuntimeError("boom")
+    assert _pool_count() == 1
+
+
+def test_create_session_always_closes(env: Env) -> None:
+    with pytest.raises(RuntimeError), create_session() as session:
+        session.execute(select(1))
+        raise RuntimeError("boom")
+    assert get_engine().pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@provide_session
+def add_pool(name: str, slots: int, session: Session = NEW_SESSION) -> Session:
+    session.add(Pool(pool=name, slots=slots))
+    session.flush()
+    return session
+
+
+def test_provide_session_creates_and_commits_when_none_given(env: Env) -> None:
+    used = add_pool("fresh", 1)
+    assert isinstance(used, Session)
+    assert _pool_count() == 2
+
+
+@pytest.mark.parametrize("style", ["keyword", "positional"])
+def test_provide_session_reuses_callers_session_in_one_transaction(env: Env, style: str) -> None:
+    with pytest.raises(RuntimeError), create_session() as session:
+        used = add_pool("a", 1, session=session) if style == "keyword" else add_pool("b", 1, session)
+        assert used is session
+        raise RuntimeError("roll the whole transaction back")
+    assert _pool_count() == 1
+
+
+def test_provide_session_requires_a_session_parameter() -> None:
+    with pytest.raises(TypeError, match="no 'session' parameter"):
+
+        @provide_session
+        def no_session(x: int) -> int:
+            return x

@@ -1,0 +1,66 @@
+"""Configuration precedence: flag > env var > minisched.toml > default; secrets never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minisched.settings import ConfigError, load_settings, mask_secrets
+
+
+def test_defaults_live_under_home(tmp_path: Path) -> None:
+    settings = load_settings(environ={"MINISCHED_HOME": str(tmp_path)})
+    assert settings.db_url == f"sqlite:///{tmp_path / 'minisched.db'}"
+    assert settings.dags_folder == tmp_path / "dags"
+    assert settings.logs_folder == tmp_path / "logs"
+    assert settings.executor == "local"
+    assert settings.zombie_threshold == 60
+    assert settings.parallelism >= 1
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
+    (tmp_path / "minisched.toml").write_text('parallelism = 3\nexecutor = "sequential"\nzombie_threshold = 5\n')
+    environ = {"MINISCHED_HOME": str(tmp_path), "MINISCHED_PARALLELISM": "7"}
+    settings = load_settings({"parallelism": None}, environ=environ)
+    assert (settings.parallelism, settings.executor, settings.zombie_threshold) == (7, "sequential", 5)
+    assert load_settings({"parallelism": 9}, environ=environ).parallelism == 9
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("MINISCHED_PARALLELISM", "zero", "parallelism"),
+        ("MINISCHED_EXECUTOR", "celery", "unknown executor"),
+        ("MINISCHED_DAGS_ARE_PAUSED_AT_CREATION", "maybe", "true or false"),
+    ],
+)
+def test_bad_values_name_the_setting_and_source(tmp_path: Path, key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(environ={"MINISCHED_HOME": str(tmp_path), key: value})
+    assert key in str(info.value)
+
+
+def test_unknown_key_in_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "minisched.toml").write_text("paralelism = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(environ={"MINISCHED_HOME": str(tmp_path)})
+
+
+def test_broken_toml_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "minisched.toml").write_text("db_url = \n")
+    with pytest.raises(ConfigError, match="minisched.toml"):
+        load_settings(environ={"MINISCHED_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://user:s3cret@host:5432/db", "postgresql://user:***@host:5432/db"),
+        ("postgresql+psycopg://u:p%40ss@h/db", "postgresql+psycopg://u:***@h/db"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        ("host=h password=hunter2 user=u", "host=h password=*** user=u"),
+    ],
+)
+def test_mask_secrets(text: str, expected: str) -> None:
+    assert mask_secrets(text) == expected
