@@ -1,7 +1,5 @@
-"""The error type the command line turns into one clear line on stderr and exit code 1."""
+"""Deprecated alias: the error types live in `minisched.exceptions`."""
 
-from __future__ import annotations
+from minisched.exceptions import MinischedError
 
-
-class MinischedError(Exception):
-    """An operation failed for a reason the user can act on; the message says what, where and how to fix."""
+__all__ = ["MinischedError"]

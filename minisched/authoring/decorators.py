@@ -1,0 +1,99 @@
+"""``@task``: turn a function into a task factory, as Airflow's TaskFlow API does.
+
+Calling the decorated function inside ``with DAG(...)`` creates a task and returns it, so
+``extract() >> load()`` works. There is no XCom: a task passed as an argument becomes an
+upstream dependency and the function receives ``None`` in its place; return values are
+not passed between tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from minisched.authoring.baseoperator import BaseOperator
+from minisched.authoring.dag import DAG, current_dag
+from minisched.authoring.operators import PythonOperator
+from minisched.exceptions import DagDefinitionError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class DecoratedPythonOperator(PythonOperator):
+    """The task a ``@task`` function creates; a PythonOperator under another name."""
+
+
+class TaskFunction(Generic[P, R]):
+    """A ``@task``-decorated function: calling it in a DAG creates a task."""
+
+    __name__: str
+
+    def __init__(self, function: Callable[P, R], task_kwargs: dict[str, Any]) -> None:
+        self.function = function
+        self.task_kwargs = task_kwargs
+        functools.update_wrapper(self, function)
+
+    # Any, not P: context names in the signature are filled at run time, not by the caller.
+    def __call__(self, *args: Any, **kwargs: Any) -> DecoratedPythonOperator:
+        options = dict(self.task_kwargs)
+        dag = options.pop("dag", None) or current_dag()
+        if not isinstance(dag, DAG):
+            raise DagDefinitionError(
+                f"@task function {self.function.__name__}() was called outside a DAG; "
+                "call it inside `with DAG(...)`"
+            )
+        task_id = unique_task_id(dag, options.pop("task_id", None) or self.function.__name__)
+        upstream = [a for a in (*args, *kwargs.values()) if isinstance(a, BaseOperator)]
+        operator = DecoratedPythonOperator(
+            task_id,
+            python_callable=self.function,
+            op_args=[None if isinstance(a, BaseOperator) else a for a in args],
+            op_kwargs={k: None if isinstance(v, BaseOperator) else v for k, v in kwargs.items()},
+            dag=dag,
+            **options,
+        )
+        for task in upstream:
+            task >> operator
+        return operator
+
+    def override(self, **task_kwargs: Any) -> TaskFunction[P, R]:
+        """A copy with other task arguments: ``report.override(task_id="report_eu")()``."""
+        return TaskFunction(self.function, {**self.task_kwargs, **task_kwargs})
+
+
+@overload
+def task(python_callable: Callable[P, R], /) -> TaskFunction[P, R]: ...
+
+
+@overload
+def task(
+    python_callable: None = None, /, **task_kwargs: Any
+) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
+
+
+def task(
+    python_callable: Callable[P, R] | None = None, /, **task_kwargs: Any
+) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
+    """Decorate a function as a task: ``@task`` or ``@task(retries=3, pool="db", ...)``."""
+    if python_callable is not None:
+        if not callable(python_callable):
+            raise DagDefinitionError(f"@task must decorate a function, got {python_callable!r}")
+        return TaskFunction(python_callable, task_kwargs)
+
+    def decorate(function: Callable[P, R]) -> TaskFunction[P, R]:
+        return TaskFunction(function, task_kwargs)
+
+    return decorate
+
+
+def unique_task_id(dag: DAG, task_id: str) -> str:
+    """``task_id``, or Airflow's next free ``task_id__N`` when the DAG already has it."""
+    if task_id not in dag.task_dict:
+        return task_id
+    core = re.split(r"__\d+$", task_id)[0]
+    pattern = re.compile(rf"^{re.escape(core)}__(\d+)$")
+    suffixes = [int(m[1]) for tid in dag.task_dict if (m := pattern.match(tid))]
+    return f"{core}__{max(suffixes, default=0) + 1}"

@@ -1,0 +1,216 @@
+"""The built-in operators: run a Python callable, run a bash command, do nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from minisched.authoring.baseoperator import BaseOperator
+from minisched.authoring.context import context_env, render_template
+from minisched.exceptions import DagDefinitionError, SkipTask, TaskFailure
+
+if TYPE_CHECKING:
+    import subprocess
+
+
+class EmptyOperator(BaseOperator):
+    """A task that does nothing; useful to join or fan out branches."""
+
+    def execute(self, context: dict[str, Any]) -> None:
+        return None
+
+
+class PythonOperator(BaseOperator):
+    """Call ``python_callable(*op_args, **op_kwargs, **<context it asks for>)``.
+
+    Context names are passed when the callable's signature names them, all of them when
+    it takes ``**kwargs`` (Airflow's rule). Unlike Airflow, ``op_kwargs`` are always passed,
+    so a misspelt one fails with Python's TypeError instead of being silently dropped, and
+    a context name that an ``op_args`` value already fills is not passed again.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        python_callable: Callable[..., Any],
+        op_args: Sequence[Any] | None = None,
+        op_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not callable(python_callable):
+            raise DagDefinitionError(
+                f"task {task_id!r}: python_callable must be callable, got {python_callable!r}"
+            )
+        if op_args is not None and (isinstance(op_args, (str, bytes)) or not isinstance(op_args, Sequence)):
+            raise DagDefinitionError(f"task {task_id!r}: op_args must be a list, got {op_args!r}")
+        if op_kwargs is not None and not isinstance(op_kwargs, Mapping):
+            raise DagDefinitionError(f"task {task_id!r}: op_kwargs must be a dict, got {op_kwargs!r}")
+        super().__init__(task_id, **kwargs)
+        self.python_callable = python_callable
+        self.op_args: list[Any] = list(op_args or [])
+        self.op_kwargs: dict[str, Any] = dict(op_kwargs or {})
+        self._plan: tuple[bool, frozenset[str]] | None = None
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        return self.python_callable(*self.op_args, **self.callable_kwargs(context))
+
+    def callable_kwargs(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments the callable gets for this context."""
+        takes_all, names = self._signature_plan()
+        if takes_all:
+            chosen = {k: v for k, v in context.items() if k not in names}
+        else:
+            chosen = {k: context[k] for k in names if k in context}
+        chosen.update(self.op_kwargs)
+        return chosen
+
+    def _signature_plan(self) -> tuple[bool, frozenset[str]]:
+        """(takes **kwargs, names): names to pass, or with **kwargs the names not to pass."""
+        if self._plan is None:
+            self._plan = _signature_plan(self.python_callable, len(self.op_args))
+        return self._plan
+
+
+def _signature_plan(func: Callable[..., Any], n_positional: int) -> tuple[bool, frozenset[str]]:
+    import inspect
+
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature get no context
+        return False, frozenset()
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    filled = {p.name for p in positional[:n_positional]} | {
+        p.name for p in params if p.kind == p.POSITIONAL_ONLY
+    }
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return True, frozenset(filled)
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return False, frozenset(named - filled)
+
+
+class BashOperator(BaseOperator):
+    """Run ``bash -c bash_command``, streaming its output to ``sys.stdout`` line by line.
+
+    The process gets the MINISCHED_* context variables, runs in its own session and is
+    killed with its whole process group if the task is interrupted (timeout, SIGTERM).
+    Exit code ``skip_on_exit_code`` (99) skips the task; any other non-zero code fails it.
+    ``{{ ds }}``-style context names in the command and env values are substituted.
+    """
+
+    kill_grace_seconds: float = 5.0
+
+    def __init__(
+        self,
+        task_id: str,
+        bash_command: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        append_env: bool = True,
+        cwd: str | None = None,
+        skip_on_exit_code: int | Sequence[int] | None = 99,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(bash_command, str) or not bash_command.strip():
+            raise DagDefinitionError(
+                f"task {task_id!r}: bash_command must be a non-empty string, got {bash_command!r}"
+            )
+        if env is not None and not isinstance(env, Mapping):
+            raise DagDefinitionError(f"task {task_id!r}: env must be a dict, got {env!r}")
+        super().__init__(task_id, **kwargs)
+        self.bash_command = bash_command
+        self.env = dict(env) if env is not None else None
+        self.append_env = append_env
+        self.cwd = cwd
+        self.skip_on_exit_codes: frozenset[int] = _exit_codes(skip_on_exit_code)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def execute(self, context: dict[str, Any]) -> str | None:
+        """Run the command; returns its last output line, as Airflow does."""
+        import subprocess
+
+        process = subprocess.Popen(
+            ["bash", "-c", render_template(self.bash_command, context)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.cwd,
+            env=self._environment(context),
+            start_new_session=True,
+        )
+        self._process = process
+        try:
+            last_line = _stream_lines(process.stdout, sys.stdout)
+            code = process.wait()
+        except BaseException:
+            _kill_group(process, self.kill_grace_seconds)
+            raise
+        finally:
+            self._process = None
+        if code in self.skip_on_exit_codes:
+            raise SkipTask(f"Bash command returned exit code {code}; skipping")
+        if code != 0:
+            raise TaskFailure(f"Bash command failed with exit code {code}")
+        return last_line
+
+    def on_kill(self) -> None:
+        """Kill the running command's process group, e.g. from a worker's SIGTERM handler."""
+        process = self._process
+        if process is not None:
+            _kill_group(process, self.kill_grace_seconds)
+
+    def _environment(self, context: Mapping[str, Any]) -> dict[str, str]:
+        if self.env is None:
+            env = dict(os.environ)
+        else:
+            rendered = {k: render_template(str(v), context) for k, v in self.env.items()}
+            env = {**os.environ, **rendered} if self.append_env else rendered
+        env.update(context_env(context))
+        return env
+
+
+def _stream_lines(source: IO[bytes] | None, sink: IO[str]) -> str | None:
+    last: str | None = None
+    if source is None:
+        return last
+    with source:
+        for raw in iter(source.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            sink.write(line if line.endswith("\n") else line + "\n")
+            sink.flush()
+            last = line.rstrip("\n")
+    return last
+
+
+def _kill_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the process group, then SIGKILL it if it has not exited within ``grace``."""
+    import signal
+    import subprocess
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            process.wait(timeout=grace)
+            if sig == signal.SIGTERM:
+                _signal_group(process.pid, signal.SIGKILL)  # reap stragglers in the group
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _exit_codes(value: int | Sequence[int] | None) -> frozenset[int]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, int):
+        return frozenset({value})
+    return frozenset(value)

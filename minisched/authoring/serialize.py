@@ -1,0 +1,270 @@
+"""DAGs as JSON: what the loader stores in ``serialized_dag`` and the scheduler reads back.
+
+The scheduler works from ``SerializedDag`` (dependencies, retries, pools, priorities,
+schedule) and never imports DAG files; only the executor does, to run a task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+from minisched.authoring.baseoperator import BaseOperator, compute_retry_delay, retry_jitter_key
+from minisched.authoring.dag import DAG, topological_sort
+from minisched.authoring.schedules import DataInterval, Schedule, make_schedule, to_utc
+
+FORMAT_VERSION = 1
+
+
+def serialize_dag(dag: DAG) -> dict[str, Any]:
+    """A JSON-safe dict of everything the scheduler needs, in a fixed key order."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "dag_id": dag.dag_id,
+        "fileloc": dag.fileloc,
+        "schedule": dag.schedule,
+        "timezone": dag.timezone_name,
+        "start_date": _iso(dag.start_date),
+        "end_date": _iso(dag.end_date),
+        "catchup": dag.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "max_active_tasks": dag.max_active_tasks,
+        "dagrun_timeout": _seconds(dag.dagrun_timeout),
+        "tags": list(dag.tags),
+        "description": dag.description,
+        "owner": dag.owner,
+        "is_paused_upon_creation": dag.is_paused_upon_creation,
+        "tasks": [_serialize_task(dag.task_dict[tid]) for tid in sorted(dag.task_dict)],
+    }
+
+
+def _serialize_task(task: BaseOperator) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "operator": type(task).__name__,
+        "owner": task.owner,
+        "upstream_task_ids": sorted(task._upstream),
+        "downstream_task_ids": sorted(task._downstream),
+        "retries": task.retries,
+        "retry_delay": _seconds(task.retry_delay),
+        "retry_exponential_backoff": task.retry_exponential_backoff,
+        "max_retry_delay": _seconds(task.max_retry_delay),
+        "execution_timeout": _seconds(task.execution_timeout),
+        "pool": task.pool,
+        "pool_slots": task.pool_slots,
+        "priority_weight": task.priority_weight_total,
+        "trigger_rule": task.trigger_rule.value,
+        "depends_on_past": task.depends_on_past,
+        "doc": task.doc,
+    }
+
+
+def dag_hash(data: dict[str, Any]) -> str:
+    """A short digest of serialized data, to skip writing unchanged DAGs."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SerializedTask:
+    """A task as the scheduler sees it (``priority_weight`` is already the total)."""
+
+    task_id: str
+    operator: str
+    owner: str
+    upstream_task_ids: tuple[str, ...]
+    downstream_task_ids: tuple[str, ...]
+    retries: int
+    retry_delay: timedelta
+    retry_exponential_backoff: bool
+    max_retry_delay: timedelta | None
+    execution_timeout: timedelta | None
+    pool: str
+    pool_slots: int
+    priority_weight: int
+    trigger_rule: str
+    depends_on_past: bool
+    doc: str | None
+    dag_id: str = field(default="", compare=False)
+
+    def next_retry_delay(self, try_number: int, logical_date: datetime | None = None) -> timedelta:
+        """Same as ``BaseOperator.next_retry_delay``."""
+        return compute_retry_delay(
+            retry_delay=self.retry_delay,
+            try_number=try_number,
+            exponential_backoff=self.retry_exponential_backoff,
+            max_retry_delay=self.max_retry_delay,
+            jitter_key=retry_jitter_key(self.dag_id, self.task_id, logical_date, try_number),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "operator": self.operator,
+            "owner": self.owner,
+            "upstream_task_ids": list(self.upstream_task_ids),
+            "downstream_task_ids": list(self.downstream_task_ids),
+            "retries": self.retries,
+            "retry_delay": _seconds(self.retry_delay),
+            "retry_exponential_backoff": self.retry_exponential_backoff,
+            "max_retry_delay": _seconds(self.max_retry_delay),
+            "execution_timeout": _seconds(self.execution_timeout),
+            "pool": self.pool,
+            "pool_slots": self.pool_slots,
+            "priority_weight": self.priority_weight,
+            "trigger_rule": self.trigger_rule,
+            "depends_on_past": self.depends_on_past,
+            "doc": self.doc,
+        }
+
+
+@dataclass(frozen=True)
+class SerializedDag:
+    """A read-only DAG rebuilt from ``serialize_dag`` output; ids instead of task objects."""
+
+    dag_id: str
+    fileloc: str
+    schedule_text: str | None
+    timezone: str
+    start_date: datetime | None
+    end_date: datetime | None
+    catchup: bool
+    max_active_runs: int
+    max_active_tasks: int
+    dagrun_timeout: timedelta | None
+    tags: tuple[str, ...]
+    description: str | None
+    owner: str
+    is_paused_upon_creation: bool | None
+    tasks: dict[str, SerializedTask]
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        return make_schedule(self.schedule_text, self.timezone)
+
+    @property
+    def timetable(self) -> Schedule:
+        """Alias of ``schedule``, the name ``DAG`` uses."""
+        return self.schedule
+
+    @property
+    def task_ids(self) -> list[str]:
+        return list(self.tasks)
+
+    @property
+    def roots(self) -> list[str]:
+        return [tid for tid, t in self.tasks.items() if not t.upstream_task_ids]
+
+    @property
+    def leaves(self) -> list[str]:
+        return [tid for tid, t in self.tasks.items() if not t.downstream_task_ids]
+
+    @cached_property
+    def topological_order(self) -> list[str]:
+        return topological_sort({tid: t.downstream_task_ids for tid, t in self.tasks.items()})
+
+    def next_retry_delay(
+        self, task_id: str, try_number: int, logical_date: datetime | None = None
+    ) -> timedelta:
+        return self.tasks[task_id].next_retry_delay(try_number, logical_date)
+
+    def next_dagrun_info(
+        self, last_interval: DataInterval | None, *, now: datetime | None = None
+    ) -> DataInterval | None:
+        """The next scheduled interval, as ``DAG.next_dagrun_info``."""
+        return self.schedule.next_dagrun_info(
+            last_interval,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            catchup=self.catchup,
+            now=now,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict this was deserialized from (same keys, same order)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "dag_id": self.dag_id,
+            "fileloc": self.fileloc,
+            "schedule": self.schedule_text,
+            "timezone": self.timezone,
+            "start_date": _iso(self.start_date),
+            "end_date": _iso(self.end_date),
+            "catchup": self.catchup,
+            "max_active_runs": self.max_active_runs,
+            "max_active_tasks": self.max_active_tasks,
+            "dagrun_timeout": _seconds(self.dagrun_timeout),
+            "tags": list(self.tags),
+            "description": self.description,
+            "owner": self.owner,
+            "is_paused_upon_creation": self.is_paused_upon_creation,
+            "tasks": [self.tasks[tid].to_dict() for tid in sorted(self.tasks)],
+        }
+
+
+def deserialize_dag(data: dict[str, Any]) -> SerializedDag:
+    """Rebuild a ``SerializedDag`` from ``serialize_dag`` output (after a JSON round trip)."""
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"serialized DAG format {version!r} is not supported (expected {FORMAT_VERSION})")
+    dag_id = data["dag_id"]
+    tasks = {t["task_id"]: _deserialize_task(t, dag_id) for t in data["tasks"]}
+    return SerializedDag(
+        dag_id=dag_id,
+        fileloc=data["fileloc"],
+        schedule_text=data["schedule"],
+        timezone=data["timezone"],
+        start_date=_datetime(data["start_date"]),
+        end_date=_datetime(data["end_date"]),
+        catchup=data["catchup"],
+        max_active_runs=data["max_active_runs"],
+        max_active_tasks=data["max_active_tasks"],
+        dagrun_timeout=_timedelta(data["dagrun_timeout"]),
+        tags=tuple(data["tags"]),
+        description=data["description"],
+        owner=data["owner"],
+        is_paused_upon_creation=data["is_paused_upon_creation"],
+        tasks=tasks,
+    )
+
+
+def _deserialize_task(data: dict[str, Any], dag_id: str) -> SerializedTask:
+    return SerializedTask(
+        task_id=data["task_id"],
+        operator=data["operator"],
+        owner=data["owner"],
+        upstream_task_ids=tuple(data["upstream_task_ids"]),
+        downstream_task_ids=tuple(data["downstream_task_ids"]),
+        retries=data["retries"],
+        retry_delay=timedelta(seconds=data["retry_delay"]),
+        retry_exponential_backoff=data["retry_exponential_backoff"],
+        max_retry_delay=_timedelta(data["max_retry_delay"]),
+        execution_timeout=_timedelta(data["execution_timeout"]),
+        pool=data["pool"],
+        pool_slots=data["pool_slots"],
+        priority_weight=data["priority_weight"],
+        trigger_rule=data["trigger_rule"],
+        depends_on_past=data["depends_on_past"],
+        doc=data["doc"],
+        dag_id=dag_id,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return to_utc(value).isoformat() if value is not None else None
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return value.total_seconds() if value is not None else None
+
+
+def _timedelta(value: float | None) -> timedelta | None:
+    return timedelta(seconds=value) if value is not None else None
