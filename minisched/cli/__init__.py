@@ -8,9 +8,12 @@ from typing import Any
 
 import click
 
+from minisched.cli.commands_clean import clean
 from minisched.cli.commands_config import config_command, version_command
 from minisched.cli.commands_dags import dags_group
 from minisched.cli.commands_db import db_group, downgradedb, initdb, resetdb, upgradedb
+from minisched.cli.commands_grid import runs
+from minisched.cli.commands_pools import pools_group
 from minisched.cli.commands_runs import backfill, list_runs, test, trigger
 from minisched.cli.commands_scheduler import scheduler
 from minisched.cli.commands_tasks import tasks_group
@@ -20,7 +23,7 @@ class MinischedGroup(click.Group):
     """Turns every failure into one line on stderr and exit code 1 (click's usage errors keep exit 2)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from minisched.errors import MinischedError
+        from minisched.exceptions import MinischedError
         from minisched.settings import ConfigError, mask_secrets
 
         try:
@@ -59,6 +62,8 @@ for command in (
     db_group,
     dags_group,
     tasks_group,
+    pools_group,
+    runs,
     scheduler,
     config_command,
     version_command,
@@ -66,6 +71,7 @@ for command in (
     cli.add_command(command)
 for command in (trigger, list_runs, test, backfill):
     dags_group.add_command(command)
+db_group.add_command(clean)
 
 
 def main() -> None:

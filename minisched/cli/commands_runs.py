@@ -47,7 +47,7 @@ def list_runs(dag_id: str, state: str | None, limit: int, output: str) -> None:
 
     from minisched.cli.output import print_rows
     from minisched.db.session import create_session
-    from minisched.errors import MinischedError
+    from minisched.exceptions import MinischedError
     from minisched.models import DagModel, DagRun
 
     with create_session() as session:
@@ -87,8 +87,19 @@ def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output
 @click.option("--start-date", "-s", required=True, help="First logical date (inclusive, ISO-8601).")
 @click.option("--end-date", "-e", required=True, help="Last logical date (inclusive, ISO-8601).")
 @click.option("--dry-run", is_flag=True, help="Print the runs that would be created, run nothing.")
+@click.option("--reset-dagruns", is_flag=True, help="Clear finished runs in the range and run them again.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before resetting runs (--reset-dagruns).")
 @dags_folder_option
-def backfill(dag_id: str, start_date: str, end_date: str, dry_run: bool, dags_folder: Path | None) -> None:
+def backfill(
+    *,
+    dag_id: str,
+    start_date: str,
+    end_date: str,
+    dry_run: bool,
+    reset_dagruns: bool,
+    yes: bool,
+    dags_folder: Path | None,
+) -> None:
     """Create and run DAG_ID's scheduled intervals whose logical date lies in [START, END]."""
     import sys
     import time
@@ -103,15 +114,27 @@ def backfill(dag_id: str, start_date: str, end_date: str, dry_run: bool, dags_fo
     start, end = parse_datetime(start_date, "--start-date"), parse_datetime(end_date, "--end-date")
     with create_session() as session:
         refresh_dag_folder(settings.dags_folder, session=session)
+    if reset_dagruns and not dry_run and not yes:
+        with create_session() as session:
+            preview = plan_backfill(dag_id, start, end, session=session, dry_run=True, reset_dagruns=True)
+        if preview.reset_existing:
+            click.echo("\n".join(preview.reset_existing), err=True)
+            question = f"Clear and run again these {len(preview.reset_existing)} run(s)?"
+            click.confirm(question, abort=True, err=True)
     with create_session() as session:
-        plan = plan_backfill(dag_id, start, end, session=session, dry_run=dry_run)
+        plan = plan_backfill(
+            dag_id, start, end, session=session, dry_run=dry_run, reset_dagruns=reset_dagruns
+        )
     for run_id in plan.skipped_existing:
         click.echo(f"already finished, not run again: {run_id}", err=True)
+    for run_id in plan.reset_existing:
+        click.echo(f"{'would be reset' if dry_run else 'reset'}, runs again: {run_id}", err=True)
     if dry_run:
         for _, run_id in plan.to_run:
             click.echo(run_id)
         return
-    audit_cli("dags_backfill", {"start_date": start_date, "end_date": end_date}, dag_id=dag_id)
+    arguments = {"start_date": start_date, "end_date": end_date, "reset_dagruns": reset_dagruns}
+    audit_cli("dags_backfill", arguments, dag_id=dag_id)
     total = len(plan.to_run)
     last_print = [0.0]
 

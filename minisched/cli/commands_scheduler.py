@@ -21,7 +21,7 @@ def scheduler(
     """
     from minisched.cli.logging_setup import configure_logging
     from minisched.db.migrate import is_at_head
-    from minisched.errors import MinischedError
+    from minisched.exceptions import MinischedError
     from minisched.scheduler.executors import executor_for
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
     from minisched.settings import configure, mask_secrets

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -63,11 +64,34 @@ def event_row(
     }
 
 
+_BUFFER_KEY = "minisched_event_buffer"
+
+
 def record_events(rows: Iterable[Mapping[str, Any]], *, session: Session) -> None:
-    """Insert many prepared `event_row`s in one statement (the scheduler's hot path)."""
+    """Insert prepared `event_row`s in one statement, or add them to the session's open buffer."""
+    buffer = session.info.get(_BUFFER_KEY)
+    if buffer is not None:
+        buffer.extend(rows)
+        return
     batch = list(rows)
     if batch:
         session.execute(insert(Log), batch)
+
+
+@contextlib.contextmanager
+def buffered_events(session: Session) -> Iterator[None]:
+    """Collect every event recorded inside the block and insert them all in one statement at its end.
+
+    The scheduler wraps each iteration in this, so its log rows cost one INSERT per loop, not one per step.
+    """
+    buffer: list[Mapping[str, Any]] = []
+    session.info[_BUFFER_KEY] = buffer
+    try:
+        yield
+    finally:
+        del session.info[_BUFFER_KEY]
+    if buffer:
+        session.execute(insert(Log), buffer)
 
 
 def record_event(event: str, *, session: Session, **fields: Any) -> None:

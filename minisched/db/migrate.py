@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, insert, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from minisched.db.engine import make_engine
-from minisched.errors import MinischedError
+from minisched.exceptions import MinischedError
 from minisched.models import DEFAULT_POOL_NAME, DEFAULT_POOL_SLOTS, Base, Pool
 from minisched.settings import mask_secrets
 

@@ -52,18 +52,25 @@ def queue_scheduled(
     now: datetime,
     lock_rows: bool,
     only_runs: Iterable[tuple[str, str]] | None = None,
+    respect_limits: bool = True,
 ) -> list[QueuedTi]:
     """Queue up to `capacity` scheduled task instances; returns them with their new try numbers."""
     if capacity <= 0:
         return []
-    pools = _lock_pools(session=session, lock_rows=lock_rows)
-    occupied, active_per_dag = _occupancy(session=session)
-    limit = max(capacity * 4, 256)
+    if respect_limits:
+        pools = _lock_pools(session=session, lock_rows=lock_rows)
+        occupied, active_per_dag = _occupancy(session=session)
+        limit = max(capacity * 4, 256)
+    else:
+        pools, occupied, active_per_dag, limit = {}, Counter(), Counter(), capacity
     candidates = _candidates(session=session, limit=limit, lock_rows=lock_rows, only_runs=only_runs)
     chosen: list[Any] = []
     for row in candidates:
         if len(chosen) >= capacity:
             break
+        if not respect_limits:
+            chosen.append(row)
+            continue
         slots = pools.get(row.pool)
         if slots is None:
             _warn_missing_pool(row.pool)
@@ -76,6 +83,7 @@ def queue_scheduled(
     if not chosen:
         return []
     won = _compare_and_set_queued([row.id for row in chosen], job_id=job_id, now=now, session=session)
+    runs = _run_details({(row.dag_id, row.run_id) for row in chosen if row.id in won}, session=session)
     queued = [
         QueuedTi(
             id=row.id,
@@ -83,11 +91,7 @@ def queue_scheduled(
             run_id=row.run_id,
             task_id=row.task_id,
             try_number=won[row.id],
-            fileloc=row.fileloc,
-            logical_date=row.logical_date,
-            data_interval_start=row.data_interval_start,
-            data_interval_end=row.data_interval_end,
-            conf=row.conf,
+            **runs[(row.dag_id, row.run_id)],
         )
         for row in chosen
         if row.id in won
@@ -114,7 +118,7 @@ def _lock_pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
     query = select(Pool.pool, Pool.slots).order_by(Pool.id)
     if lock_rows:
         query = query.with_for_update()
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
 
 
 def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str]]:
@@ -122,7 +126,7 @@ def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str]]:
         select(TaskInstance.pool, TaskInstance.dag_id, func.sum(TaskInstance.pool_slots), func.count())
         .where(TaskInstance.state.in_(list(ACTIVE_TI_STATES)))
         .group_by(TaskInstance.pool, TaskInstance.dag_id)
-    ).tuples()
+    )
     occupied: Counter[str] = Counter()
     per_dag: Counter[str] = Counter()
     for pool, dag_id, slots, count in rows:
@@ -134,6 +138,7 @@ def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str]]:
 def _candidates(
     *, session: Session, limit: int, lock_rows: bool, only_runs: Iterable[tuple[str, str]] | None
 ) -> list[Any]:
+    """Scheduled task instances of running runs, best first; only the columns the limits need."""
     query = (
         select(
             TaskInstance.id,
@@ -143,11 +148,6 @@ def _candidates(
             TaskInstance.pool,
             TaskInstance.pool_slots,
             DagModel.max_active_tasks,
-            DagModel.fileloc,
-            DagRun.logical_date,
-            DagRun.data_interval_start,
-            DagRun.data_interval_end,
-            DagRun.conf,
         )
         .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
         .join(DagModel, DagModel.dag_id == TaskInstance.dag_id)
@@ -160,6 +160,35 @@ def _candidates(
     if lock_rows:
         query = query.with_for_update(of=TaskInstance, skip_locked=True)
     return list(session.execute(query).all())
+
+
+def _run_details(keys: set[tuple[str, str]], *, session: Session) -> dict[tuple[str, str], dict[str, Any]]:
+    """What a try needs from its run and DAG row, once per run rather than once per task instance."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(
+            DagRun.dag_id,
+            DagRun.run_id,
+            DagModel.fileloc,
+            DagRun.logical_date,
+            DagRun.data_interval_start,
+            DagRun.data_interval_end,
+            DagRun.conf,
+        )
+        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
+        .where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(keys)))
+    ).all()
+    return {
+        (row.dag_id, row.run_id): {
+            "fileloc": row.fileloc,
+            "logical_date": row.logical_date,
+            "data_interval_start": row.data_interval_start,
+            "data_interval_end": row.data_interval_end,
+            "conf": row.conf,
+        }
+        for row in rows
+    }
 
 
 def _compare_and_set_queued(
@@ -179,7 +208,7 @@ def _compare_and_set_queued(
         .returning(TaskInstance.id, TaskInstance.try_number)
         .execution_options(synchronize_session=False)
     )
-    return dict(result.tuples().all())
+    return dict(result.all())
 
 
 def _warn_missing_pool(pool: str) -> None:

@@ -16,9 +16,24 @@ class DagStructureCache:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[str, SerializedDag]] = {}
+        self._verified: set[str] | None = None
+
+    def begin_step(self) -> None:
+        """Within one step (transaction), check each DAG's hash at most once."""
+        self._verified = set()
 
     def get_many(self, dag_ids: Iterable[str], *, session: Session) -> dict[str, SerializedDag]:
         wanted = set(dag_ids)
+        if self._verified is not None:
+            known = {d: self._entries[d][1] for d in wanted & self._verified if d in self._entries}
+            missing = wanted - known.keys()
+            if not missing:
+                return known
+            self._verified |= missing
+            return known | self._check(missing, session=session)
+        return self._check(wanted, session=session)
+
+    def _check(self, wanted: set[str], *, session: Session) -> dict[str, SerializedDag]:
         if not wanted:
             return {}
         hashes = dict(
@@ -26,9 +41,7 @@ class DagStructureCache:
                 select(SerializedDagModel.dag_id, SerializedDagModel.dag_hash).where(
                     SerializedDagModel.dag_id.in_(wanted)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         stale = [dag_id for dag_id, digest in hashes.items() if self._entries.get(dag_id, ("",))[0] != digest]
         if stale:
@@ -36,7 +49,7 @@ class DagStructureCache:
                 select(SerializedDagModel.dag_id, SerializedDagModel.dag_hash, SerializedDagModel.data).where(
                     SerializedDagModel.dag_id.in_(stale)
                 )
-            ).tuples()
+            )
             for dag_id, digest, data in rows:
                 self._entries[dag_id] = (digest, deserialize_dag(data))
         return {dag_id: self._entries[dag_id][1] for dag_id in hashes}

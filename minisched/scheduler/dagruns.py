@@ -50,7 +50,7 @@ def existing_runs(runs: Sequence[NewRun], *, session: Session) -> set[tuple[str,
                 tuple_(DagRun.dag_id, DagRun.logical_date).in_([(r.dag_id, r.logical_date) for r in runs]),
             )
         )
-    ).tuples()
+    )
     taken: set[tuple[str, object]] = set()
     for dag_id, run_id, logical_date in rows:
         taken.add((dag_id, run_id))
@@ -155,7 +155,7 @@ def create_scheduled_runs(
     )
     if lock_rows:
         query = query.with_for_update(skip_locked=True)
-    due = session.execute(query).tuples().all()
+    due = session.execute(query).all()
     if not due:
         return []
     dags = cache.get_many([row[0] for row in due], session=session)
@@ -184,7 +184,7 @@ def _active_run_counts(dag_ids: Sequence[str], *, session: Session) -> Counter[s
         select(DagRun.dag_id, func.count())
         .where(DagRun.dag_id.in_(dag_ids), DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
         .group_by(DagRun.dag_id)
-    ).tuples()
+    )
     return Counter(dict(rows.all()))
 
 
@@ -205,7 +205,7 @@ def start_queued_runs(
         query = query.where(DagModel.is_paused.is_(False))
     else:
         query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
-    queued = session.execute(query).tuples().all()
+    queued = session.execute(query).all()
     if not queued:
         return []
     running = Counter(
@@ -214,9 +214,7 @@ def start_queued_runs(
                 select(DagRun.dag_id, func.count())
                 .where(DagRun.state == DagRunState.RUNNING, DagRun.dag_id.in_({row[1] for row in queued}))
                 .group_by(DagRun.dag_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     )
     chosen: list[int] = []

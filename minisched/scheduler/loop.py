@@ -19,6 +19,7 @@ from types import FrameType
 
 from sqlalchemy.orm import Session
 
+from minisched.db.audit import buffered_events
 from minisched.db.retry import run_with_retries
 from minisched.db.session import create_session, get_engine
 from minisched.models import JobState
@@ -29,7 +30,7 @@ from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
 from minisched.scheduler.recovery import recover_orphans
-from minisched.scheduler.results import StartedTry, mark_running, record_results
+from minisched.scheduler.results import StartedTry, mark_running, record_results, requeue
 from minisched.scheduler.run_state import finish_runs
 from minisched.scheduler.scheduling import running_runs, schedule_pass
 from minisched.scheduler.task_runner import log_path_for
@@ -53,6 +54,7 @@ class SchedulerOptions:
     only_runs: frozenset[RunKey] | None = None  # dags test / backfill: these runs only, create none
     handle_signals: bool = True
     job_type: str = jobs.SCHEDULER_JOB_TYPE
+    respect_limits: bool = True  # pools and max_active_tasks; dags test runs tries one by one anyway
 
 
 @dataclass
@@ -90,7 +92,7 @@ class SchedulerLoop:
         self.loops = 0
         self.ended_runs: dict[RunKey, str] = {}
         self._stop_requested = False
-        self._started: list[StartedTry] = []
+        self._in_flight: dict[int, QueuedTi] = {}
         self._carry: dict[RunKey, set[str]] = {}
         self._busy = True
         self._refresh = _Every(options.refresh_interval)
@@ -131,19 +133,22 @@ class SchedulerLoop:
         return only is not None and only <= self.ended_runs.keys()
 
     def _shutdown(self, state: JobState) -> None:
+        """Give back tries that never started, let running ones finish (up to the grace), record all."""
+        never_started = self.executor.withdraw_pending()
         results = self.executor.stop(self.options.stop_grace)
+        started = self._started_tries()
 
         def final() -> None:
-            with create_session() as session:
+            with create_session() as session, buffered_events(session):
                 now = utcnow()
-                mark_running(self._started, session=session)
+                requeue(never_started, session=session, now=now)
+                mark_running(started, session=session)
                 finished = record_results(results, session=session, cache=self.cache, now=now)
                 finish_runs(finished, session=session, cache=self.cache, now=now)
                 assert self.job_id is not None
                 jobs.end_job(self.job_id, state, session=session, now=now)
 
         run_with_retries(final)
-        self._started = []
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
@@ -162,10 +167,12 @@ class SchedulerLoop:
 
     # -- one iteration -----------------------------------------------------------------------------
     def _iteration(self) -> None:
-        busy = self._busy or bool(self._carry or self._started)
+        busy = self._busy or bool(self._carry)
         results = self.executor.poll(0.0 if busy else self.options.idle_sleep)
-        outcome = run_with_retries(lambda: self._transaction(results))
-        self._started = []
+        started = self._started_tries()
+        outcome = run_with_retries(lambda: self._transaction(results, started))
+        for result in results:
+            self._in_flight.pop(result.ti_id, None)
         self._carry = outcome.carry
         self._busy = outcome.busy
         self.ended_runs.update(outcome.ended)
@@ -179,11 +186,39 @@ class SchedulerLoop:
         if self.on_loop is not None:
             self.on_loop()
 
-    def _transaction(self, results: list[TryResult]) -> _StepOutcome:
-        with create_session() as session:
-            return self._step(session, results, utcnow(), time.monotonic())
+    def _started_tries(self) -> list[StartedTry]:
+        host = jobs.hostname()
+        started = []
+        for event in self.executor.drain_started():
+            queued = self._in_flight.get(event.ti_id)
+            if queued is not None:
+                started.append(
+                    StartedTry(
+                        event.ti_id,
+                        event.try_number,
+                        queued.dag_id,
+                        queued.run_id,
+                        queued.task_id,
+                        event.start_date,
+                        host,
+                        event.pid,
+                    )
+                )
+        return started
 
-    def _step(self, session: Session, results: list[TryResult], now: datetime, tick: float) -> _StepOutcome:
+    def _transaction(self, results: list[TryResult], started: list[StartedTry]) -> _StepOutcome:
+        self.cache.begin_step()
+        with create_session() as session, buffered_events(session):
+            return self._step(session, results, started, utcnow(), time.monotonic())
+
+    def _step(
+        self,
+        session: Session,
+        results: list[TryResult],
+        started: list[StartedTry],
+        now: datetime,
+        tick: float,
+    ) -> _StepOutcome:
         assert self.job_id is not None
         options = self.options
         if options.dags_folder is not None and self._refresh.due(tick):
@@ -191,7 +226,8 @@ class SchedulerLoop:
 
             refresh_dag_folder(options.dags_folder, session=session, now=now)
             self._refresh.mark(tick)
-        mark_running(self._started, session=session)
+        mark_running(started, session=session)
+        pump = self.executor.pump
         changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
         only = options.only_runs
         if only is None and self._recovery.due(tick):
@@ -207,11 +243,14 @@ class SchedulerLoop:
         if self._sweep.due(tick):
             full.update(running_runs(session=session, only_runs=only))
             self._sweep.mark(tick)
+        pump()
         decided = schedule_pass(session=session, cache=self.cache, now=now, full_runs=full, changed=changed)
+        pump()
         to_check = set(changed) | decided.touched_runs | full
         ended = finish_runs(
             to_check, session=session, cache=self.cache, now=now, deadlocked=decided.deadlocked_runs
         )
+        pump()
         queued = queue_scheduled(
             session=session,
             job_id=self.job_id,
@@ -219,6 +258,7 @@ class SchedulerLoop:
             now=now,
             lock_rows=self._lock_rows,
             only_runs=only,
+            respect_limits=options.respect_limits,
         )
         self.cache.get_many({q.dag_id for q in queued}, session=session)
         if self._heartbeat.due(tick):
@@ -241,13 +281,8 @@ class SchedulerLoop:
         )
 
     def _submit(self, queued: list[QueuedTi]) -> None:
-        requests = [self._request(q) for q in queued]
-        now = utcnow()
-        self.executor.submit(requests)
-        host = jobs.hostname()
-        self._started = [
-            StartedTry(q.id, q.try_number, q.dag_id, q.run_id, q.task_id, now, host) for q in queued
-        ]
+        self._in_flight.update((q.id, q) for q in queued)
+        self.executor.submit([self._request(q) for q in queued])
 
     def _request(self, queued: QueuedTi) -> TryRequest:
         dag = self.cache.cached(queued.dag_id)

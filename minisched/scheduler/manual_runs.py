@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.retry import run_with_retries
 from minisched.db.session import create_session
-from minisched.errors import MinischedError
+from minisched.exceptions import MinischedError
 from minisched.models import DagModel, DagRun, DagRunState, DagRunType, ImportError_, TaskInstance
 from minisched.models.types import utcnow
 from minisched.scheduler.dag_cache import DagStructureCache
@@ -122,11 +122,14 @@ def run_to_completion(
     logs_folder: Path,
     job_type: str,
     on_loop: Callable[[], None] | None = None,
+    respect_limits: bool = True,
 ) -> int:
     """Drive only these runs with the scheduler's own loop (same decisions, same recording)."""
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
 
-    options = SchedulerOptions(logs_folder=logs_folder, only_runs=frozenset(keys), job_type=job_type)
+    options = SchedulerOptions(
+        logs_folder=logs_folder, only_runs=frozenset(keys), job_type=job_type, respect_limits=respect_limits
+    )
     loop = SchedulerLoop(executor, options, on_loop=on_loop)
     return loop.run()
 
@@ -158,7 +161,14 @@ def run_dag_test(
             create_dag_runs([new], {dag_id: dag}, session=session, now=utcnow())
 
     run_with_retries(prepare)
-    run_to_completion([(dag_id, run_id)], InProcessExecutor(), logs_folder=logs_folder, job_type="dag_test")
+    # Tries run one at a time in this process, so pools and max_active_tasks have nothing to limit.
+    run_to_completion(
+        [(dag_id, run_id)],
+        InProcessExecutor(),
+        logs_folder=logs_folder,
+        job_type="dag_test",
+        respect_limits=False,
+    )
     with create_session() as session:
         state = run_state((dag_id, run_id), session=session) or "unknown"
         return RunOutcome(dag_id, run_id, state, task_states(dag_id, run_id, session=session))
@@ -169,14 +179,22 @@ class BackfillPlan:
     dag_id: str
     to_run: list[RunKey]
     skipped_existing: list[str]
+    reset_existing: tuple[str, ...] = ()
 
 
 def plan_backfill(
-    dag_id: str, start: datetime, end: datetime, *, session: Session, dry_run: bool = False
+    dag_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    session: Session,
+    dry_run: bool = False,
+    reset_dagruns: bool = False,
 ) -> BackfillPlan:
     """Create (unless dry_run) the queued backfill runs whose logical_date lies in [start, end].
 
     Runs that already exist at those dates are kept as they are; their unfinished ones are driven too.
+    With `reset_dagruns`, finished ones are cleared (back to queued) and run again.
     """
     if end < start:
         raise MinischedError(f"--end-date {end.isoformat()} is before --start-date {start.isoformat()}")
@@ -200,11 +218,26 @@ def plan_backfill(
     if not dry_run:
         create_dag_runs(fresh, {dag_id: dag}, session=session, now=utcnow())
     unfinished = [(dag_id, r.run_id) for r in existing.values() if r.state not in ("success", "failed")]
+    finished = sorted(r.run_id for r in existing.values() if r.state in ("success", "failed"))
+    reset = _reset_runs(dag, finished, session=session, dry_run=dry_run) if reset_dagruns else []
     return BackfillPlan(
         dag_id=dag_id,
-        to_run=[(dag_id, run.effective_run_id) for run in fresh] + unfinished,
-        skipped_existing=[r.run_id for r in existing.values() if r.state in ("success", "failed")],
+        to_run=[(dag_id, run.effective_run_id) for run in fresh] + unfinished + [(dag_id, r) for r in reset],
+        skipped_existing=[run_id for run_id in finished if run_id not in reset],
+        reset_existing=tuple(reset),
     )
+
+
+def _reset_runs(dag: SerializedDag, run_ids: list[str], *, session: Session, dry_run: bool) -> list[str]:
+    """Clear every task instance of these finished runs; returns the runs that went back to queued."""
+    from minisched.scheduler.clear import RunFilter, clear_task_instances, plan_clear
+
+    if not run_ids:
+        return []
+    plan = plan_clear(dag, dag.tasks, session=session, runs=RunFilter(run_ids=run_ids))
+    if dry_run:
+        return sorted({ti.run_id for ti in plan.to_clear})
+    return clear_task_instances(dag, plan.to_clear, session=session).requeued_runs
 
 
 def run_states(keys: Sequence[RunKey], *, session: Session) -> dict[RunKey, str]:
@@ -216,5 +249,5 @@ def run_states(keys: Sequence[RunKey], *, session: Session) -> dict[RunKey, str]
         select(DagRun.dag_id, DagRun.run_id, DagRun.state).where(
             tuple_(DagRun.dag_id, DagRun.run_id).in_(list(keys))
         )
-    ).tuples()
+    )
     return {(dag_id, run_id): state for dag_id, run_id, state in rows}

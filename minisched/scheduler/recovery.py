@@ -46,7 +46,7 @@ def find_dead_jobs(*, session: Session, my_job_id: int, threshold: float, now: d
         select(Job.id, Job.hostname, Job.pid, Job.latest_heartbeat).where(
             Job.job_type == SCHEDULER_JOB_TYPE, Job.state == JobState.RUNNING, Job.id != my_job_id
         )
-    ).tuples()
+    )
     stale_before = now - timedelta(seconds=threshold)
     here = hostname()
     return [

@@ -19,7 +19,7 @@ from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import event_row, record_events
 from minisched.models import TaskInstance, TaskInstanceState, table_of
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.executors.base import TryResult
+from minisched.scheduler.executors.base import TryRequest, TryResult
 
 S = TaskInstanceState
 RunKey = tuple[str, str]
@@ -75,6 +75,34 @@ def mark_running(started: Sequence[StartedTry], *, session: Session) -> None:
                 dttm=s.start_date,
             )
             for s in started
+        ),
+        session=session,
+    )
+
+
+def requeue(requests: Sequence[TryRequest], *, session: Session, now: datetime) -> None:
+    """queued -> scheduled for tries that never left the executor's queue, giving their try number back."""
+    if not requests:
+        return
+    ti = table_of(TaskInstance)
+    session.execute(
+        update(ti)
+        .where(ti.c.id == bindparam("b_id"), ti.c.try_number == bindparam("b_try"), ti.c.state == S.QUEUED)
+        .values(state=S.SCHEDULED, try_number=ti.c.try_number - 1, queued_by_job_id=None),
+        [{"b_id": r.ti_id, "b_try": r.try_number} for r in requests],
+    )
+    record_events(
+        (
+            event_row(
+                S.SCHEDULED,
+                dag_id=r.dag_id,
+                task_id=r.task_id,
+                run_id=r.run_id,
+                try_number=r.try_number - 1,
+                owner="scheduler",
+                dttm=now,
+            )
+            for r in requests
         ),
         session=session,
     )

@@ -41,7 +41,7 @@ def finish_runs(
             select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
                 tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(done)
             )
-        ).tuples()
+        )
         for dag_id, run_id, task_id, state in rows:
             states[(dag_id, run_id)][task_id] = state
         dags = cache.get_many({key[0] for key in done}, session=session)
@@ -69,7 +69,7 @@ def _runs_without_unfinished_tis(keys: list[RunKey], *, session: Session) -> lis
         )
         .where(tuple_(DagRun.dag_id, DagRun.run_id).in_(keys), DagRun.state == DagRunState.RUNNING)
         .group_by(DagRun.dag_id, DagRun.run_id)
-    ).tuples()
+    )
     return [(dag_id, run_id) for dag_id, run_id, count in rows if count == 0]
 
 

@@ -68,7 +68,7 @@ def load_task_instances(
         .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
         .where(DagRun.state == DagRunState.RUNNING, or_(*conditions))
     )
-    for row in session.execute(query).tuples():
+    for row in session.execute(query):
         ti = TiRow(*row)
         loaded[(ti.dag_id, ti.run_id)][ti.task_id] = ti
     return loaded
@@ -84,7 +84,7 @@ def retry_due(*, session: Session, now: datetime) -> dict[RunKey, set[str]]:
             or_(TaskInstance.next_retry_at.is_(None), TaskInstance.next_retry_at <= now),
             DagRun.state == DagRunState.RUNNING,
         )
-    ).tuples()
+    )
     due: dict[RunKey, set[str]] = defaultdict(set)
     for dag_id, run_id, task_id in rows:
         due[(dag_id, run_id)].add(task_id)
@@ -95,7 +95,7 @@ def running_runs(*, session: Session, only_runs: Iterable[RunKey] | None = None)
     query = select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == DagRunState.RUNNING)
     if only_runs is not None:
         query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
-    return [(dag_id, run_id) for dag_id, run_id in session.execute(query).tuples()]
+    return [(dag_id, run_id) for dag_id, run_id in session.execute(query)]
 
 
 def schedule_pass(
@@ -228,7 +228,7 @@ def _past_states(
             select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
                 tuple_(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id).in_(wanted)
             )
-        ).tuples()
+        )
         states = {(d, r, t): state for d, r, t, state in found}
     verdict: dict[tuple[RunKey, str], bool] = {}
     for (dag_id, run_id), tasks in asking.items():
@@ -255,5 +255,5 @@ def _previous_runs(keys: list[RunKey], *, session: Session) -> dict[RunKey, str]
         .limit(1)
         .scalar_subquery()
     )
-    rows = session.execute(select(current.c.dag_id, current.c.run_id, previous_run)).tuples()
+    rows = session.execute(select(current.c.dag_id, current.c.run_id, previous_run))
     return {(d, r): p for d, r, p in rows if p is not None}

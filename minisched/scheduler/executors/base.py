@@ -47,13 +47,43 @@ class TryResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TryStarted:
+    """A try left the executor's queue and began running (the scheduler records queued -> running)."""
+
+    ti_id: int
+    try_number: int
+    start_date: datetime
+    pid: int | None
+
+
 class BaseExecutor(abc.ABC):
-    """Runs tries somewhere; `poll` returns finished ones. Not thread-safe; one scheduler owns it."""
+    """Runs tries somewhere; `poll` returns finished ones. Not thread-safe; one scheduler owns it.
+
+    Up to `parallelism` tries run at once; up to `queue_depth` more may wait inside the executor, so a
+    worker that finishes picks its next try without waiting for the scheduler's next loop.
+    """
 
     name: str = "base"
 
-    def __init__(self, parallelism: int) -> None:
+    def __init__(self, parallelism: int, queue_depth: int | None = None) -> None:
         self.parallelism = parallelism
+        # Enough queued work to keep every worker busy through one scheduler loop (a few ms).
+        self.queue_depth = max(16, 16 * parallelism) if queue_depth is None else queue_depth
+        self._started_events: list[TryStarted] = []
+
+    def drain_started(self) -> list[TryStarted]:
+        """Tries that began running since the last call."""
+        started, self._started_events = self._started_events, []
+        return started
+
+    def pump(self) -> None:
+        """Hand queued tries to idle workers now (the scheduler calls this between its DB steps, so
+        workers do not wait for a whole loop); finished results are kept for the next `poll`."""
+
+    def withdraw_pending(self) -> list[TryRequest]:
+        """Take back the tries still waiting in the executor's queue (they never started)."""
+        return []
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -70,11 +100,12 @@ class BaseExecutor(abc.ABC):
     @property
     @abc.abstractmethod
     def running(self) -> int:
-        """Tries submitted and not yet returned by `poll`."""
+        """Tries submitted and not yet returned by `poll` (queued inside the executor or running)."""
 
     @property
     def free_slots(self) -> int:
-        return max(0, self.parallelism - self.running)
+        """How many more tries `submit` takes now: running ones plus a bounded queue."""
+        return max(0, self.parallelism + self.queue_depth - self.running)
 
     @abc.abstractmethod
     def stop(self, grace: float) -> list[TryResult]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
+from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 
 
 class InProcessExecutor(BaseExecutor):
     name = "inprocess"
 
     def __init__(self, parallelism: int = 1_000_000) -> None:
-        super().__init__(parallelism)
+        super().__init__(parallelism, queue_depth=0)
         self._finished: list[TryResult] = []
         self._dag_cache: object | None = None
 
@@ -28,7 +28,12 @@ class InProcessExecutor(BaseExecutor):
         from minisched.scheduler.task_runner import DagFileCache, run_try
 
         cache = self._dag_cache if isinstance(self._dag_cache, DagFileCache) else None
-        self._finished.extend(run_try(request, dag_cache=cache) for request in tries)
+        for request in tries:
+            result = run_try(request, dag_cache=cache)
+            self._started_events.append(
+                TryStarted(request.ti_id, request.try_number, result.start_date, result.pid)
+            )
+            self._finished.append(result)
 
     def poll(self, timeout: float = 0.0) -> list[TryResult]:
         finished, self._finished = self._finished, []

@@ -1,0 +1,311 @@
+"""Run one try of a task in the current process, its output captured in the try's log file.
+
+Executors call `run_try` in a worker process; it never touches the database and never raises
+(except KeyboardInterrupt, so Ctrl-C still stops an in-process run). Everything the try prints —
+`print`, `logging`, warnings, and child processes writing to fd 1/2 — goes to its log file.
+Redirecting fds 1/2 and SIGALRM (for `execution_timeout`) are process-wide, so call it from the main
+thread of a process that runs one try at a time; off the main thread there is no in-process timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+from minisched.authoring.context import task_context
+from minisched.dagfiles.importer import ImportResult, import_dag_file
+from minisched.exceptions import SkipTask, TaskFailure, TaskTimeout
+from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
+
+if TYPE_CHECKING:
+    from minisched.authoring.baseoperator import BaseOperator
+
+LOG_FORMAT = "[%(asctime)s] {%(filename)s:%(lineno)d} %(levelname)s - %(message)s"
+MAX_ERROR_LENGTH = 1000
+
+
+def log_path_for(
+    logs_folder: str | os.PathLike[str], dag_id: str, run_id: str, task_id: str, try_number: int
+) -> Path:
+    """`<logs>/dag_id=<d>/run_id=<r>/task_id=<t>/attempt=<n>.log`; run ids keep their ':' and '+'."""
+    return (
+        Path(logs_folder)
+        / f"dag_id={_path_part(dag_id)}"
+        / f"run_id={_path_part(run_id)}"
+        / f"task_id={_path_part(task_id)}"
+        / f"attempt={try_number}.log"
+    )
+
+
+def _path_part(value: str) -> str:
+    return value.replace(os.sep, "_").replace("\0", "_")
+
+
+def timeout_error(seconds: float) -> str:
+    return f"Task timed out after {seconds:g}s (execution_timeout)"
+
+
+def append_log_line(log_path: str | os.PathLike[str], message: str) -> None:
+    """Add a minisched line to a try's log from outside the try (e.g. the worker died); best effort."""
+    path = Path(log_path)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(_stamped(message))
+
+
+@cache
+def hostname() -> str:
+    return socket.gethostname()
+
+
+class DagFileCache:
+    """Imported DAG files of a warm worker, re-imported only when a file's mtime or size changes."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[int, int], ImportResult]] = {}
+        self.imports = 0
+
+    def load(self, fileloc: str) -> ImportResult:
+        stat = os.stat(fileloc)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        entry = self._entries.get(fileloc)
+        if entry is not None and entry[0] == stamp:
+            return entry[1]
+        result = import_dag_file(fileloc)
+        self.imports += 1
+        self._entries[fileloc] = (stamp, result)
+        return result
+
+
+class _TryError(Exception):
+    """The try cannot start (missing DAG, task or file); `detail` goes to the log only."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> TryResult:
+    """Run one try of `request`'s task to its end in this process and say how it went."""
+    start_date = datetime.now(UTC)
+    started = time.monotonic()
+    try:
+        with _captured_output(request.log_path) as log:
+            outcome, error = _run_logged(request, dag_cache, log, started)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the log file itself could not be opened or written
+        outcome, error = "failed", f"Could not run the try: {describe_exception(exc)}"
+    return TryResult(
+        ti_id=request.ti_id,
+        try_number=request.try_number,
+        outcome=outcome,
+        start_date=start_date,
+        end_date=datetime.now(UTC),
+        hostname=hostname(),
+        pid=os.getpid(),
+        error=error,
+    )
+
+
+def _run_logged(
+    request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, started: float
+) -> tuple[TryOutcome, str | None]:
+    log.write(
+        _stamped(
+            f"Running dag_id={request.dag_id} task_id={request.task_id} run_id={request.run_id} "
+            f"try_number={request.try_number} pid={os.getpid()} host={hostname()} file={request.fileloc}"
+        )
+    )
+    outcome, error = _execute(request, dag_cache, log)
+    summary = f"Try finished: outcome={outcome} duration={time.monotonic() - started:.3f}s"
+    log.write(_stamped(f"{summary} error={error}" if error else summary))
+    return outcome, error
+
+
+def _execute(
+    request: TryRequest, dag_cache: DagFileCache | None, log: TextIO
+) -> tuple[TryOutcome, str | None]:
+    alarm: _Alarm | None = None
+    try:
+        task = _load_task(request, dag_cache)
+        context = task_context(
+            task,
+            run_id=request.run_id,
+            logical_date=request.logical_date,
+            data_interval_start=request.data_interval_start or request.logical_date,
+            data_interval_end=request.data_interval_end or request.logical_date,
+            try_number=request.try_number,
+            conf=request.conf,
+        )
+        timeout = task.execution_timeout.total_seconds() if task.execution_timeout else request.timeout
+        alarm = _Alarm(timeout)
+        with alarm:
+            task.execute(context)
+    except SkipTask as exc:
+        if not (alarm and alarm.fired):
+            log.write(_stamped(f"Task skipped: {exc}" if str(exc) else "Task skipped"))
+            return "skipped", None
+        return _failed(exc, log, alarm)
+    except _TryError as exc:
+        log.write(_stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
+        return "failed", str(exc)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        return _failed(exc, log, alarm)
+    if alarm.fired:  # the task swallowed the timeout exception; it still ran too long
+        return "failed", timeout_error(alarm.seconds or 0)
+    return "success", None
+
+
+def _failed(exc: BaseException, log: TextIO, alarm: _Alarm | None) -> tuple[TryOutcome, str]:
+    log.write(_stamped("Task failed with exception"))
+    traceback.print_exception(exc, file=log)
+    if alarm is not None and alarm.fired:
+        return "failed", timeout_error(alarm.seconds or 0)
+    return "failed", describe_exception(exc)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line: minisched's own failures by message alone, others as `TypeName: message`."""
+    message = str(exc).strip()
+    if not isinstance(exc, TaskFailure) or not message:
+        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_ERROR_LENGTH else line[: MAX_ERROR_LENGTH - 3] + "..."
+
+
+def _load_task(request: TryRequest, dag_cache: DagFileCache | None) -> BaseOperator:
+    fileloc = request.fileloc
+    try:
+        imported = dag_cache.load(fileloc) if dag_cache is not None else import_dag_file(fileloc)
+    except OSError as exc:
+        raise _TryError(f"DAG file {fileloc} cannot be read: {exc.strerror or exc}") from None
+    if imported.error:
+        headline = imported.error.splitlines()[0]
+        raise _TryError(f"DAG file failed to import: {headline}", detail=imported.error)
+    dag = imported.dags.get(request.dag_id)
+    if dag is None:
+        raise _TryError(f"DAG {request.dag_id!r} is no longer defined in {fileloc}")
+    task = dag.task_dict.get(request.task_id)
+    if task is None:
+        raise _TryError(f"Task {request.task_id!r} is no longer in DAG {request.dag_id!r} ({fileloc})")
+    return task
+
+
+class _Alarm:
+    """Raise TaskTimeout in the main thread after `seconds` (SIGALRM); elsewhere, the executor's
+    parent-side deadline is the only limit."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds if seconds and seconds > 0 else None
+        self.fired = False
+        self._armed = False
+        self._previous: signal._HANDLER = None
+
+    def __enter__(self) -> None:
+        if self.seconds is None or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._armed:
+            return
+        self._armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous)
+
+    def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
+        if self._armed:
+            self.fired = True
+            raise TaskTimeout(timeout_error(self.seconds or 0))
+
+
+@contextlib.contextmanager
+def _captured_output(log_path: str) -> Iterator[TextIO]:
+    path = Path(log_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        path.open("a", encoding="utf-8", errors="backslashreplace", buffering=1) as log,
+        _redirected_fds(log),
+        _redirected_streams(log),
+        _redirected_logging(log),
+    ):
+        yield log
+
+
+@contextlib.contextmanager
+def _redirected_fds(log: TextIO) -> Iterator[None]:
+    """Point fds 1 and 2 at the log, so child processes and C code write there too."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved: list[tuple[int, int | None]] = []
+    try:
+        for fd in (1, 2):
+            try:
+                saved.append((fd, os.dup(fd)))
+            except OSError:
+                saved.append((fd, None))
+            os.dup2(log.fileno(), fd)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            log.flush()
+        for fd, copy in saved:
+            with contextlib.suppress(OSError):
+                if copy is None:
+                    os.close(fd)
+                else:
+                    os.dup2(copy, fd)
+                    os.close(copy)
+
+
+@contextlib.contextmanager
+def _redirected_streams(log: TextIO) -> Iterator[None]:
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = log
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+_handler = logging.StreamHandler()
+_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+
+
+@contextlib.contextmanager
+def _redirected_logging(log: TextIO) -> Iterator[None]:
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    _handler.setStream(log)
+    root.handlers = [_handler]
+    root.setLevel(saved_level if 0 < saved_level < logging.INFO else logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+        _handler.setStream(sys.__stderr__ or sys.stderr)
+
+
+def _stamped(message: str) -> str:
+    return f"[{datetime.now(UTC).isoformat(timespec='milliseconds')}] minisched: {message}\n"
