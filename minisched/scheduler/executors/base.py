@@ -77,7 +77,7 @@ class BaseExecutor(abc.ABC):
         started, self._started_events = self._started_events, []
         return started
 
-    def pump(self) -> None:
+    def pump(self) -> None:  # noqa: B027 -- an optional hook: executors without a queue need nothing
         """Hand queued tries to idle workers now (the scheduler calls this between its DB steps, so
         workers do not wait for a whole loop); finished results are kept for the next `poll`."""
 
