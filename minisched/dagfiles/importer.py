@@ -98,7 +98,7 @@ def describe_import_error(path: str, exc: BaseException) -> str:
     """One headline naming the file, line and cause, followed by the traceback frames inside the file."""
     if isinstance(exc, SyntaxError) and exc.filename == path:
         where = f"{path}:{exc.lineno}"
-        return f"{where}: SyntaxError: {exc.msg}\n{(exc.text or '').rstrip()}"
+        return f"{where}: {type(exc).__name__}: {exc.msg}\n{(exc.text or '').rstrip()}"
     frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == path]
     where = f"{path}:{frames[-1].lineno}" if frames else path
     headline = f"{where}: {type(exc).__name__}: {exc}"

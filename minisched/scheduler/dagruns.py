@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from minisched.authoring.schedules import DataInterval
 from minisched.authoring.serialize import SerializedDag
+from minisched.dagfiles.sync import next_dagrun_fields
 from minisched.models import DagModel, DagRun, DagRunState, DagRunType, TaskInstance, table_of
 from minisched.scheduler.dag_cache import DagStructureCache
 
@@ -124,16 +125,6 @@ def ti_values(dag_id: str, run_id: str, dag: SerializedDag, task_id: str) -> dic
     }
 
 
-def next_dagrun_fields(info: DataInterval | None) -> dict[str, datetime | None]:
-    """The dag row's next_dagrun* columns for the next interval to create (all None: nothing planned)."""
-    return {
-        "next_dagrun": info.start if info else None,
-        "next_dagrun_data_interval_start": info.start if info else None,
-        "next_dagrun_data_interval_end": info.end if info else None,
-        "next_dagrun_create_after": info.end if info else None,
-    }
-
-
 def create_scheduled_runs(
     *, session: Session, cache: DagStructureCache, now: datetime, job_id: int | None, lock_rows: bool
 ) -> list[NewRun]:
@@ -170,7 +161,8 @@ def create_scheduled_runs(
             continue
         interval = DataInterval(start, end)
         wanted.append(NewRun(dag_id, DagRunType.SCHEDULED, start, interval))
-        advance = {"b_dag_id": dag_id, **next_dagrun_fields(dag.next_dagrun_info(interval, now=now))}
+        fields = next_dagrun_fields(dag.schedule, dag.start_date, dag.end_date, dag.catchup, interval, now)
+        advance = {"b_dag_id": dag_id, **fields}
         advances.append(advance)
     created = create_dag_runs(wanted, dags, session=session, now=now, job_id=job_id)
     if advances:

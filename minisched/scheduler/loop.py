@@ -95,6 +95,7 @@ class SchedulerLoop:
         self._in_flight: dict[int, QueuedTi] = {}
         self._carry: dict[RunKey, set[str]] = {}
         self._busy = True
+        self._retry_check_at: datetime | None = None  # None: no retry waiting that this loop knows of
         self._refresh = _Every(options.refresh_interval)
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
@@ -230,8 +231,10 @@ class SchedulerLoop:
         pump = self.executor.pump
         changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
         only = options.only_runs
+        recovered: dict[RunKey, set[str]] = {}
         if only is None and self._recovery.due(tick):
-            changed = _merge(changed, self._recover(session, now))
+            recovered = self._recover(session, now)
+            changed = _merge(changed, recovered)
             self._recovery.mark(tick)
         created: list[RunKey] = []
         if only is None:
@@ -244,7 +247,22 @@ class SchedulerLoop:
             full.update(running_runs(session=session, only_runs=only))
             self._sweep.mark(tick)
         pump()
-        decided = schedule_pass(session=session, cache=self.cache, now=now, full_runs=full, changed=changed)
+        # A retry can only fall due after a try failed, at a known time, or through another process (sweep).
+        check_retries = (
+            bool(full)
+            or any(r.outcome == "failed" for r in results)
+            or (self._retry_check_at is not None and now >= self._retry_check_at)
+        )
+        decided = schedule_pass(
+            session=session,
+            cache=self.cache,
+            now=now,
+            full_runs=full,
+            changed=changed,
+            check_retries=check_retries,
+        )
+        if check_retries:
+            self._retry_check_at = decided.next_retry_at
         pump()
         to_check = set(changed) | decided.touched_runs | full
         ended = finish_runs(

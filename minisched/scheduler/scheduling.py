@@ -35,6 +35,7 @@ class PassResult:
     changed_tasks: dict[RunKey, set[str]] = field(default_factory=lambda: defaultdict(set))
     deadlocked_runs: set[RunKey] = field(default_factory=set)
     scheduled: int = 0
+    next_retry_at: datetime | None = None
 
 
 _TI_COLUMNS = (
@@ -74,21 +75,21 @@ def load_task_instances(
     return loaded
 
 
-def retry_due(*, session: Session, now: datetime) -> dict[RunKey, set[str]]:
-    """up_for_retry task instances whose retry delay has passed."""
+def waiting_retries(*, session: Session, now: datetime) -> tuple[dict[RunKey, set[str]], datetime | None]:
+    """up_for_retry task instances whose retry delay has passed, and when the next one falls due."""
     rows = session.execute(
-        select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id)
+        select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.next_retry_at)
         .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
-        .where(
-            TaskInstance.state == S.UP_FOR_RETRY,
-            or_(TaskInstance.next_retry_at.is_(None), TaskInstance.next_retry_at <= now),
-            DagRun.state == DagRunState.RUNNING,
-        )
+        .where(TaskInstance.state == S.UP_FOR_RETRY, DagRun.state == DagRunState.RUNNING)
     )
     due: dict[RunKey, set[str]] = defaultdict(set)
-    for dag_id, run_id, task_id in rows:
-        due[(dag_id, run_id)].add(task_id)
-    return due
+    upcoming: list[datetime] = []
+    for dag_id, run_id, task_id, retry_at in rows:
+        if retry_at is None or retry_at <= now:
+            due[(dag_id, run_id)].add(task_id)
+        else:
+            upcoming.append(retry_at)
+    return due, min(upcoming, default=None)
 
 
 def running_runs(*, session: Session, only_runs: Iterable[RunKey] | None = None) -> list[RunKey]:
@@ -105,12 +106,20 @@ def schedule_pass(
     now: datetime,
     full_runs: Iterable[RunKey],
     changed: Mapping[RunKey, set[str]],
+    check_retries: bool = True,
 ) -> PassResult:
-    """Decide task instances of running runs and write every state change (plus its log row) in bulk."""
+    """Decide task instances of running runs and write every state change (plus its log row) in bulk.
+
+    `check_retries` looks for up_for_retry task instances whose delay has passed (the caller knows
+    when one can be due); their time is reported as `next_retry_at`.
+    """
     full = set(full_runs)
     candidates: dict[RunKey, set[str]] = defaultdict(set)
-    for key, task_ids in retry_due(session=session, now=now).items():
-        candidates[key] |= task_ids
+    result = PassResult()
+    if check_retries:
+        due, result.next_retry_at = waiting_retries(session=session, now=now)
+        for key, task_ids in due.items():
+            candidates[key] |= task_ids
     dags = cache.get_many({key[0] for key in (*full, *changed, *candidates)}, session=session)
     for key, task_ids in changed.items():
         dag = dags.get(key[0])
@@ -121,7 +130,6 @@ def schedule_pass(
     needed = {key: _with_upstreams(dags.get(key[0]), task_ids) for key, task_ids in candidates.items()}
     loaded = load_task_instances(session=session, full_runs=full, partial=needed)
     past = _past_states(loaded, candidates, full, dags, session=session)
-    result = PassResult()
     missing: list[dict[str, object]] = []
     merged: dict[tuple[str | None, str], list[TiRow]] = defaultdict(list)
     for key, rows in loaded.items():

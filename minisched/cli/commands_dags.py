@@ -1,0 +1,260 @@
+"""`minisched dags ...`: list, show, pause and unpause DAGs.
+
+Every command loads the DAG folder first (only changed files are imported), so a file dropped into the
+folder shows up in the very next command. Add a command with `@dags_group.command(...)`,
+`@dags_folder_option`, and `refresh_dags()` as its first step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from minisched.cli.audit import audit_cli
+from minisched.cli.output import output_option
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from minisched.authoring.serialize import SerializedDag
+    from minisched.dagfiles.loader import RefreshReport
+    from minisched.errors import MinischedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DAG_LIST_COLUMNS = ("dag_id", "fileloc", "schedule", "is_paused", "next_dagrun")
+IMPORT_ERROR_COLUMNS = ("filename", "error")
+SHOW_FORMATS = ("text", "mermaid", "dot")
+
+
+def _use_dags_folder(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None:
+        from minisched.settings import configure
+
+        configure({"dags_folder": str(value)})
+    return value
+
+
+def dags_folder_option(func: F) -> F:
+    """`--dags-folder DIR`: read DAGs from DIR instead of the configured folder."""
+    option = click.option(
+        "--dags-folder",
+        type=click.Path(exists=True, path_type=Path),
+        default=None,
+        callback=_use_dags_folder,
+        help="Folder of DAG files (default: the configured dags_folder).",
+    )
+    return option(func)
+
+
+def refresh_dags() -> RefreshReport:
+    """Load the configured DAG folder into the DB, in its own transaction (kept even if the command fails)."""
+    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.db.session import create_session
+    from minisched.settings import get_settings
+
+    with create_session() as session:
+        return refresh_dag_folder(get_settings().dags_folder, session=session)
+
+
+def dag_not_found(dag_id: str) -> MinischedError:
+    from minisched.errors import MinischedError
+
+    return MinischedError(f"DAG {dag_id!r} not found; run `minisched dags list` to see the DAGs")
+
+
+@click.group("dags")
+def dags_group() -> None:
+    """List, inspect, pause and unpause DAGs."""
+
+
+@dags_group.command("list")
+@dags_folder_option
+@output_option
+def dags_list(dags_folder: Path | None, output: str) -> None:
+    """List the active DAGs."""
+    from sqlalchemy import func, select
+
+    from minisched.cli.output import print_rows
+    from minisched.db.session import create_session
+    from minisched.models import DagModel, ImportError_
+
+    refresh_dags()
+    with create_session() as session:
+        columns = [getattr(DagModel, name) for name in DAG_LIST_COLUMNS]
+        query = select(*columns).where(DagModel.is_active).order_by(DagModel.dag_id)
+        rows = [dict(row._mapping) for row in session.execute(query)]
+        broken = session.scalar(select(func.count()).select_from(ImportError_)) or 0
+    print_rows(rows, DAG_LIST_COLUMNS, output)
+    if broken:
+        click.echo(
+            f"Warning: {broken} DAG file(s) failed to import; run `minisched dags list-import-errors`",
+            err=True,
+        )
+
+
+@dags_group.command("list-import-errors")
+@dags_folder_option
+@output_option
+def dags_list_import_errors(dags_folder: Path | None, output: str) -> None:
+    """List the DAG files that failed to import, and why."""
+    from sqlalchemy import select
+
+    from minisched.cli.output import print_rows
+    from minisched.db.session import create_session
+    from minisched.models import ImportError_
+
+    refresh_dags()
+    with create_session() as session:
+        query = select(ImportError_.filename, ImportError_.stacktrace.label("error")).order_by(
+            ImportError_.filename
+        )
+        rows = [dict(row._mapping) for row in session.execute(query)]
+    print_rows(rows if output == "json" else _one_line_per_row(rows), IMPORT_ERROR_COLUMNS, output)
+
+
+def _one_line_per_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Continuation lines of a traceback as rows of their own, so the table stays aligned."""
+    lines: list[dict[str, Any]] = []
+    for row in rows:
+        first, *rest = str(row["error"]).splitlines() or [""]
+        lines.append({"filename": row["filename"], "error": first})
+        lines.extend({"filename": "", "error": line} for line in rest)
+    return lines
+
+
+@dags_group.command("show")
+@click.argument("dag_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(SHOW_FORMATS),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@dags_folder_option
+def dags_show(dag_id: str, fmt: str, dags_folder: Path | None) -> None:
+    """Print a DAG's task graph as text, a Mermaid flowchart or a Graphviz digraph."""
+    refresh_dags()
+    dag = load_serialized_dag(dag_id)
+    render = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}[fmt]
+    click.echo(render(dag))
+
+
+def load_serialized_dag(dag_id: str, *, session: Session | None = None) -> SerializedDag:
+    """The stored structure of an active DAG, or the CLI's not-found error."""
+    from sqlalchemy import select
+
+    from minisched.authoring.serialize import deserialize_dag
+    from minisched.db.session import create_session
+    from minisched.models import DagModel, SerializedDagModel
+
+    query = (
+        select(SerializedDagModel.data)
+        .join(DagModel, DagModel.dag_id == SerializedDagModel.dag_id)
+        .where(SerializedDagModel.dag_id == dag_id, DagModel.is_active)
+    )
+    if session is None:
+        with create_session() as own_session:
+            data = own_session.scalar(query)
+    else:
+        data = session.scalar(query)
+    if data is None:
+        raise dag_not_found(dag_id)
+    return deserialize_dag(data)
+
+
+def render_text(dag: SerializedDag) -> str:
+    """Tasks in dependency order, each with the tasks it waits for."""
+    lines = [f"DAG {dag.dag_id} (schedule: {dag.schedule_text or 'None'})"]
+    for task_id in dag.topological_order:
+        upstream = dag.tasks[task_id].upstream_task_ids
+        lines.append(f"  {task_id}" + (f"  <- {', '.join(upstream)}" if upstream else ""))
+    return "\n".join(lines)
+
+
+_MERMAID_SAFE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def render_mermaid(dag: SerializedDag) -> str:
+    """A Mermaid flowchart; ids Mermaid cannot parse (dots, dashes, `end`) get a safe node name."""
+    names = _mermaid_names(dag.topological_order)
+    lines = ["graph LR"]
+    for task_id, name in names.items():
+        tid = dag.tasks[task_id]
+        if name != task_id:
+            lines.append(f'    {name}["{task_id}"]')
+        elif not tid.upstream_task_ids and not tid.downstream_task_ids:
+            lines.append(f"    {name}")
+    for task_id in dag.topological_order:
+        for downstream in dag.tasks[task_id].downstream_task_ids:
+            lines.append(f"    {names[task_id]} --> {names[downstream]}")
+    return "\n".join(lines)
+
+
+def _mermaid_names(task_ids: list[str]) -> dict[str, str]:
+    taken = set(task_ids)
+    names: dict[str, str] = {}
+    for index, task_id in enumerate(task_ids):
+        if _MERMAID_SAFE_ID.match(task_id) and task_id.lower() != "end":
+            names[task_id] = task_id
+            continue
+        name = f"task_{index}"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        names[task_id] = name
+    return names
+
+
+def render_dot(dag: SerializedDag) -> str:
+    """A Graphviz digraph (`dot -Tpng`); ids never contain quotes, so quoting them is enough."""
+    lines = [f'digraph "{dag.dag_id}" {{', "    rankdir=LR;"]
+    lines.extend(f'    "{task_id}";' for task_id in dag.topological_order)
+    for task_id in dag.topological_order:
+        for downstream in dag.tasks[task_id].downstream_task_ids:
+            lines.append(f'    "{task_id}" -> "{downstream}";')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+@dags_group.command("pause")
+@click.argument("dag_id")
+@dags_folder_option
+def dags_pause(dag_id: str, dags_folder: Path | None) -> None:
+    """Stop creating and scheduling runs of a DAG (running tasks finish)."""
+    _set_paused(dag_id, dags_folder, paused=True)
+
+
+@dags_group.command("unpause")
+@click.argument("dag_id")
+@dags_folder_option
+def dags_unpause(dag_id: str, dags_folder: Path | None) -> None:
+    """Let the scheduler create and run runs of a DAG again."""
+    _set_paused(dag_id, dags_folder, paused=False)
+
+
+def _set_paused(dag_id: str, dags_folder: Path | None, *, paused: bool) -> None:
+    from sqlalchemy import update
+
+    from minisched.db.session import create_session
+    from minisched.models import DagModel
+
+    refresh_dags()
+    with create_session() as session:
+        result = session.execute(
+            update(DagModel)
+            .where(DagModel.dag_id == dag_id)
+            .values(is_paused=paused)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise dag_not_found(dag_id)
+    arguments = {"dag_id": dag_id, "dags_folder": str(dags_folder) if dags_folder else None}
+    audit_cli("dags_pause" if paused else "dags_unpause", arguments, dag_id=dag_id)
+    click.echo(f"DAG {dag_id} is {'paused' if paused else 'unpaused'}")
