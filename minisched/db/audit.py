@@ -7,7 +7,7 @@ import getpass
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -65,6 +65,31 @@ def event_row(
 
 
 _BUFFER_KEY = "minisched_event_buffer"
+
+
+class TaskInstanceKey(Protocol):
+    @property
+    def dag_id(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def task_id(self) -> str: ...
+
+
+def ti_event(
+    state: str, ti: TaskInstanceKey, try_number: int, dttm: datetime, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `log` row of a task-instance state change made by the scheduler (event = the new state)."""
+    return event_row(
+        state,
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        try_number=try_number,
+        owner="scheduler",
+        dttm=dttm,
+        extra=extra,
+    )
 
 
 def record_events(rows: Iterable[Mapping[str, Any]], *, session: Session) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from minisched.db.audit import event_row, record_events
+from minisched.db.audit import record_events, ti_event
 from minisched.models import DagModel, DagRun, DagRunState, Pool, TaskInstance, TaskInstanceState
 from minisched.models.state import ACTIVE_TI_STATES
 
@@ -97,18 +97,7 @@ def queue_scheduled(
         if row.id in won
     ]
     record_events(
-        (
-            event_row(
-                S.QUEUED,
-                dag_id=q.dag_id,
-                task_id=q.task_id,
-                run_id=q.run_id,
-                try_number=q.try_number,
-                owner="scheduler",
-                dttm=now,
-            )
-            for q in queued
-        ),
+        (ti_event(S.QUEUED, q, q.try_number, now) for q in queued),
         session=session,
     )
     return queued

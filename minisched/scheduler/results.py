@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
-from minisched.db.audit import event_row, record_events
+from minisched.db.audit import record_events, ti_event
 from minisched.models import TaskInstance, TaskInstanceState, table_of
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryRequest, TryResult
@@ -64,18 +64,7 @@ def mark_running(started: Sequence[StartedTry], *, session: Session) -> None:
         ],
     )
     record_events(
-        (
-            event_row(
-                S.RUNNING,
-                dag_id=s.dag_id,
-                task_id=s.task_id,
-                run_id=s.run_id,
-                try_number=s.try_number,
-                owner="scheduler",
-                dttm=s.start_date,
-            )
-            for s in started
-        ),
+        (ti_event(S.RUNNING, s, s.try_number, s.start_date) for s in started),
         session=session,
     )
 
@@ -92,18 +81,7 @@ def requeue(requests: Sequence[TryRequest], *, session: Session, now: datetime) 
         [{"b_id": r.ti_id, "b_try": r.try_number} for r in requests],
     )
     record_events(
-        (
-            event_row(
-                S.SCHEDULED,
-                dag_id=r.dag_id,
-                task_id=r.task_id,
-                run_id=r.run_id,
-                try_number=r.try_number - 1,
-                owner="scheduler",
-                dttm=now,
-            )
-            for r in requests
-        ),
+        (ti_event(S.SCHEDULED, r, r.try_number - 1, now) for r in requests),
         session=session,
     )
 
@@ -161,18 +139,7 @@ def record_results(
             }
         )
         extra = {"error": result.error} if result.error else None
-        events.append(
-            event_row(
-                state,
-                dag_id=row.dag_id,
-                task_id=row.task_id,
-                run_id=row.run_id,
-                try_number=result.try_number,
-                owner="scheduler",
-                dttm=result.end_date,
-                extra=extra,
-            )
-        )
+        events.append(ti_event(state, row, result.try_number, result.end_date, extra))
         if state != S.UP_FOR_RETRY:
             finished[(row.dag_id, row.run_id)].add(row.task_id)
     if params:

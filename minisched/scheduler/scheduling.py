@@ -16,7 +16,7 @@ from sqlalchemy import and_, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
-from minisched.db.audit import event_row, record_events
+from minisched.db.audit import record_events, ti_event
 from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import ti_values
@@ -192,18 +192,7 @@ def _apply(merged: Mapping[tuple[str | None, str], list[TiRow]], *, session: Ses
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        events.extend(
-            event_row(
-                new_state,
-                dag_id=r.dag_id,
-                task_id=r.task_id,
-                run_id=r.run_id,
-                try_number=r.try_number,
-                owner="scheduler",
-                dttm=now,
-            )
-            for r in rows
-        )
+        events.extend(ti_event(new_state, r, r.try_number, now) for r in rows)
     record_events(events, session=session)
 
 
