@@ -76,6 +76,7 @@ def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output
     settings = configure({"dags_folder": dags_folder})
     when = parse_datetime(logical_date, "LOGICAL_DATE") if logical_date else None
     outcome = run_dag_test(dag_id, when, dags_folder=settings.dags_folder, logs_folder=settings.logs_folder)
+    audit_cli("dags_test", {"logical_date": logical_date}, dag_id=dag_id, run_id=outcome.run_id)
     print_rows(outcome.tasks, TASK_COLUMNS, output)
     click.echo(f"Dag run {outcome.run_id} of {dag_id}: {outcome.state}", err=True)
     if outcome.state != "success":

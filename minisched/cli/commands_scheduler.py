@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from minisched.cli.audit import audit_cli
+
 
 @click.command()
 @click.option("--dags-folder", type=click.Path(file_okay=False, path_type=Path), help="Folder of DAG files.")
@@ -46,6 +48,15 @@ def scheduler(
         zombie_threshold=settings.zombie_threshold,
     )
     loop = SchedulerLoop(executor_for(settings.executor, settings.parallelism), options)
+    audit_cli(
+        "scheduler",
+        {
+            "dags_folder": str(settings.dags_folder),
+            "num_runs": num_runs,
+            "executor": settings.executor,
+            "parallelism": settings.parallelism,
+        },
+    )
     click.echo(
         f"Scheduler starting: DAGs from {settings.dags_folder}, executor {settings.executor}, "
         f"parallelism {settings.parallelism}, database {mask_secrets(settings.db_url)}",

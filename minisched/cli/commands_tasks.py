@@ -1,10 +1,20 @@
-"""`tasks states-for-dag-run` and `tasks logs`."""
+"""`tasks states-for-dag-run`, `tasks logs`, `tasks clear` and `tasks test`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
+from minisched.cli.audit import audit_cli
+from minisched.cli.commands_runs import dags_folder_option
 from minisched.cli.output import output_option
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from minisched.scheduler.task_runner import DagFileCache
 
 TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
 
@@ -24,7 +34,7 @@ def states_for_dag_run(dag_id: str, run_id: str, output: str) -> None:
 
     from minisched.cli.output import print_rows
     from minisched.db.session import create_session
-    from minisched.errors import MinischedError
+    from minisched.exceptions import MinischedError
     from minisched.models import DagRun
     from minisched.scheduler.manual_runs import task_states
 
@@ -48,7 +58,7 @@ def logs(dag_id: str, run_id: str, task_id: str, try_number: int | None) -> None
     from sqlalchemy import select
 
     from minisched.db.session import create_session
-    from minisched.errors import MinischedError
+    from minisched.exceptions import MinischedError
     from minisched.models import TaskInstance
     from minisched.scheduler.task_runner import log_path_for
     from minisched.settings import get_settings
@@ -71,3 +81,186 @@ def logs(dag_id: str, run_id: str, task_id: str, try_number: int | None) -> None
     if not path.is_file():
         raise MinischedError(f"no log for try {wanted} of {task_id!r} at {path}")
     click.echo(path.read_text(encoding="utf-8", errors="replace"), nl=False)
+
+
+@tasks_group.command("clear")
+@click.argument("dag_id")
+@click.option("--run-id", "-r", help="Only this run.")
+@click.option("--task-regex", "-t", help="Only tasks whose id matches this regular expression (re.search).")
+@click.option("--start-date", "-s", help="Only runs with a logical date at or after this (ISO-8601).")
+@click.option("--end-date", "-e", help="Only runs with a logical date at or before this (ISO-8601).")
+@click.option("--only-failed", "-f", is_flag=True, help="Only failed and upstream_failed task instances.")
+@click.option(
+    "--downstream", "-d", is_flag=True, help="Also clear everything downstream of the matched tasks."
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@dags_folder_option
+def clear(
+    *,
+    dag_id: str,
+    run_id: str | None,
+    task_regex: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    only_failed: bool,
+    downstream: bool,
+    yes: bool,
+    dags_folder: Path | None,
+) -> None:
+    """Reset task instances of DAG_ID so the scheduler runs them again (their finished runs are queued)."""
+    from minisched.cli.output import print_rows
+    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.db.session import create_session
+    from minisched.scheduler.clear import RunFilter, clear_task_instances, plan_clear, select_tasks
+    from minisched.scheduler.manual_runs import load_dag, parse_datetime
+    from minisched.settings import configure
+
+    settings = configure({"dags_folder": dags_folder})
+    runs = RunFilter(
+        run_ids=[run_id] if run_id else None,
+        start=parse_datetime(start_date, "--start-date") if start_date else None,
+        end=parse_datetime(end_date, "--end-date") if end_date else None,
+    )
+    with create_session() as session:
+        refresh_dag_folder(settings.dags_folder, session=session)
+    with create_session() as session:
+        dag = load_dag(dag_id, session=session)
+        if run_id:
+            _require_run(dag_id, run_id, session=session)
+        task_ids = select_tasks(dag, task_regex=task_regex, downstream=downstream)
+        plan = plan_clear(dag, task_ids, session=session, runs=runs, only_failed=only_failed)
+    for ti in plan.in_flight:
+        click.echo(f"not cleared, its try is {ti.state}: {ti.run_id} {ti.task_id}", err=True)
+    if not plan.to_clear:
+        click.echo("No task instances to clear")
+        return
+    print_rows([ti._asdict() for ti in plan.to_clear], CLEAR_COLUMNS, "table")
+    if not yes:
+        click.confirm(f"Clear these {len(plan.to_clear)} task instance(s)?", abort=True)
+    with create_session() as session:
+        result = clear_task_instances(dag, plan.to_clear, session=session)
+        paused = _is_paused(dag_id, session=session)
+    arguments = {
+        "run_id": run_id,
+        "task_regex": task_regex,
+        "start_date": start_date,
+        "end_date": end_date,
+        "only_failed": only_failed,
+        "downstream": downstream,
+    }
+    audit_cli("tasks_clear", arguments, dag_id=dag_id, run_id=run_id)
+    click.echo(
+        f"Cleared {len(result.cleared)} task instance(s); {len(result.requeued_runs)} run(s) queued again"
+    )
+    if paused and result.cleared:
+        click.echo(
+            f"Note: {dag_id} is paused; the scheduler runs the cleared tasks once it is unpaused", err=True
+        )
+
+
+CLEAR_COLUMNS = ["run_id", "task_id", "state", "try_number"]
+
+
+def _require_run(dag_id: str, run_id: str, *, session: Session) -> None:
+    from sqlalchemy import select
+
+    from minisched.exceptions import MinischedError
+    from minisched.models import DagRun
+
+    if session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)) is None:
+        raise MinischedError(
+            f"no run {run_id!r} of DAG {dag_id!r}; `minisched dags list-runs {dag_id}` lists its runs"
+        )
+
+
+def _is_paused(dag_id: str, *, session: Session) -> bool:
+    from sqlalchemy import select
+
+    from minisched.models import DagModel
+
+    return bool(session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id)))
+
+
+@tasks_group.command("test")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("logical_date", required=False)
+@dags_folder_option
+def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: Path | None) -> None:
+    """Run one try of TASK_ID in this process and print its output; records nothing in the database."""
+    import sys
+    import tempfile
+
+    from minisched.models.types import utcnow
+    from minisched.scheduler.executors.base import TryRequest
+    from minisched.scheduler.manual_runs import parse_datetime
+    from minisched.scheduler.task_runner import DagFileCache, run_try
+    from minisched.settings import configure
+
+    settings = configure({"dags_folder": dags_folder})
+    when = parse_datetime(logical_date, "LOGICAL_DATE") if logical_date else utcnow()
+    files = DagFileCache()
+    fileloc = _find_dag_file(dag_id, task_id, settings.dags_folder, files)
+    interval = files.load(fileloc).dags[dag_id].timetable.infer_manual_data_interval(when)
+    with tempfile.TemporaryDirectory(prefix="minisched-tasks-test-") as folder:
+        request = TryRequest(
+            ti_id=0,
+            dag_id=dag_id,
+            run_id=f"test__{when.isoformat()}",
+            task_id=task_id,
+            try_number=1,
+            fileloc=fileloc,
+            log_path=str(Path(folder) / "attempt=1.log"),
+            logical_date=when,
+            data_interval_start=interval.start,
+            data_interval_end=interval.end,
+        )
+        result = run_try(request, dag_cache=files)
+        click.echo(Path(request.log_path).read_text(encoding="utf-8", errors="replace"), nl=False)
+    summary = f"Task {task_id} of {dag_id}: {result.outcome}"
+    click.echo(f"{summary} ({result.error})" if result.error else summary, err=True)
+    if result.outcome == "failed":
+        sys.exit(1)
+
+
+def _find_dag_file(dag_id: str, task_id: str, dags_folder: Path, files: DagFileCache) -> str:
+    """The file defining `dag_id`: where the database last saw it, else the first in the DAG folder."""
+    from minisched.dagfiles.loader import list_dag_files
+    from minisched.exceptions import MinischedError
+
+    known = _known_fileloc(dag_id)
+    candidates = [known] if known else []
+    candidates += [path for path in list_dag_files(dags_folder) if path != known]
+    for fileloc in candidates:
+        try:
+            imported = files.load(fileloc)
+        except OSError:
+            continue
+        if imported.error and fileloc == known:
+            raise MinischedError(f"DAG file of {dag_id!r} failed to import: {imported.error.splitlines()[0]}")
+        dag = imported.dags.get(dag_id)
+        if dag is None:
+            continue
+        if task_id not in dag.task_dict:
+            tasks = ", ".join(sorted(dag.task_dict)[:20])
+            raise MinischedError(f"DAG {dag_id!r} has no task {task_id!r} (tasks: {tasks})")
+        return fileloc
+    raise MinischedError(
+        f"DAG {dag_id!r} is not defined in any file of {dags_folder}; "
+        "`minisched dags list-import-errors` shows files that failed to load"
+    )
+
+
+def _known_fileloc(dag_id: str) -> str | None:
+    """Read-only look-up; a database that cannot be read just means scanning the folder."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from minisched.db.session import create_session
+    from minisched.models import DagModel
+
+    try:
+        with create_session() as session:
+            return session.scalar(select(DagModel.fileloc).where(DagModel.dag_id == dag_id))
+    except SQLAlchemyError:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -14,13 +15,22 @@ from minisched.models import SerializedDagModel
 class DagStructureCache:
     """dag_id -> SerializedDag, keyed by `dag_hash`: one small query per call, data only for changed DAGs."""
 
-    def __init__(self) -> None:
+    def __init__(self, recheck_interval: float = 0.0) -> None:
         self._entries: dict[str, tuple[str, SerializedDag]] = {}
         self._verified: set[str] | None = None
+        self._recheck_interval = recheck_interval
+        self._verified_at = 0.0
 
     def begin_step(self) -> None:
-        """Within one step (transaction), check each DAG's hash at most once."""
-        self._verified = set()
+        """Check each DAG's hash at most once per step, and not again before `recheck_interval` passed.
+
+        A changed DAG file reaches the scheduler that long after it was synced: fine for a structure
+        that changes only when someone edits the file.
+        """
+        now = time.monotonic()
+        if self._verified is None or now - self._verified_at >= self._recheck_interval:
+            self._verified = set()
+            self._verified_at = now
 
     def get_many(self, dag_ids: Iterable[str], *, session: Session) -> dict[str, SerializedDag]:
         wanted = set(dag_ids)

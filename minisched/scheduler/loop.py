@@ -37,6 +37,8 @@ from minisched.scheduler.task_runner import log_path_for
 
 log = logging.getLogger(__name__)
 RunKey = tuple[str, str]
+#: How often queued runs (triggered from the command line) are looked for when nothing else changed.
+QUEUED_RUNS_INTERVAL = 0.25
 
 
 @dataclass
@@ -87,7 +89,7 @@ class SchedulerLoop:
         self.executor = executor
         self.on_loop = on_loop
         self.options = options
-        self.cache = DagStructureCache()
+        self.cache = DagStructureCache(recheck_interval=1.0)
         self.job_id: int | None = None
         self.loops = 0
         self.ended_runs: dict[RunKey, str] = {}
@@ -100,6 +102,8 @@ class SchedulerLoop:
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
         self._heartbeat = _Every(options.heartbeat_interval)
+        self._queued_runs = _Every(QUEUED_RUNS_INTERVAL)
+        self._runs_changed = True  # runs were created or ended: queued runs may start
         self._lock_rows = get_engine().dialect.name == "postgresql"
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -242,7 +246,10 @@ class SchedulerLoop:
                 session=session, cache=self.cache, now=now, job_id=self.job_id, lock_rows=self._lock_rows
             )
             created = [(run.dag_id, run.effective_run_id) for run in new_runs]
-        full = set(start_queued_runs(session=session, now=now, only_runs=only))
+        full: set[RunKey] = set()
+        if created or self._runs_changed or self._queued_runs.due(tick):
+            full.update(start_queued_runs(session=session, now=now, only_runs=only))
+            self._queued_runs.mark(tick)
         if self._sweep.due(tick):
             full.update(running_runs(session=session, only_runs=only))
             self._sweep.mark(tick)
@@ -282,6 +289,7 @@ class SchedulerLoop:
         if self._heartbeat.due(tick):
             jobs.heartbeat(self.job_id, session=session, now=now)
             self._heartbeat.mark(tick)
+        self._runs_changed = bool(ended)
         busy = bool(results or queued or ended or created or decided.touched_runs)
         carry = dict(decided.changed_tasks)
         return _StepOutcome(queued=queued, carry=carry, ended=ended, created=created, busy=busy)
