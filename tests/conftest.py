@@ -157,7 +157,9 @@ class Env:
 
         return CliRunner().invoke(cli, list(args), input=input, env=self.vars, catch_exceptions=False)
 
-    def run_process(self, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run_process(
+        self, *args: str, timeout: float = 120, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """Run `python -m minisched ARGS` as a real process."""
         return subprocess.run(
             [sys.executable, "-m", "minisched", *args],
@@ -219,7 +221,9 @@ def _teardown_env() -> None:
 
 
 @pytest.fixture
-def env(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _templates: dict[str, str]) -> Iterator[Env]:
+def env(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _templates: dict[str, str]
+) -> Iterator[Env]:
     """An initialized database (schema at head, default_pool) plus home/DAG/log folders, configured."""
     database = _new_database(backend, tmp_path, initialized=True, templates=_templates)
     try:

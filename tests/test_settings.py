@@ -20,7 +20,9 @@ def test_defaults_live_under_home(tmp_path: Path) -> None:
 
 
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
-    (tmp_path / "minisched.toml").write_text('parallelism = 3\nexecutor = "sequential"\nzombie_threshold = 5\n')
+    (tmp_path / "minisched.toml").write_text(
+        'parallelism = 3\nexecutor = "sequential"\nzombie_threshold = 5\n'
+    )
     environ = {"MINISCHED_HOME": str(tmp_path), "MINISCHED_PARALLELISM": "7"}
     settings = load_settings({"parallelism": None}, environ=environ)
     assert (settings.parallelism, settings.executor, settings.zombie_threshold) == (7, "sequential", 5)
@@ -49,7 +51,7 @@ def test_unknown_key_in_file_is_reported(tmp_path: Path) -> None:
 
 def test_broken_toml_is_reported(tmp_path: Path) -> None:
     (tmp_path / "minisched.toml").write_text("db_url = \n")
-    with pytest.raises(ConfigError, match="minisched.toml"):
+    with pytest.raises(ConfigError, match=r"minisched\.toml"):
         load_settings(environ={"MINISCHED_HOME": str(tmp_path)})
 
 

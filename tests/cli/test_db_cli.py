@@ -86,4 +86,5 @@ def _run(env: Env, vars_: dict[str, str], *args: str):  # type: ignore[no-untype
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )

@@ -105,7 +105,10 @@ HEAD_ROWS: list[tuple[str, dict[str, object]]] = [
         "VALUES ('scheduler', 'running', 'h', 1, :now, :now)",
         {"now": NOW},
     ),
-    ("INSERT INTO import_error (filename, stacktrace, timestamp) VALUES ('/b.py', 'boom', :now)", {"now": NOW}),
+    (
+        "INSERT INTO import_error (filename, stacktrace, timestamp) VALUES ('/b.py', 'boom', :now)",
+        {"now": NOW},
+    ),
     (
         "INSERT INTO dag_file (fileloc, content_hash, size, mtime, dag_ids, last_parsed_time) "
         "VALUES ('/f.py', 'abc', 10, 1.5, '[\"d1\"]', :now)",
@@ -123,8 +126,11 @@ def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
     migrate.upgrade(url)
     assert _rows(url, CORE_COUNTS) == [(1, 1, 1, 1, 1, 1)]
     _execute(url, *HEAD_ROWS)
-    assert _rows(url, "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM import_error), "
-                 "(SELECT count(*) FROM dag_file)") == [(1, 1, 1)]
+    assert _rows(
+        url,
+        "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM import_error), "
+        "(SELECT count(*) FROM dag_file)",
+    ) == [(1, 1, 1)]
 
     migrate.downgrade(url, "0001_core_tables")
     assert {"job", "import_error", "dag_file"}.isdisjoint(_tables(url))

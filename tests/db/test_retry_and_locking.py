@@ -84,7 +84,8 @@ def test_concurrent_sqlite_writers_never_see_database_is_locked(tmp_path: Path) 
         connection.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
         connection.execute(text("INSERT INTO counter VALUES (0)"))
     processes = [
-        subprocess.Popen([sys.executable, "-c", WRITER, url], stderr=subprocess.PIPE, text=True) for _ in range(4)
+        subprocess.Popen([sys.executable, "-c", WRITER, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
     ]
     errors = [process.communicate(timeout=180)[1] for process in processes]
     assert [process.returncode for process in processes] == [0] * 4, errors
