@@ -108,6 +108,7 @@ def backfill(
     from minisched.dagfiles.loader import refresh_dag_folder
     from minisched.db.session import create_session
     from minisched.scheduler.executors import executor_for
+    from minisched.scheduler.job import BACKFILL_JOB_TYPE
     from minisched.scheduler.manual_runs import parse_datetime, plan_backfill, run_states, run_to_completion
     from minisched.settings import configure
 
@@ -152,7 +153,11 @@ def backfill(
     if total:
         executor = executor_for(settings.executor, settings.parallelism)
         run_to_completion(
-            plan.to_run, executor, logs_folder=settings.logs_folder, job_type="backfill", on_loop=progress
+            plan.to_run,
+            executor,
+            logs_folder=settings.logs_folder,
+            job_type=BACKFILL_JOB_TYPE,
+            on_loop=progress,
         )
     progress(final=True)
     with create_session() as session:

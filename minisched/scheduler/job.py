@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 from minisched.models import Job, JobState
 
 SCHEDULER_JOB_TYPE = "scheduler"
+BACKFILL_JOB_TYPE = "backfill"
+DAG_TEST_JOB_TYPE = "dag_test"
+#: Job types whose loop heart-beats while tries run (a `dags test` runs each try inline instead).
+HEARTBEATING_JOB_TYPES = frozenset({SCHEDULER_JOB_TYPE, BACKFILL_JOB_TYPE})
 
 
 def hostname() -> str:

@@ -236,7 +236,7 @@ class SchedulerLoop:
         changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
         only = options.only_runs
         recovered: dict[RunKey, set[str]] = {}
-        if only is None and self._recovery.due(tick):
+        if self._recovery.due(tick):  # backfills and dags test clean up after dead processes too
             recovered = self._recover(session, now)
             changed = _merge(changed, recovered)
             self._recovery.mark(tick)

@@ -21,6 +21,7 @@ from minisched.models.types import utcnow
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import NewRun, create_dag_runs, run_id_for
 from minisched.scheduler.executors.base import BaseExecutor
+from minisched.scheduler.job import DAG_TEST_JOB_TYPE
 
 RunKey = tuple[str, str]
 
@@ -166,7 +167,7 @@ def run_dag_test(
         [(dag_id, run_id)],
         InProcessExecutor(),
         logs_folder=logs_folder,
-        job_type="dag_test",
+        job_type=DAG_TEST_JOB_TYPE,
         respect_limits=False,
     )
     with create_session() as session:

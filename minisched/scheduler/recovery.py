@@ -21,7 +21,7 @@ from minisched.db.audit import event_row, record_events
 from minisched.models import Job, JobState, TaskInstance, TaskInstanceState
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryResult
-from minisched.scheduler.job import SCHEDULER_JOB_TYPE, hostname
+from minisched.scheduler.job import HEARTBEATING_JOB_TYPES, hostname
 from minisched.scheduler.results import record_results
 from minisched.scheduler.task_runner import append_log_line
 
@@ -41,18 +41,20 @@ def process_alive(pid: int) -> bool:
 
 
 def find_dead_jobs(*, session: Session, my_job_id: int, threshold: float, now: datetime) -> list[int]:
-    """Running scheduler jobs that stopped heart-beating, or whose process on this host is gone."""
+    """Running jobs whose process on this host is gone, or schedulers (and backfills) that stopped
+    heart-beating. A `dags test` job runs tries inline and cannot beat meanwhile: only its pid counts."""
     rows = session.execute(
-        select(Job.id, Job.hostname, Job.pid, Job.latest_heartbeat).where(
-            Job.job_type == SCHEDULER_JOB_TYPE, Job.state == JobState.RUNNING, Job.id != my_job_id
+        select(Job.id, Job.job_type, Job.hostname, Job.pid, Job.latest_heartbeat).where(
+            Job.state == JobState.RUNNING, Job.id != my_job_id
         )
     )
     stale_before = now - timedelta(seconds=threshold)
     here = hostname()
     return [
         job_id
-        for job_id, host, pid, beat in rows
-        if beat < stale_before or (host == here and not process_alive(pid))
+        for job_id, job_type, host, pid, beat in rows
+        if (host == here and not process_alive(pid))
+        or (job_type in HEARTBEATING_JOB_TYPES and beat < stale_before)
     ]
 
 

@@ -420,7 +420,9 @@ def _become_worker(parent_pid: int) -> None:
         signal.signal(signum, signal.SIG_DFL)
     with contextlib.suppress(ValueError, OSError):
         signal.set_wakeup_fd(-1)
-    _set_parent_death_signal(signal.SIGKILL)
+    # SIGTERM, not SIGKILL: the handler fails the running try, and a BashOperator then kills its
+    # command's process group, so nothing a try started outlives a scheduler that was SIGKILLed.
+    _set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
