@@ -20,14 +20,24 @@ dags_folder_option = click.option(
 @click.argument("dag_id")
 @click.option("--logical-date", "-e", help="ISO-8601 logical date (default: now; no offset means UTC).")
 @click.option("--conf", "-c", help="JSON object passed to the run's tasks as `conf`.")
-@click.option("--run-id", "-r", hidden=True)
-def trigger(dag_id: str, logical_date: str | None, conf: str | None, run_id: str | None) -> None:
-    """Create a manual run of DAG_ID; prints its run_id."""
+@dags_folder_option
+def trigger(dag_id: str, logical_date: str | None, conf: str | None, dags_folder: Path | None) -> None:
+    """Create a manual run of DAG_ID; prints its run_id.
+
+    The DAG is looked up in the database (as the scheduler last saw it); with --dags-folder that
+    folder is read first, so a DAG file just dropped there can be triggered at once.
+    """
     from minisched.db.session import create_session
     from minisched.scheduler.manual_runs import parse_conf, parse_datetime, trigger_dag
 
     when = parse_datetime(logical_date, "--logical-date") if logical_date else None
     parsed_conf = parse_conf(conf)
+    if dags_folder is not None:
+        from minisched.dagfiles.loader import refresh_dag_folder
+        from minisched.settings import configure
+
+        with create_session() as session:
+            refresh_dag_folder(configure({"dags_folder": dags_folder}).dags_folder, session=session)
     with create_session() as session:
         new_run_id = trigger_dag(dag_id, session=session, logical_date=when, conf=parsed_conf)
     audit_cli(
