@@ -57,13 +57,26 @@ def queue_scheduled(
     """Queue up to `capacity` scheduled task instances; returns them with their new try numbers."""
     if capacity <= 0:
         return []
+    full_pools: set[str] = set()
+    full_dags: set[str] = set()
     if respect_limits:
         pools = _lock_pools(session=session, lock_rows=lock_rows)
-        occupied, active_per_dag = _occupancy(session=session)
-        limit = max(capacity * 4, 256)
+        occupied, active_per_dag, dag_limits = _occupancy(session=session)
+        # As Airflow's "starved pools/dags": leave out what cannot take a task now, so the LIMIT is
+        # spent on task instances that can be queued.
+        full_pools = {pool for pool, slots in pools.items() if occupied[pool] >= slots}
+        full_dags = {dag_id for dag_id, limit in dag_limits.items() if active_per_dag[dag_id] >= limit}
+        limit = max(capacity * 2, 16)
     else:
         pools, occupied, active_per_dag, limit = {}, Counter(), Counter(), capacity
-    candidates = _candidates(session=session, limit=limit, lock_rows=lock_rows, only_runs=only_runs)
+    candidates = _candidates(
+        session=session,
+        limit=limit,
+        lock_rows=lock_rows,
+        only_runs=only_runs,
+        skip_pools=full_pools,
+        skip_dags=full_dags,
+    )
     chosen: list[Any] = []
     for row in candidates:
         if len(chosen) >= capacity:
@@ -110,22 +123,38 @@ def _lock_pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
     return dict(session.execute(query).all())
 
 
-def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str]]:
+def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str], dict[str, int]]:
+    """Slots used per pool and task instances per DAG (queued or running), and those DAGs' limits."""
     rows = session.execute(
-        select(TaskInstance.pool, TaskInstance.dag_id, func.sum(TaskInstance.pool_slots), func.count())
+        select(
+            TaskInstance.pool,
+            TaskInstance.dag_id,
+            func.sum(TaskInstance.pool_slots),
+            func.count(),
+            func.max(DagModel.max_active_tasks),
+        )
+        .join(DagModel, DagModel.dag_id == TaskInstance.dag_id)
         .where(TaskInstance.state.in_(list(ACTIVE_TI_STATES)))
         .group_by(TaskInstance.pool, TaskInstance.dag_id)
     )
     occupied: Counter[str] = Counter()
     per_dag: Counter[str] = Counter()
-    for pool, dag_id, slots, count in rows:
+    limits: dict[str, int] = {}
+    for pool, dag_id, slots, count, max_active_tasks in rows:
         occupied[pool] += int(slots or 0)
         per_dag[dag_id] += int(count)
-    return occupied, per_dag
+        limits[dag_id] = int(max_active_tasks)
+    return occupied, per_dag, limits
 
 
 def _candidates(
-    *, session: Session, limit: int, lock_rows: bool, only_runs: Iterable[tuple[str, str]] | None
+    *,
+    session: Session,
+    limit: int,
+    lock_rows: bool,
+    only_runs: Iterable[tuple[str, str]] | None,
+    skip_pools: set[str],
+    skip_dags: set[str],
 ) -> list[Any]:
     """Scheduled task instances of running runs, best first; only the columns the limits need."""
     query = (
@@ -146,6 +175,10 @@ def _candidates(
     )
     if only_runs is not None:
         query = query.where(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(sorted(only_runs)))
+    if skip_pools:
+        query = query.where(TaskInstance.pool.not_in(sorted(skip_pools)))
+    if skip_dags:
+        query = query.where(TaskInstance.dag_id.not_in(sorted(skip_dags)))
     if lock_rows:
         query = query.with_for_update(of=TaskInstance, skip_locked=True)
     return list(session.execute(query).all())
