@@ -32,6 +32,8 @@ from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResu
 from minisched.scheduler.task_runner import DagFileCache, append_log_line, hostname, run_try, timeout_error
 
 STOPPED_ERROR = "Scheduler stopped before the try finished"
+#: A busy worker gets its next try in advance only while its current one is younger than this (s).
+PREFETCH_WINDOW = 0.02
 _PR_SET_PDEATHSIG = 1
 
 
@@ -46,6 +48,8 @@ class _Worker:
     started_at: datetime | None = None
     deadline: float | None = None
     stopping: bool = False
+    #: The next try, already in the worker's pipe: it starts the moment the current one ends.
+    prefetched: TryRequest | None = None
 
     def send_signal(self, signum: int) -> None:
         """Through multiprocessing, which never signals a pid it has already reaped (and may be reused)."""
@@ -102,7 +106,8 @@ class LocalExecutor(BaseExecutor):
 
     @property
     def running(self) -> int:
-        return len(self._pending) + len(self._busy()) + len(self._undelivered)
+        prefetched = sum(worker.prefetched is not None for worker in self._workers)
+        return len(self._pending) + len(self._busy()) + len(self._undelivered) + prefetched
 
     def withdraw_pending(self) -> list[TryRequest]:
         pending = list(self._pending)
@@ -133,6 +138,10 @@ class LocalExecutor(BaseExecutor):
                 self._failed(worker.request, STOPPED_ERROR, pid=worker.pid, since=worker.started_at)
             )
             self._retire(worker, kill=True)
+        # Tries that were waiting in a stopped worker's pipe never started.
+        results += self._undelivered + [self._failed(r, STOPPED_ERROR, pid=0) for r in self._pending]
+        self._undelivered = []
+        self._pending.clear()
         self._close_idle()
         _live_executors.discard(self)
         return results
@@ -153,8 +162,37 @@ class LocalExecutor(BaseExecutor):
                 except OSError as exc:  # fork failed: out of memory or processes
                     error = f"Could not start a worker process: {exc}"
                     self._undelivered.append(self._failed(request, error, pid=0))
+            elif (worker := self._prefetch_target()) is not None:
+                request = self._pending.popleft()
+                try:
+                    worker.conn.send(request)
+                except OSError:  # it is dying; _service will notice
+                    self._pending.appendleft(request)
+                    return
+                worker.prefetched = request
             else:
                 return
+
+    def _prefetch_target(self) -> _Worker | None:
+        """A busy worker whose try only just began (so is likely short): give it its next try now.
+
+        Its pipe then holds the next request: no round trip through the scheduler's loop between two
+        short tries, and the write does not wake a sleeping worker. A try that turns out long delays
+        at most the one try queued behind it.
+        """
+        if not self.reuse_workers:
+            return None
+        now = datetime.now(UTC)
+        for worker in self._workers:
+            if (
+                worker.request is not None
+                and worker.prefetched is None
+                and not worker.stopping
+                and worker.started_at is not None
+                and (now - worker.started_at).total_seconds() < PREFETCH_WINDOW
+            ):
+                return worker
+        return None
 
     def _idle_worker(self) -> _Worker | None:
         if not self.reuse_workers:
@@ -255,6 +293,12 @@ class LocalExecutor(BaseExecutor):
             append_log_line(worker.request.log_path, f"Try failed: {STOPPED_ERROR}")
             result = replace(result, error=STOPPED_ERROR)
         worker.request = worker.started_at = worker.deadline = None
+        if worker.prefetched is not None:
+            upcoming, worker.prefetched = worker.prefetched, None
+            if worker.stopping:  # it exits after this try and never reads the next one
+                self._undelivered.append(self._failed(upcoming, STOPPED_ERROR, pid=0))
+            else:
+                self._assign(worker, upcoming)
         if worker.stopping or not self.reuse_workers:
             self._release(worker)
         return result
@@ -305,7 +349,13 @@ class LocalExecutor(BaseExecutor):
         self._exiting.append(worker.process)
 
     def _retire(self, worker: _Worker, *, kill: bool) -> int | None:
-        """Drop a worker from the pool and reap it (SIGKILL if `kill` or if it lingers); its exit code."""
+        """Drop a worker from the pool and reap it (SIGKILL if `kill` or if it lingers); its exit code.
+
+        A try still waiting in its pipe never started: it goes back to the front of the queue.
+        """
+        if worker.prefetched is not None:
+            self._pending.appendleft(worker.prefetched)
+            worker.prefetched = None
         if worker in self._workers:
             self._workers.remove(worker)
         worker.conn.close()
