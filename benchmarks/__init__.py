@@ -1,0 +1,1 @@
+"""minisched benchmarks: `python -m benchmarks` runs them all (see benchmarks/run.py)."""
