@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from minisched.models import Log
+from minisched.models import Log, table_of
 from minisched.models.types import utcnow
 from minisched.settings import mask_secrets
 
@@ -65,6 +65,8 @@ def event_row(
 
 
 _BUFFER_KEY = "minisched_event_buffer"
+#: Core INSERT (not the ORM bulk path): the scheduler inserts its log rows with it every loop.
+_INSERT_LOG = insert(table_of(Log))
 
 
 class TaskInstanceKey(Protocol):
@@ -100,7 +102,7 @@ def record_events(rows: Iterable[Mapping[str, Any]], *, session: Session) -> Non
         return
     batch = list(rows)
     if batch:
-        session.execute(insert(Log), batch)
+        session.execute(_INSERT_LOG, batch)
 
 
 @contextlib.contextmanager
@@ -116,7 +118,7 @@ def buffered_events(session: Session) -> Iterator[None]:
     finally:
         del session.info[_BUFFER_KEY]
     if buffer:
-        session.execute(insert(Log), buffer)
+        session.execute(_INSERT_LOG, buffer)
 
 
 def record_event(event: str, *, session: Session, **fields: Any) -> None:

@@ -9,6 +9,7 @@ compare-and-set on the state, so a try can never be queued twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_, update
+from sqlalchemy import Integer, Select, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.db.audit import record_events, ti_event
-from minisched.models import DagModel, DagRun, DagRunState, Pool, TaskInstance, TaskInstanceState
+from minisched.models import DagModel, DagRun, DagRunState, Pool, TaskInstance, TaskInstanceState, table_of
 from minisched.models.state import ACTIVE_TI_STATES
 
 log = logging.getLogger(__name__)
@@ -116,31 +117,90 @@ def queue_scheduled(
     return queued
 
 
-def _lock_pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
-    query = select(Pool.pool, Pool.slots).order_by(Pool.id)
+_TI = table_of(TaskInstance)
+_RUN = table_of(DagRun)
+_DAG = table_of(DagModel)
+_POOL = table_of(Pool)
+_RUN_OF_TI = and_(_RUN.c.dag_id == _TI.c.dag_id, _RUN.c.run_id == _TI.c.run_id)
+
+# Built once (the scheduler runs them every loop): statement construction costs more than execution.
+_POOLS = select(_POOL.c.pool, _POOL.c.slots).order_by(_POOL.c.id)
+_POOLS_LOCKED = _POOLS.with_for_update()
+_OCCUPANCY = (
+    select(
+        _TI.c.pool, _TI.c.dag_id, func.sum(_TI.c.pool_slots), func.count(), func.max(_DAG.c.max_active_tasks)
+    )
+    .join(_DAG, _DAG.c.dag_id == _TI.c.dag_id)
+    .where(_TI.c.state.in_(sorted(ACTIVE_TI_STATES)))
+    .group_by(_TI.c.pool, _TI.c.dag_id)
+)
+_RUN_DETAILS = (
+    select(
+        _RUN.c.dag_id,
+        _RUN.c.run_id,
+        _DAG.c.fileloc,
+        _RUN.c.logical_date,
+        _RUN.c.data_interval_start,
+        _RUN.c.data_interval_end,
+        _RUN.c.conf,
+    )
+    .join(_DAG, _DAG.c.dag_id == _RUN.c.dag_id)
+    .where(tuple_(_RUN.c.dag_id, _RUN.c.run_id).in_(bindparam("runs", expanding=True)))
+)
+_QUEUE = (
+    update(_TI)
+    .where(_TI.c.id.in_(bindparam("ids", expanding=True)), _TI.c.state == S.SCHEDULED)
+    .values(
+        state=S.QUEUED,
+        try_number=_TI.c.try_number + 1,
+        queued_by_job_id=bindparam("job_id"),
+        queued_dttm=bindparam("now"),
+        next_retry_at=None,
+    )
+    .returning(_TI.c.id, _TI.c.try_number)
+)
+
+
+@functools.cache
+def _candidates_statement(only_some_runs: bool, lock_rows: bool) -> Select[Any]:
+    query = (
+        select(
+            _TI.c.id,
+            _TI.c.dag_id,
+            _TI.c.run_id,
+            _TI.c.task_id,
+            _TI.c.pool,
+            _TI.c.pool_slots,
+            _DAG.c.max_active_tasks,
+        )
+        .join(_RUN, _RUN_OF_TI)
+        .join(_DAG, _DAG.c.dag_id == _TI.c.dag_id)
+        .where(
+            _TI.c.state == S.SCHEDULED,
+            _RUN.c.state == DagRunState.RUNNING,
+            _TI.c.pool.not_in(bindparam("skip_pools", expanding=True)),
+            _TI.c.dag_id.not_in(bindparam("skip_dags", expanding=True)),
+        )
+        .order_by(_TI.c.priority_weight.desc(), _RUN.c.logical_date, _TI.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if only_some_runs:
+        query = query.where(tuple_(_TI.c.dag_id, _TI.c.run_id).in_(bindparam("runs", expanding=True)))
     if lock_rows:
-        query = query.with_for_update()
-    return dict(session.execute(query).all())
+        query = query.with_for_update(of=_TI, skip_locked=True)
+    return query
+
+
+def _lock_pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
+    return dict(session.execute(_POOLS_LOCKED if lock_rows else _POOLS).all())
 
 
 def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str], dict[str, int]]:
     """Slots used per pool and task instances per DAG (queued or running), and those DAGs' limits."""
-    rows = session.execute(
-        select(
-            TaskInstance.pool,
-            TaskInstance.dag_id,
-            func.sum(TaskInstance.pool_slots),
-            func.count(),
-            func.max(DagModel.max_active_tasks),
-        )
-        .join(DagModel, DagModel.dag_id == TaskInstance.dag_id)
-        .where(TaskInstance.state.in_(list(ACTIVE_TI_STATES)))
-        .group_by(TaskInstance.pool, TaskInstance.dag_id)
-    )
     occupied: Counter[str] = Counter()
     per_dag: Counter[str] = Counter()
     limits: dict[str, int] = {}
-    for pool, dag_id, slots, count, max_active_tasks in rows:
+    for pool, dag_id, slots, count, max_active_tasks in session.execute(_OCCUPANCY):
         occupied[pool] += int(slots or 0)
         per_dag[dag_id] += int(count)
         limits[dag_id] = int(max_active_tasks)
@@ -157,50 +217,21 @@ def _candidates(
     skip_dags: set[str],
 ) -> list[Any]:
     """Scheduled task instances of running runs, best first; only the columns the limits need."""
-    query = (
-        select(
-            TaskInstance.id,
-            TaskInstance.dag_id,
-            TaskInstance.run_id,
-            TaskInstance.task_id,
-            TaskInstance.pool,
-            TaskInstance.pool_slots,
-            DagModel.max_active_tasks,
-        )
-        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
-        .join(DagModel, DagModel.dag_id == TaskInstance.dag_id)
-        .where(TaskInstance.state == S.SCHEDULED, DagRun.state == DagRunState.RUNNING)
-        .order_by(TaskInstance.priority_weight.desc(), DagRun.logical_date, TaskInstance.id)
-        .limit(limit)
-    )
+    params: dict[str, Any] = {
+        "skip_pools": sorted(skip_pools),
+        "skip_dags": sorted(skip_dags),
+        "limit": limit,
+    }
     if only_runs is not None:
-        query = query.where(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(sorted(only_runs)))
-    if skip_pools:
-        query = query.where(TaskInstance.pool.not_in(sorted(skip_pools)))
-    if skip_dags:
-        query = query.where(TaskInstance.dag_id.not_in(sorted(skip_dags)))
-    if lock_rows:
-        query = query.with_for_update(of=TaskInstance, skip_locked=True)
-    return list(session.execute(query).all())
+        params["runs"] = sorted(only_runs)
+    return list(session.execute(_candidates_statement(only_runs is not None, lock_rows), params).all())
 
 
 def _run_details(keys: set[tuple[str, str]], *, session: Session) -> dict[tuple[str, str], dict[str, Any]]:
     """What a try needs from its run and DAG row, once per run rather than once per task instance."""
     if not keys:
         return {}
-    rows = session.execute(
-        select(
-            DagRun.dag_id,
-            DagRun.run_id,
-            DagModel.fileloc,
-            DagRun.logical_date,
-            DagRun.data_interval_start,
-            DagRun.data_interval_end,
-            DagRun.conf,
-        )
-        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
-        .where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(keys)))
-    ).all()
+    rows = session.execute(_RUN_DETAILS, {"runs": sorted(keys)}).all()
     return {
         (row.dag_id, row.run_id): {
             "fileloc": row.fileloc,
@@ -217,20 +248,7 @@ def _compare_and_set_queued(
     ids: list[int], *, job_id: int, now: datetime, session: Session
 ) -> dict[int, int]:
     """scheduled -> queued, consuming a try number; returns {id: try_number} of the rows this call won."""
-    result = session.execute(
-        update(TaskInstance)
-        .where(TaskInstance.id.in_(ids), TaskInstance.state == S.SCHEDULED)
-        .values(
-            state=S.QUEUED,
-            try_number=TaskInstance.try_number + 1,
-            queued_by_job_id=job_id,
-            queued_dttm=now,
-            next_retry_at=None,
-        )
-        .returning(TaskInstance.id, TaskInstance.try_number)
-        .execution_options(synchronize_session=False)
-    )
-    return dict(result.all())
+    return dict(session.execute(_QUEUE, {"ids": ids, "job_id": job_id, "now": now}).all())
 
 
 def _warn_missing_pool(pool: str) -> None:

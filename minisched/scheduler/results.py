@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
@@ -24,6 +24,38 @@ from minisched.scheduler.executors.base import TryRequest, TryResult
 S = TaskInstanceState
 RunKey = tuple[str, str]
 _IN_FLIGHT = [S.QUEUED, S.RUNNING]
+
+# Hot-path statements are built once: building and cache-keying a statement costs more than running it.
+_TI = table_of(TaskInstance)
+_SAME_TRY = and_(_TI.c.id == bindparam("b_id"), _TI.c.try_number == bindparam("b_try"))
+_MARK_RUNNING = (
+    update(_TI)
+    .where(_SAME_TRY, _TI.c.state == S.QUEUED)
+    .values(
+        state=S.RUNNING, start_date=bindparam("b_start"), hostname=bindparam("b_host"), pid=bindparam("b_pid")
+    )
+)
+_REQUEUE = (
+    update(_TI)
+    .where(_SAME_TRY, _TI.c.state == S.QUEUED)
+    .values(state=S.SCHEDULED, try_number=_TI.c.try_number - 1, queued_by_job_id=None)
+)
+_IN_FLIGHT_ROWS = select(
+    _TI.c.id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.try_number, _TI.c.max_tries, _TI.c.state
+).where(_TI.c.id.in_(bindparam("ids", expanding=True)))
+_RECORD_RESULT = (
+    update(_TI)
+    .where(_SAME_TRY, or_(_TI.c.state == S.QUEUED, _TI.c.state == S.RUNNING))
+    .values(
+        state=bindparam("b_state"),
+        start_date=bindparam("b_start"),
+        end_date=bindparam("b_end"),
+        duration=bindparam("b_duration"),
+        hostname=bindparam("b_host"),
+        pid=bindparam("b_pid"),
+        next_retry_at=bindparam("b_retry_at"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -42,16 +74,8 @@ def mark_running(started: Sequence[StartedTry], *, session: Session) -> None:
     """queued -> running for tries an executor has taken, in one statement."""
     if not started:
         return
-    ti = table_of(TaskInstance)
     session.execute(
-        update(ti)
-        .where(ti.c.id == bindparam("b_id"), ti.c.try_number == bindparam("b_try"), ti.c.state == S.QUEUED)
-        .values(
-            state=S.RUNNING,
-            start_date=bindparam("b_start"),
-            hostname=bindparam("b_host"),
-            pid=bindparam("b_pid"),
-        ),
+        _MARK_RUNNING,
         [
             {
                 "b_id": s.ti_id,
@@ -73,13 +97,7 @@ def requeue(requests: Sequence[TryRequest], *, session: Session, now: datetime) 
     """queued -> scheduled for tries that never left the executor's queue, giving their try number back."""
     if not requests:
         return
-    ti = table_of(TaskInstance)
-    session.execute(
-        update(ti)
-        .where(ti.c.id == bindparam("b_id"), ti.c.try_number == bindparam("b_try"), ti.c.state == S.QUEUED)
-        .values(state=S.SCHEDULED, try_number=ti.c.try_number - 1, queued_by_job_id=None),
-        [{"b_id": r.ti_id, "b_try": r.try_number} for r in requests],
-    )
+    session.execute(_REQUEUE, [{"b_id": r.ti_id, "b_try": r.try_number} for r in requests])
     record_events(
         (ti_event(S.SCHEDULED, r, r.try_number - 1, now) for r in requests),
         session=session,
@@ -101,20 +119,8 @@ def record_results(
     """Write the final state of finished tries in one statement; returns the tasks that finished, per run."""
     if not results:
         return {}
-    rows = {
-        row.id: row
-        for row in session.execute(
-            select(
-                TaskInstance.id,
-                TaskInstance.dag_id,
-                TaskInstance.run_id,
-                TaskInstance.task_id,
-                TaskInstance.try_number,
-                TaskInstance.max_tries,
-                TaskInstance.state,
-            ).where(TaskInstance.id.in_([r.ti_id for r in results]))
-        ).all()
-    }
+    found = session.execute(_IN_FLIGHT_ROWS, {"ids": [r.ti_id for r in results]})
+    rows = {row.id: row for row in found}
     dags = cache.get_many({row.dag_id for row in rows.values()}, session=session)
     params: list[dict[str, Any]] = []
     events = []
@@ -143,25 +149,7 @@ def record_results(
         if state != S.UP_FOR_RETRY:
             finished[(row.dag_id, row.run_id)].add(row.task_id)
     if params:
-        ti = table_of(TaskInstance)
-        session.execute(
-            update(ti)
-            .where(
-                ti.c.id == bindparam("b_id"),
-                ti.c.try_number == bindparam("b_try"),
-                or_(ti.c.state == S.QUEUED, ti.c.state == S.RUNNING),
-            )
-            .values(
-                state=bindparam("b_state"),
-                start_date=bindparam("b_start"),
-                end_date=bindparam("b_end"),
-                duration=bindparam("b_duration"),
-                hostname=bindparam("b_host"),
-                pid=bindparam("b_pid"),
-                next_retry_at=bindparam("b_retry_at"),
-            ),
-            params,
-        )
+        session.execute(_RECORD_RESULT, params)
     record_events(events, session=session)
     return finished
 

@@ -7,10 +7,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from minisched.models import DagRun, DagRunState, TaskInstance
+from minisched.models import DagRun, DagRunState, TaskInstance, table_of
 from minisched.models.state import FINISHED_TI_STATES
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.deps import run_outcome
@@ -54,25 +54,34 @@ def finish_runs(
     return outcomes
 
 
+_TI = table_of(TaskInstance)
+_RUN = table_of(DagRun)
+_RUN_KEY_IN = tuple_(_RUN.c.dag_id, _RUN.c.run_id).in_(bindparam("runs", expanding=True))
+_UNFINISHED = (
+    select(_TI.c.id)
+    .where(
+        _TI.c.dag_id == _RUN.c.dag_id,
+        _TI.c.run_id == _RUN.c.run_id,
+        or_(_TI.c.state.is_(None), _TI.c.state.not_in(sorted(FINISHED_TI_STATES))),
+    )
+    .exists()
+)
+# NOT EXISTS stops at the first unfinished task instance of a run.
+_DONE_RUNS = select(_RUN.c.dag_id, _RUN.c.run_id).where(
+    _RUN_KEY_IN, _RUN.c.state == DagRunState.RUNNING, ~_UNFINISHED
+)
+_END_RUNS = (
+    update(_RUN)
+    .where(_RUN_KEY_IN, _RUN.c.state == DagRunState.RUNNING)
+    .values(state=bindparam("state"), end_date=bindparam("now"))
+)
+
+
 def _runs_without_unfinished_tis(keys: list[RunKey], *, session: Session) -> list[RunKey]:
-    """Running runs with no unfinished task instance; NOT EXISTS stops at the first unfinished one."""
+    """Running runs none of whose task instances is unfinished."""
     if not keys:
         return []
-    unfinished = (
-        select(TaskInstance.id)
-        .where(
-            TaskInstance.dag_id == DagRun.dag_id,
-            TaskInstance.run_id == DagRun.run_id,
-            or_(TaskInstance.state.is_(None), TaskInstance.state.not_in(list(FINISHED_TI_STATES))),
-        )
-        .exists()
-    )
-    rows = session.execute(
-        select(DagRun.dag_id, DagRun.run_id).where(
-            tuple_(DagRun.dag_id, DagRun.run_id).in_(keys), DagRun.state == DagRunState.RUNNING, ~unfinished
-        )
-    )
-    return [(dag_id, run_id) for dag_id, run_id in rows]
+    return [(dag_id, run_id) for dag_id, run_id in session.execute(_DONE_RUNS, {"runs": keys})]
 
 
 def _write(outcomes: dict[RunKey, str], *, session: Session, now: datetime) -> None:
@@ -80,9 +89,4 @@ def _write(outcomes: dict[RunKey, str], *, session: Session, now: datetime) -> N
     for key, state in outcomes.items():
         by_state[state].append(key)
     for state, keys in by_state.items():
-        session.execute(
-            update(DagRun)
-            .where(tuple_(DagRun.dag_id, DagRun.run_id).in_(keys), DagRun.state == DagRunState.RUNNING)
-            .values(state=state, end_date=now)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(_END_RUNS, {"runs": keys, "state": state, "now": now})

@@ -6,18 +6,20 @@ what just changed (and their upstreams). The number of statements is bounded eit
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import Select, Update, and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import record_events, ti_event
-from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState
+from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState, table_of
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import ti_values
 from minisched.scheduler.deps import TiRow, decide_run
@@ -38,38 +40,70 @@ class PassResult:
     next_retry_at: datetime | None = None
 
 
+_TI = table_of(TaskInstance)
+_RUN = table_of(DagRun)
+_RUN_OF_TI = and_(_RUN.c.dag_id == _TI.c.dag_id, _RUN.c.run_id == _TI.c.run_id)
 _TI_COLUMNS = (
-    TaskInstance.id,
-    TaskInstance.dag_id,
-    TaskInstance.run_id,
-    TaskInstance.task_id,
-    TaskInstance.state,
-    TaskInstance.try_number,
-    TaskInstance.max_tries,
-    TaskInstance.next_retry_at,
+    _TI.c.id,
+    _TI.c.dag_id,
+    _TI.c.run_id,
+    _TI.c.task_id,
+    _TI.c.state,
+    _TI.c.try_number,
+    _TI.c.max_tries,
+    _TI.c.next_retry_at,
 )
+_WAITING_RETRIES = (
+    select(_TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.next_retry_at)
+    .join(_RUN, _RUN_OF_TI)
+    .where(_TI.c.state == S.UP_FOR_RETRY, _RUN.c.state == DagRunState.RUNNING)
+)
+
+
+@functools.cache
+def _load_statement(with_full: bool, with_partial: bool) -> Select[Any]:
+    """Task instances of running runs: whole runs (`runs`), and/or single ones (`tis`). Built once."""
+    conditions = []
+    if with_full:
+        conditions.append(tuple_(_TI.c.dag_id, _TI.c.run_id).in_(bindparam("runs", expanding=True)))
+    if with_partial:
+        conditions.append(
+            tuple_(_TI.c.dag_id, _TI.c.run_id, _TI.c.task_id).in_(bindparam("tis", expanding=True))
+        )
+    return (
+        select(*_TI_COLUMNS)
+        .join(_RUN, _RUN_OF_TI)
+        .where(_RUN.c.state == DagRunState.RUNNING, or_(*conditions))
+    )
+
+
+@functools.cache
+def _transition_statement(from_none: bool, finishes: bool) -> Update:
+    """Compare-and-set of a set of task instances from one state to another. Built once per kind."""
+    same_old = _TI.c.state.is_(None) if from_none else _TI.c.state == bindparam("old_state")
+    statement = update(_TI).where(_TI.c.id.in_(bindparam("ids", expanding=True)), same_old)
+    if finishes:
+        return statement.values(
+            state=bindparam("new_state"), start_date=bindparam("now"), end_date=bindparam("now"), duration=0.0
+        )
+    return statement.values(state=bindparam("new_state"))
 
 
 def load_task_instances(
     *, session: Session, full_runs: Iterable[RunKey], partial: Mapping[RunKey, set[str]]
 ) -> dict[RunKey, dict[str, TiRow]]:
     """Task instances of running runs: all of `full_runs`, and the named tasks of `partial` runs."""
-    full = set(full_runs)
-    wanted = [(d, r, t) for (d, r), tasks in partial.items() if (d, r) not in full for t in tasks]
-    conditions = []
-    if full:
-        conditions.append(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(sorted(full)))
-    if wanted:
-        conditions.append(tuple_(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id).in_(wanted))
+    full = sorted(set(full_runs))
+    wanted = sorted((d, r, t) for (d, r), tasks in partial.items() if (d, r) not in full for t in tasks)
     loaded: dict[RunKey, dict[str, TiRow]] = defaultdict(dict)
-    if not conditions:
+    if not full and not wanted:
         return loaded
-    query = (
-        select(*_TI_COLUMNS)
-        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
-        .where(DagRun.state == DagRunState.RUNNING, or_(*conditions))
-    )
-    for row in session.execute(query):
+    params: dict[str, Any] = {}
+    if full:
+        params["runs"] = full
+    if wanted:
+        params["tis"] = wanted
+    for row in session.execute(_load_statement(bool(full), bool(wanted)), params):
         ti = TiRow(*row)
         loaded[(ti.dag_id, ti.run_id)][ti.task_id] = ti
     return loaded
@@ -77,11 +111,7 @@ def load_task_instances(
 
 def waiting_retries(*, session: Session, now: datetime) -> tuple[dict[RunKey, set[str]], datetime | None]:
     """up_for_retry task instances whose retry delay has passed, and when the next one falls due."""
-    rows = session.execute(
-        select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.next_retry_at)
-        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
-        .where(TaskInstance.state == S.UP_FOR_RETRY, DagRun.state == DagRunState.RUNNING)
-    )
+    rows = session.execute(_WAITING_RETRIES)
     due: dict[RunKey, set[str]] = defaultdict(set)
     upcoming: list[datetime] = []
     for dag_id, run_id, task_id, retry_at in rows:
@@ -182,16 +212,9 @@ def _apply(merged: Mapping[tuple[str | None, str], list[TiRow]], *, session: Ses
     """One compare-and-set UPDATE per (old, new) state pair, and one INSERT of all their log rows."""
     events: list[dict[str, object]] = []
     for (old_state, new_state), rows in merged.items():
-        values: dict[str, object] = {"state": new_state}
-        if new_state in _TERMINAL_DECISIONS:
-            values |= {"start_date": now, "end_date": now, "duration": 0.0}
-        same_old = TaskInstance.state.is_(None) if old_state is None else TaskInstance.state == old_state
-        session.execute(
-            update(TaskInstance)
-            .where(TaskInstance.id.in_([row.id for row in rows]), same_old)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        statement = _transition_statement(old_state is None, new_state in _TERMINAL_DECISIONS)
+        params = {"ids": [row.id for row in rows], "old_state": old_state, "new_state": new_state, "now": now}
+        session.execute(statement, params)
         events.extend(ti_event(new_state, r, r.try_number, now) for r in rows)
     record_events(events, session=session)
 
