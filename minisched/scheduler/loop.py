@@ -37,8 +37,6 @@ from minisched.scheduler.task_runner import log_path_for
 
 log = logging.getLogger(__name__)
 RunKey = tuple[str, str]
-#: How often queued runs (triggered from the command line) are looked for when nothing else changed.
-QUEUED_RUNS_INTERVAL = 0.25
 
 
 @dataclass
@@ -102,7 +100,8 @@ class SchedulerLoop:
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
         self._heartbeat = _Every(options.heartbeat_interval)
-        self._queued_runs = _Every(QUEUED_RUNS_INTERVAL)
+        # Triggered runs are looked for at least once per idle sleep, so a trigger waits no longer.
+        self._queued_runs = _Every(options.idle_sleep)
         self._runs_changed = True  # runs were created or ended: queued runs may start
         self._lock_rows = get_engine().dialect.name == "postgresql"
 
