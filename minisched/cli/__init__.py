@@ -37,11 +37,29 @@ class MinischedGroup(click.Group):
         except Exception as exc:
             if os.environ.get("MINISCHED_DEBUG"):
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            _fail(
-                f"unexpected {type(exc).__name__}: {mask_secrets(message)} "
-                "(set MINISCHED_DEBUG=1 to see the traceback)"
+            _fail(mask_secrets(_describe(exc)))
+
+
+def _describe(exc: Exception) -> str:
+    """One line for an error nobody raised on purpose; database errors say what to do."""
+    from sqlalchemy.exc import DBAPIError
+
+    from minisched.settings import get_settings
+
+    first_line = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = first_line[0] if first_line else type(exc).__name__
+    if isinstance(exc, DBAPIError):
+        url = get_settings().db_url
+        missing_table = "no such table" in reason or ("does not exist" in reason and "relation" in reason)
+        if missing_table:
+            return (
+                f"the metadata database {url} has no minisched schema ({reason}); "
+                "run `minisched initdb` (or `minisched upgradedb`)"
             )
+        if exc.connection_invalidated or "connect" in reason.lower():
+            return f"cannot connect to the metadata database {url}: {reason}"
+        return f"database error on {url}: {reason}"
+    return f"unexpected {type(exc).__name__}: {reason} (set MINISCHED_DEBUG=1 to see the traceback)"
 
 
 def _fail(message: str) -> None:

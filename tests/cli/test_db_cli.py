@@ -88,3 +88,12 @@ def _run(env: Env, vars_: dict[str, str], *args: str):  # type: ignore[no-untype
         timeout=120,
         check=False,
     )
+
+
+def test_commands_on_a_database_without_schema_say_to_run_initdb(bare_env: Env) -> None:
+    for command in (["dags", "list"], ["pools", "list"], ["runs"], ["dags", "trigger", "x"]):
+        result = bare_env.run_process(*command)
+        assert result.returncode == 1, command
+        assert "minisched initdb" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
