@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from minisched.authoring.serialize import SerializedDag
     from minisched.dagfiles.loader import RefreshReport
-    from minisched.errors import MinischedError
+    from minisched.exceptions import MinischedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +62,7 @@ def refresh_dags() -> RefreshReport:
 
 
 def dag_not_found(dag_id: str) -> MinischedError:
-    from minisched.errors import MinischedError
+    from minisched.exceptions import MinischedError
 
     return MinischedError(f"DAG {dag_id!r} not found; run `minisched dags list` to see the DAGs")
 
