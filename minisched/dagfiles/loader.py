@@ -16,12 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from minisched.dagfiles import importer, sync
 from minisched.dagfiles.importer import ImportResult
-from minisched.models import DagFile, DagModel, ImportError_
+from minisched.models import DagFile, DagModel, ImportError_, table_of
 from minisched.models.types import utcnow
 
 if TYPE_CHECKING:
@@ -317,7 +317,7 @@ def _write_dag_files(plan: Plan, outcome: Outcome, now: datetime, *, session: Se
         stat = plan.present[fileloc]
         content_hash = plan.to_import.get(fileloc) or plan.known[fileloc].content_hash
         rows.append(_dag_file_row(stat, content_hash, outcome.claims.get(fileloc, ()), now))
-    sync.upsert(session, _dag_file_table(), rows, key=["fileloc"])
+    sync.upsert(session, table_of(DagFile), rows, key=["fileloc"])
     if plan.touched:
         _update_stats(plan.touched, session=session)
     if plan.removed:
@@ -337,7 +337,7 @@ def _dag_file_row(stat: FileStat, content_hash: str, dag_ids: Sequence[str], now
 
 def _update_stats(stats: Sequence[FileStat], *, session: Session) -> None:
     """A touched file (same content, new mtime) keeps its parse result; only its stat is updated."""
-    table = _dag_file_table()
+    table = table_of(DagFile)
     statement = (
         update(table)
         .where(table.c.fileloc == bindparam("b_fileloc"))
@@ -345,9 +345,3 @@ def _update_stats(stats: Sequence[FileStat], *, session: Session) -> None:
     )
     rows = [{"b_fileloc": s.fileloc, "b_size": s.size, "b_mtime": s.mtime} for s in stats]
     session.execute(statement, rows)
-
-
-def _dag_file_table() -> Table:
-    table = DagFile.__table__
-    assert isinstance(table, Table)
-    return table

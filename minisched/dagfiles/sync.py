@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Executable, Table, and_, func, select, update
 from sqlalchemy.orm import Session
 
-from minisched.models import DagModel, DagRun, DagRunType, SerializedDagModel
+from minisched.models import DagModel, DagRun, DagRunType, SerializedDagModel, table_of
 from minisched.models.types import utcnow
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _write_dag_rows(
         if dag_id in timed
     ]
     plain_rows = [_dag_row(dag, now) for dag_id, dag in by_id.items() if dag_id not in timed]
-    table = _table(DagModel)
+    table = table_of(DagModel)
     upsert(session, table, timed_rows, key=["dag_id"], columns=[*_DAG_COLUMNS, *NEXT_DAGRUN_COLUMNS])
     upsert(session, table, plain_rows, key=["dag_id"], columns=_DAG_COLUMNS)
 
@@ -131,7 +131,7 @@ def _write_serialized(
         if previous is None or previous.dag_hash != digest:
             row = {"dag_id": dag_id, "fileloc": dag.fileloc, "data": data[dag_id], "dag_hash": digest}
             rows.append({**row, "last_updated": now})
-    upsert(session, _table(SerializedDagModel), rows, key=["dag_id"])
+    upsert(session, table_of(SerializedDagModel), rows, key=["dag_id"])
 
 
 def deactivate_dags(dag_ids: Iterable[str], *, session: Session) -> int:
@@ -203,12 +203,6 @@ def upsert(
             index_elements=list(key), set_={name: excluded[name] for name in names}
         )
     session.execute(statement, list(rows))
-
-
-def _table(model: type[DagModel] | type[SerializedDagModel]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 def _load_stored(dag_ids: Iterable[str], *, session: Session) -> dict[str, StoredDag]:
