@@ -1,0 +1,72 @@
+"""The pure decision step: cascades, removed tasks, retry timing and deadlocks (no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from minisched import DAG, BashOperator
+from minisched.authoring.serialize import deserialize_dag, serialize_dag
+from minisched.scheduler.deps import TiRow, decide_run, run_outcome
+
+NOW = datetime(2024, 1, 2, tzinfo=UTC)
+
+
+def _structure(edges: list[tuple[str, str]], tasks: list[str], **task_args: object):  # type: ignore[no-untyped-def]
+    with DAG("d", schedule=None) as dag:
+        ops = {t: BashOperator(task_id=t, bash_command="true", **task_args) for t in tasks}  # type: ignore[arg-type]
+        for up, down in edges:
+            ops[up] >> ops[down]
+    return deserialize_dag(serialize_dag(dag))
+
+
+def _rows(states: dict[str, str | None], retry_at: datetime | None = None) -> dict[str, TiRow]:
+    return {
+        task_id: TiRow(i, "d", "r", task_id, state, 1, 0, retry_at)
+        for i, (task_id, state) in enumerate(states.items())
+    }
+
+
+def _changes(decisions):  # type: ignore[no-untyped-def]
+    return {row.task_id: new for (_, new), rows in decisions.changes.items() for row in rows}
+
+
+def test_upstream_failed_cascades_down_a_chain_in_one_pass() -> None:
+    dag = _structure([("a", "b"), ("b", "c")], ["a", "b", "c"])
+    rows = _rows({"a": "failed", "b": None, "c": None})
+    decisions = decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: True, full=True)
+    assert _changes(decisions) == {"b": "upstream_failed", "c": "upstream_failed"}
+
+
+def test_task_gone_from_the_dag_is_removed_and_counts_as_done() -> None:
+    dag = _structure([], ["a"])
+    rows = _rows({"a": "success", "old": None})
+    decisions = decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: True, full=True)
+    assert _changes(decisions) == {"old": "removed"}
+    assert run_outcome(dag, {"a": "success", "old": "removed"}) == "success"
+
+
+def test_retry_waits_for_its_delay() -> None:
+    dag = _structure([], ["a"])
+    later = _rows({"a": "up_for_retry"}, retry_at=NOW + timedelta(seconds=30))
+    assert _changes(decide_run(dag, later, ["a"], now=NOW, past_ok=lambda _: True, full=False)) == {}
+    due = _rows({"a": "up_for_retry"}, retry_at=NOW - timedelta(seconds=1))
+    assert _changes(decide_run(dag, due, ["a"], now=NOW, past_ok=lambda _: True, full=False)) == {
+        "a": "scheduled"
+    }
+
+
+def test_run_that_can_never_progress_is_deadlocked() -> None:
+    dag = _structure([], ["a"], depends_on_past=True)
+    rows = _rows({"a": None})
+    decisions = decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: False, full=True)
+    assert decisions.count == 0 and decisions.deadlocked
+    waiting = _rows({"a": None, "b": "running"})
+    dag2 = _structure([], ["a", "b"], depends_on_past=True)
+    assert not decide_run(dag2, waiting, waiting, now=NOW, past_ok=lambda _: False, full=True).deadlocked
+
+
+def test_run_outcome_follows_the_leaves() -> None:
+    dag = _structure([("a", "b")], ["a", "b"])
+    assert run_outcome(dag, {"a": "success", "b": None}) is None
+    assert run_outcome(dag, {"a": "failed", "b": "upstream_failed"}) == "failed"
+    assert run_outcome(dag, {"a": "skipped", "b": "skipped"}) == "success"
