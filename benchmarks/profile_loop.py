@@ -15,6 +15,7 @@ import argparse
 import collections
 import contextlib
 import cProfile
+import os
 import pstats
 import shutil
 import tempfile
@@ -51,7 +52,11 @@ def profile(shape: Shape, tasks: int, executor_name: str, parallelism: int, cpro
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
 
     workdir = Path(tempfile.mkdtemp(prefix="minisched-profile-"))
-    ctx = BenchContext("sqlite", quick=False, workdir=workdir)
+    # MINISCHED_BENCH_BACKEND=postgresql with MINISCHED_BENCH_PG_URL (an admin URL) profiles PostgreSQL.
+    backend = "postgresql" if os.environ.get("MINISCHED_BENCH_BACKEND") == "postgresql" else "sqlite"
+    ctx = BenchContext(
+        backend, quick=False, workdir=workdir, pg_admin_url=os.environ.get("MINISCHED_BENCH_PG_URL")
+    )
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         home = cleanup.enter_context(new_home(ctx, "profile"))
