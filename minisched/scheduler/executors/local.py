@@ -21,7 +21,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -32,8 +32,10 @@ from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResu
 from minisched.scheduler.task_runner import DagFileCache, append_log_line, hostname, run_try, timeout_error
 
 STOPPED_ERROR = "Scheduler stopped before the try finished"
-#: A busy worker gets its next try in advance only while its current one is younger than this (s).
+#: A busy worker gets its next tries in advance only while its current one is younger than this (s),
+#: and at most this many: a try that turns out long delays at most that many tries queued behind it.
 PREFETCH_WINDOW = 0.02
+PREFETCH_DEPTH = 3
 _PR_SET_PDEATHSIG = 1
 
 
@@ -48,8 +50,8 @@ class _Worker:
     started_at: datetime | None = None
     deadline: float | None = None
     stopping: bool = False
-    #: The next try, already in the worker's pipe: it starts the moment the current one ends.
-    prefetched: TryRequest | None = None
+    #: The next tries, already in the worker's pipe: each starts the moment the one before ends.
+    prefetched: deque[TryRequest] = field(default_factory=deque)
 
     def send_signal(self, signum: int) -> None:
         """Through multiprocessing, which never signals a pid it has already reaped (and may be reused)."""
@@ -106,7 +108,7 @@ class LocalExecutor(BaseExecutor):
 
     @property
     def running(self) -> int:
-        prefetched = sum(worker.prefetched is not None for worker in self._workers)
+        prefetched = sum(len(worker.prefetched) for worker in self._workers)
         return len(self._pending) + len(self._busy()) + len(self._undelivered) + prefetched
 
     def withdraw_pending(self) -> list[TryRequest]:
@@ -169,7 +171,7 @@ class LocalExecutor(BaseExecutor):
                 except OSError:  # it is dying; _service will notice
                     self._pending.appendleft(request)
                     return
-                worker.prefetched = request
+                worker.prefetched.append(request)
             else:
                 return
 
@@ -178,7 +180,7 @@ class LocalExecutor(BaseExecutor):
 
         Its pipe then holds the next request: no round trip through the scheduler's loop between two
         short tries, and the write does not wake a sleeping worker. A try that turns out long delays
-        at most the one try queued behind it.
+        at most the PREFETCH_DEPTH tries queued behind it.
         """
         if not self.reuse_workers:
             return None
@@ -186,7 +188,7 @@ class LocalExecutor(BaseExecutor):
         for worker in self._workers:
             if (
                 worker.request is not None
-                and worker.prefetched is None
+                and len(worker.prefetched) < PREFETCH_DEPTH
                 and not worker.stopping
                 and worker.started_at is not None
                 and (now - worker.started_at).total_seconds() < PREFETCH_WINDOW
@@ -293,12 +295,12 @@ class LocalExecutor(BaseExecutor):
             append_log_line(worker.request.log_path, f"Try failed: {STOPPED_ERROR}")
             result = replace(result, error=STOPPED_ERROR)
         worker.request = worker.started_at = worker.deadline = None
-        if worker.prefetched is not None:
-            upcoming, worker.prefetched = worker.prefetched, None
-            if worker.stopping:  # it exits after this try and never reads the next one
-                self._undelivered.append(self._failed(upcoming, STOPPED_ERROR, pid=0))
+        if worker.prefetched:
+            if worker.stopping:  # it exits after this try and never reads the next ones
+                self._undelivered += [self._failed(r, STOPPED_ERROR, pid=0) for r in worker.prefetched]
+                worker.prefetched.clear()
             else:
-                self._assign(worker, upcoming)
+                self._assign(worker, worker.prefetched.popleft())
         if worker.stopping or not self.reuse_workers:
             self._release(worker)
         return result
@@ -353,9 +355,8 @@ class LocalExecutor(BaseExecutor):
 
         A try still waiting in its pipe never started: it goes back to the front of the queue.
         """
-        if worker.prefetched is not None:
-            self._pending.appendleft(worker.prefetched)
-            worker.prefetched = None
+        self._pending.extendleft(reversed(worker.prefetched))
+        worker.prefetched.clear()
         if worker in self._workers:
             self._workers.remove(worker)
         worker.conn.close()
