@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -93,6 +94,7 @@ class SchedulerLoop:
         self.ended_runs: dict[RunKey, str] = {}
         self._stop_requested = False
         self._in_flight: dict[int, QueuedTi] = {}
+        self._run_details: dict[RunKey, dict[str, Any]] = {}  # what tries need from their run, per run
         self._carry: dict[RunKey, set[str]] = {}
         self._busy = True
         self._retry_check_at: datetime | None = None  # None: no retry waiting that this loop knows of
@@ -180,6 +182,8 @@ class SchedulerLoop:
         self._carry = outcome.carry
         self._busy = outcome.busy
         self.ended_runs.update(outcome.ended)
+        for key in outcome.ended:
+            self._run_details.pop(key, None)
         for dag_id, run_id in outcome.created:
             log.info("created dag run %s of %s", run_id, dag_id)
         for (dag_id, run_id), state in outcome.ended.items():
@@ -230,7 +234,7 @@ class SchedulerLoop:
 
             refresh_dag_folder(options.dags_folder, session=session, now=now)
             self._refresh.mark(tick)
-        mark_running(started, session=session)
+        mark_running(started, session=session, finished={r.ti_id for r in results})
         pump = self.executor.pump
         changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
         only = options.only_runs
@@ -270,7 +274,8 @@ class SchedulerLoop:
         if check_retries:
             self._retry_check_at = decided.next_retry_at
         pump()
-        to_check = set(changed) | decided.touched_runs | full
+        # A run in which a task instance was just scheduled cannot have ended.
+        to_check = (set(changed) | decided.touched_runs | full) - decided.progressing_runs
         ended = finish_runs(
             to_check, session=session, cache=self.cache, now=now, deadlocked=decided.deadlocked_runs
         )
@@ -283,6 +288,7 @@ class SchedulerLoop:
             lock_rows=self._lock_rows,
             only_runs=only,
             respect_limits=options.respect_limits,
+            run_details=self._run_details,
         )
         self.cache.get_many({q.dag_id for q in queued}, session=session)
         if self._heartbeat.due(tick):
@@ -319,7 +325,7 @@ class SchedulerLoop:
             run_id=queued.run_id,
             task_id=queued.task_id,
             try_number=queued.try_number,
-            fileloc=queued.fileloc,
+            fileloc=dag.fileloc if dag is not None else queued.fileloc,  # fresh if the file moved
             log_path=str(
                 log_path_for(
                     self.options.logs_folder, queued.dag_id, queued.run_id, queued.task_id, queued.try_number

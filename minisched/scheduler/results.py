@@ -7,7 +7,7 @@ was cleared, or another scheduler already failed it as a zombie) changes nothing
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,23 +70,28 @@ class StartedTry:
     pid: int | None = None
 
 
-def mark_running(started: Sequence[StartedTry], *, session: Session) -> None:
-    """queued -> running for tries an executor has taken, in one statement."""
+def mark_running(started: Sequence[StartedTry], *, session: Session, finished: Collection[int] = ()) -> None:
+    """queued -> running for tries an executor has taken, in one statement.
+
+    Tries already `finished` (their result is recorded in the same transaction) only get the event.
+    """
     if not started:
         return
-    session.execute(
-        _MARK_RUNNING,
-        [
-            {
-                "b_id": s.ti_id,
-                "b_try": s.try_number,
-                "b_start": s.start_date,
-                "b_host": s.hostname,
-                "b_pid": s.pid,
-            }
-            for s in started
-        ],
-    )
+    still_running = [s for s in started if s.ti_id not in finished]
+    if still_running:
+        session.execute(
+            _MARK_RUNNING,
+            [
+                {
+                    "b_id": s.ti_id,
+                    "b_try": s.try_number,
+                    "b_start": s.start_date,
+                    "b_host": s.hostname,
+                    "b_pid": s.pid,
+                }
+                for s in still_running
+            ],
+        )
     record_events(
         (ti_event(S.RUNNING, s, s.try_number, s.start_date) for s in started),
         session=session,

@@ -38,6 +38,8 @@ class PassResult:
     deadlocked_runs: set[RunKey] = field(default_factory=set)
     scheduled: int = 0
     next_retry_at: datetime | None = None
+    #: Runs in which a task instance was just scheduled (so they cannot have ended).
+    progressing_runs: set[RunKey] = field(default_factory=set)
 
 
 _TI = table_of(TaskInstance)
@@ -204,6 +206,7 @@ def _note(key: RunKey, new_state: str, rows: list[TiRow], result: PassResult) ->
     result.touched_runs.add(key)
     if new_state == S.SCHEDULED:
         result.scheduled += len(rows)
+        result.progressing_runs.add(key)
     if new_state in _TERMINAL_DECISIONS:
         result.changed_tasks[key].update(row.task_id for row in rows)
 
