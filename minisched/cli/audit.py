@@ -13,18 +13,18 @@ def audit_cli(
     dag_id: str | None = None,
     run_id: str | None = None,
     task_id: str | None = None,
-    only_at_head: bool = False,
+    schema_may_lag: bool = False,
 ) -> None:
-    """Record `cli_<command>`; `only_at_head` skips it when the schema (after a downgrade) cannot hold it."""
+    """Record `cli_<command>`.
+
+    `schema_may_lag`: after upgradedb/downgradedb the schema may be older than the models; the row is
+    then written only if the `log` table has all of its columns, and skipped otherwise.
+    """
     from minisched.db.audit import record_event
     from minisched.db.session import create_session
 
-    if only_at_head:
-        from minisched.db.migrate import is_at_head
-        from minisched.settings import get_settings
-
-        if not is_at_head(get_settings().db_url):
-            return
+    if schema_may_lag and not _log_table_complete():
+        return
     with create_session() as session:
         record_event(
             f"cli_{command.replace('-', '_').replace(' ', '_')}",
@@ -34,3 +34,16 @@ def audit_cli(
             task_id=task_id,
             extra=dict(arguments),
         )
+
+
+def _log_table_complete() -> bool:
+    from sqlalchemy import inspect
+
+    from minisched.db.session import get_engine
+    from minisched.models import Log
+
+    inspector = inspect(get_engine())
+    if not inspector.has_table(Log.__tablename__):
+        return False
+    present = {column["name"] for column in inspector.get_columns(Log.__tablename__)}
+    return {column.name for column in Log.__table__.columns} <= present

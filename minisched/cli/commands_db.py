@@ -37,7 +37,7 @@ def upgradedb(to_revision: str, show_sql_only: bool) -> None:
         click.echo(migrate.upgrade_sql(_db_url(), to_revision))
         return
     migrate.upgrade(_db_url(), to_revision)
-    audit_cli("upgradedb", {"to_revision": to_revision}, only_at_head=True)
+    audit_cli("upgradedb", {"to_revision": to_revision}, schema_may_lag=True)
     click.echo(f"Upgraded the metadata database to {migrate.current_revision(_db_url())}")
 
 
@@ -53,6 +53,7 @@ def downgradedb(to_revision: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Downgrade the metadata database to {to_revision}? Data may be lost.", abort=True)
     migrate.downgrade(_db_url(), to_revision)
+    audit_cli("downgradedb", {"to_revision": to_revision}, schema_may_lag=True)
     click.echo(f"Downgraded the metadata database to {migrate.current_revision(_db_url()) or 'base'}")
 
 
