@@ -14,7 +14,11 @@ from minisched.models.state import FINISHED_TI_STATES, TaskInstanceState
 
 S = TaskInstanceState
 #: States in which a task instance is still moving by itself (or will, once its retry is due).
-ACTIVE_STATES = frozenset({S.SCHEDULED, S.QUEUED, S.RUNNING, S.UP_FOR_RETRY})
+MOVING_STATES = frozenset({S.SCHEDULED, S.QUEUED, S.RUNNING, S.UP_FOR_RETRY})
+
+#: What `past_ok` says of a depends_on_past task: True may run, None wait (the previous try is still
+#: unfinished), False never (it ended failed; only clearing it can change that).
+PastVerdict = bool | None
 
 
 class TiRow(NamedTuple):
@@ -34,6 +38,7 @@ class RunDecisions:
 
     changes: dict[tuple[str | None, str], list[TiRow]] = field(default_factory=dict)
     deadlocked: bool = False
+    waiting_on_past: bool = False  # a task waits for its previous run, which is still moving
 
     def add(self, row: TiRow, new_state: str) -> None:
         self.changes.setdefault((row.state, new_state), []).append(row)
@@ -49,7 +54,7 @@ def decide_run(
     candidates: Iterable[str],
     *,
     now: datetime,
-    past_ok: Callable[[str], bool],
+    past_ok: Callable[[str], PastVerdict],
     full: bool,
 ) -> RunDecisions:
     """Decide the candidate task instances of one run, in topological order so that a decision
@@ -69,13 +74,13 @@ def decide_run(
                 states[task_id] = S.REMOVED
     for task_id in sorted(wanted & set(dag.tasks) & set(rows), key=order.__getitem__):
         row = rows[task_id]
-        new_state = _decide_one(dag, row, states, now=now, past_ok=past_ok)
+        new_state = _decide_one(dag, row, states, now=now, past_ok=past_ok, decisions=decisions)
         if new_state is not None:
             decisions.add(row, new_state)
             states[task_id] = new_state
-    if full and decisions.count == 0:
+    if full and decisions.count == 0 and not decisions.waiting_on_past:
         unfinished = [state for state in states.values() if state not in FINISHED_TI_STATES]
-        decisions.deadlocked = bool(unfinished) and not any(state in ACTIVE_STATES for state in unfinished)
+        decisions.deadlocked = bool(unfinished) and not any(state in MOVING_STATES for state in unfinished)
     return decisions
 
 
@@ -85,7 +90,8 @@ def _decide_one(
     states: Mapping[str, str | None],
     *,
     now: datetime,
-    past_ok: Callable[[str], bool],
+    past_ok: Callable[[str], PastVerdict],
+    decisions: RunDecisions,
 ) -> str | None:
     if row.state == S.UP_FOR_RETRY:
         due = row.next_retry_at is None or row.next_retry_at <= now
@@ -97,8 +103,12 @@ def _decide_one(
     counts = {str(state): count for state, count in upstream_states.items() if state is not None}
     decision = evaluate_trigger_rule(task.trigger_rule, counts, len(task.upstream_task_ids))
     if decision == TriggerDecision.READY:
-        if task.depends_on_past and not past_ok(row.task_id):
-            return None
+        if task.depends_on_past:
+            verdict = past_ok(row.task_id)
+            if verdict is None:
+                decisions.waiting_on_past = True
+            if not verdict:
+                return None
         return S.SCHEDULED
     if decision == TriggerDecision.UPSTREAM_FAILED:
         return S.UPSTREAM_FAILED

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import record_events, ti_event
 from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState, table_of
+from minisched.models.state import FINISHED_TI_STATES
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import ti_values
-from minisched.scheduler.deps import TiRow, decide_run
+from minisched.scheduler.deps import PastVerdict, TiRow, decide_run
 
 RunKey = tuple[str, str]
 S = TaskInstanceState
@@ -191,7 +192,7 @@ def schedule_pass(
     return result
 
 
-def _past_ok(past: Mapping[tuple[RunKey, str], bool], key: RunKey, task_id: str) -> bool:
+def _past_ok(past: Mapping[tuple[RunKey, str], PastVerdict], key: RunKey, task_id: str) -> PastVerdict:
     return past.get((key, task_id), True)
 
 
@@ -229,7 +230,7 @@ def _past_states(
     dags: Mapping[str, SerializedDag],
     *,
     session: Session,
-) -> dict[tuple[RunKey, str], bool]:
+) -> dict[tuple[RunKey, str], PastVerdict]:
     """For depends_on_past candidates: did the same task succeed (or skip) in the previous run?"""
     asking: dict[RunKey, set[str]] = defaultdict(set)
     for key, rows in loaded.items():
@@ -253,14 +254,23 @@ def _past_states(
             )
         )
         states = {(d, r, t): state for d, r, t, state in found}
-    verdict: dict[tuple[RunKey, str], bool] = {}
+    verdict: dict[tuple[RunKey, str], PastVerdict] = {}
     for (dag_id, run_id), tasks in asking.items():
         prev_run = previous.get((dag_id, run_id))
         for task_id in tasks:
             # No previous run, or the task did not exist then: nothing to wait for (as Airflow).
             past = states.get((dag_id, prev_run, task_id), S.SUCCESS) if prev_run else S.SUCCESS
-            verdict[((dag_id, run_id), task_id)] = past in {S.SUCCESS, S.SKIPPED}
+            verdict[((dag_id, run_id), task_id)] = _past_verdict(past)
     return verdict
+
+
+def _past_verdict(previous_state: str | None) -> PastVerdict:
+    """depends_on_past: run after success, skip or removal; wait while unfinished; never after failure."""
+    if previous_state in {S.SUCCESS, S.SKIPPED, S.REMOVED}:
+        return True
+    if previous_state in FINISHED_TI_STATES:
+        return False
+    return None
 
 
 def _previous_runs(keys: list[RunKey], *, session: Session) -> dict[RunKey, str]:

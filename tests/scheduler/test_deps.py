@@ -55,14 +55,21 @@ def test_retry_waits_for_its_delay() -> None:
     }
 
 
-def test_run_that_can_never_progress_is_deadlocked() -> None:
+def test_depends_on_past_waits_for_an_unfinished_previous_run_and_deadlocks_after_a_failed_one() -> None:
     dag = _structure([], ["a"], depends_on_past=True)
     rows = _rows({"a": None})
-    decisions = decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: False, full=True)
-    assert decisions.count == 0 and decisions.deadlocked
-    waiting = _rows({"a": None, "b": "running"})
-    dag2 = _structure([], ["a", "b"], depends_on_past=True)
-    assert not decide_run(dag2, waiting, waiting, now=NOW, past_ok=lambda _: False, full=True).deadlocked
+    waiting = decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: None, full=True)
+    assert waiting.count == 0 and not waiting.deadlocked  # the previous run may still succeed
+    never = decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: False, full=True)
+    assert never.count == 0 and never.deadlocked  # the previous try failed: nothing can ever run
+    ready = decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: True, full=True)
+    assert _changes(ready) == {"a": "scheduled"}
+
+
+def test_a_moving_task_instance_is_no_deadlock() -> None:
+    dag = _structure([], ["a", "b"], depends_on_past=True)
+    rows = _rows({"a": None, "b": "running"})
+    assert not decide_run(dag, rows, rows, now=NOW, past_ok=lambda _: False, full=True).deadlocked
 
 
 def test_run_outcome_follows_the_leaves() -> None:

@@ -99,3 +99,26 @@ def test_paused_dag_gets_no_runs_until_unpaused(env: Env, procs: Procs) -> None:
         procs, lambda: len(dag_runs("paused")) == 2 and all(r.state == "success" for r in dag_runs("paused"))
     )
     assert {ti_states("paused", run.run_id)["t"] for run in dag_runs("paused")} == {"success"}
+
+
+def test_depends_on_past_runs_wait_for_each_other_without_max_active_runs(env: Env, procs: Procs) -> None:
+    first = floor_hour(datetime.now(UTC)) - timedelta(hours=3)
+    env.write_dag(
+        "chained.py",
+        dag_source(
+            textwrap.dedent(
+                f"""
+                FIRST = datetime.fromisoformat({first.isoformat()!r})
+                with DAG("chained", schedule="@hourly", start_date=FIRST, end_date=FIRST + timedelta(hours=2),
+                         catchup=True):
+                    PythonOperator(task_id="work", python_callable=lambda: time.sleep(0.3),
+                                   depends_on_past=True)
+                """
+            )
+        ),
+    )
+    run_scheduler_until(
+        procs,
+        lambda: len(dag_runs("chained")) == 3 and all(r.state != "running" for r in dag_runs("chained")),
+    )
+    assert [run.state for run in dag_runs("chained")] == ["success"] * 3
