@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from minisched.db.audit import record_events, ti_event
 from minisched.models import DagModel, DagRun, DagRunState, Pool, TaskInstance, TaskInstanceState, table_of
 from minisched.models.state import ACTIVE_TI_STATES
+from minisched.scheduler.dagruns import SCHEDULER_DRIVES_RUN
 
 log = logging.getLogger(__name__)
 S = TaskInstanceState
@@ -193,6 +194,8 @@ def _candidates_statement(only_some_runs: bool, lock_rows: bool) -> Select[Any]:
     )
     if only_some_runs:
         query = query.where(tuple_(_TI.c.dag_id, _TI.c.run_id).in_(bindparam("runs", expanding=True)))
+    else:
+        query = query.where(SCHEDULER_DRIVES_RUN)
     if lock_rows:
         query = query.with_for_update(of=_TI, skip_locked=True)
     return query

@@ -8,17 +8,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.schedules import DataInterval
 from minisched.authoring.serialize import SerializedDag
 from minisched.dagfiles.sync import next_dagrun_fields
-from minisched.models import DagModel, DagRun, DagRunState, DagRunType, TaskInstance, table_of
+from minisched.models import DagModel, DagRun, DagRunState, DagRunType, Job, JobState, TaskInstance, table_of
 from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.job import DAG_TEST_JOB_TYPE
 
 #: How many due DAGs one scheduler iteration creates runs for (others wait for the next iteration).
 MAX_DAGS_PER_LOOP = 64
+
+_RUN = table_of(DagRun)
+_JOB = table_of(Job)
+#: The runs a scheduler drives: not backfill runs (their `dags backfill` does, as in Airflow), nor the
+#: run of a `dags test` that is still going (it runs that run in its own process).
+SCHEDULER_DRIVES_RUN = and_(
+    _RUN.c.run_type != DagRunType.BACKFILL,
+    or_(
+        _RUN.c.creating_job_id.is_(None),
+        _RUN.c.creating_job_id.not_in(
+            select(_JOB.c.id).where(_JOB.c.job_type == DAG_TEST_JOB_TYPE, _JOB.c.state == JobState.RUNNING)
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -194,7 +209,7 @@ def start_queued_runs(
         .order_by(DagRun.logical_date, DagRun.id)
     )
     if only_runs is None:
-        query = query.where(DagModel.is_paused.is_(False))
+        query = query.where(DagModel.is_paused.is_(False), SCHEDULER_DRIVES_RUN)
     else:
         query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
     queued = session.execute(query).all()

@@ -32,7 +32,7 @@ from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
 from minisched.scheduler.recovery import recover_orphans
 from minisched.scheduler.results import StartedTry, mark_running, record_results, requeue
-from minisched.scheduler.run_state import finish_runs
+from minisched.scheduler.run_state import finish_runs, finished_states
 from minisched.scheduler.scheduling import running_runs, schedule_pass
 from minisched.scheduler.task_runner import log_path_for
 
@@ -55,6 +55,7 @@ class SchedulerOptions:
     only_runs: frozenset[RunKey] | None = None  # dags test / backfill: these runs only, create none
     handle_signals: bool = True
     job_type: str = jobs.SCHEDULER_JOB_TYPE
+    job_id: int | None = None  # a job row registered by the caller (dags test owns its run through it)
     respect_limits: bool = True  # pools and max_active_tasks; dags test runs tries one by one anyway
 
 
@@ -115,7 +116,7 @@ class SchedulerLoop:
         """Loop until --num-runs, a stop signal, or (dags test) the one run ends; returns loops made."""
         restore = self._install_signal_handlers()
         self.executor.start()
-        self.job_id = run_with_retries(self._register)
+        self.job_id = self.options.job_id or run_with_retries(self._register)
         state = JobState.FAILED
         try:
             while not self._should_stop():
@@ -253,8 +254,11 @@ class SchedulerLoop:
         if created or self._runs_changed or self._queued_runs.due(tick):
             full.update(start_queued_runs(session=session, now=now, only_runs=only))
             self._queued_runs.mark(tick)
+        ended_elsewhere: dict[RunKey, str] = {}
         if self._sweep.due(tick):
             full.update(running_runs(session=session, only_runs=only))
+            if only is not None:  # e.g. a run cleared and finished by someone else meanwhile
+                ended_elsewhere = finished_states(only, session=session)
             self._sweep.mark(tick)
         pump()
         # A retry can only fall due after a try failed, at a known time, or through another process (sweep).
@@ -276,7 +280,7 @@ class SchedulerLoop:
         pump()
         # A run in which a task instance was just scheduled cannot have ended.
         to_check = (set(changed) | decided.touched_runs | full) - decided.progressing_runs
-        ended = finish_runs(
+        ended = ended_elsewhere | finish_runs(
             to_check, session=session, cache=self.cache, now=now, deadlocked=decided.deadlocked_runs
         )
         pump()

@@ -21,7 +21,7 @@ from minisched.models.types import utcnow
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import NewRun, create_dag_runs, run_id_for
 from minisched.scheduler.executors.base import BaseExecutor
-from minisched.scheduler.job import DAG_TEST_JOB_TYPE
+from minisched.scheduler.job import DAG_TEST_JOB_TYPE, register_job
 
 RunKey = tuple[str, str]
 
@@ -124,12 +124,17 @@ def run_to_completion(
     job_type: str,
     on_loop: Callable[[], None] | None = None,
     respect_limits: bool = True,
+    job_id: int | None = None,
 ) -> int:
     """Drive only these runs with the scheduler's own loop (same decisions, same recording)."""
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
 
     options = SchedulerOptions(
-        logs_folder=logs_folder, only_runs=frozenset(keys), job_type=job_type, respect_limits=respect_limits
+        logs_folder=logs_folder,
+        only_runs=frozenset(keys),
+        job_type=job_type,
+        job_id=job_id,
+        respect_limits=respect_limits,
     )
     loop = SchedulerLoop(executor, options, on_loop=on_loop)
     return loop.run()
@@ -149,19 +154,22 @@ def run_dag_test(
     when = logical_date or utcnow()
     run_id = run_id_for(DagRunType.MANUAL, when)
 
-    def prepare() -> None:
+    def prepare() -> int:
         with create_session() as session:
             refresh_dag_folder(dags_folder, session=session)
         with create_session() as session:
             dag = load_dag(dag_id, session=session)
+            # The run belongs to this job while it lives: a scheduler running meanwhile leaves it alone.
+            job_id = register_job(session=session, now=utcnow(), job_type=DAG_TEST_JOB_TYPE)
             # As `airflow dags test`: a run already at that date is replaced.
             session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == when))
             session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
             interval = dag.schedule.infer_manual_data_interval(when)
             new = NewRun(dag_id, DagRunType.MANUAL, when, interval, state=DagRunState.RUNNING, run_id=run_id)
-            create_dag_runs([new], {dag_id: dag}, session=session, now=utcnow())
+            create_dag_runs([new], {dag_id: dag}, session=session, now=utcnow(), job_id=job_id)
+            return job_id
 
-    run_with_retries(prepare)
+    job_id = run_with_retries(prepare)
     # Tries run one at a time in this process, so pools and max_active_tasks have nothing to limit.
     run_to_completion(
         [(dag_id, run_id)],
@@ -169,6 +177,7 @@ def run_dag_test(
         logs_folder=logs_folder,
         job_type=DAG_TEST_JOB_TYPE,
         respect_limits=False,
+        job_id=job_id,
     )
     with create_session() as session:
         state = run_state((dag_id, run_id), session=session) or "unknown"

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.models import DagRun, DagRunState, TaskInstance, table_of
-from minisched.models.state import FINISHED_TI_STATES
+from minisched.models.state import FINISHED_RUN_STATES, FINISHED_TI_STATES
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.deps import run_outcome
 
@@ -70,11 +70,23 @@ _UNFINISHED = (
 _DONE_RUNS = select(_RUN.c.dag_id, _RUN.c.run_id).where(
     _RUN_KEY_IN, _RUN.c.state == DagRunState.RUNNING, ~_UNFINISHED
 )
+_FINAL_STATES = select(_RUN.c.dag_id, _RUN.c.run_id, _RUN.c.state).where(
+    _RUN_KEY_IN, _RUN.c.state.in_(sorted(FINISHED_RUN_STATES))
+)
 _END_RUNS = (
     update(_RUN)
     .where(_RUN_KEY_IN, _RUN.c.state == DagRunState.RUNNING)
     .values(state=bindparam("state"), end_date=bindparam("now"))
 )
+
+
+def finished_states(keys: Iterable[RunKey], *, session: Session) -> dict[RunKey, str]:
+    """The final state of those runs that have one."""
+    wanted = sorted(keys)
+    if not wanted:
+        return {}
+    rows = session.execute(_FINAL_STATES, {"runs": wanted})
+    return {(dag_id, run_id): state for dag_id, run_id, state in rows}
 
 
 def _runs_without_unfinished_tis(keys: list[RunKey], *, session: Session) -> list[RunKey]:

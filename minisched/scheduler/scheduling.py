@@ -22,7 +22,7 @@ from minisched.db.audit import record_events, ti_event
 from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState, table_of
 from minisched.models.state import FINISHED_TI_STATES
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.dagruns import ti_values
+from minisched.scheduler.dagruns import SCHEDULER_DRIVES_RUN, ti_values
 from minisched.scheduler.deps import PastVerdict, TiRow, decide_run
 
 RunKey = tuple[str, str]
@@ -127,7 +127,9 @@ def waiting_retries(*, session: Session, now: datetime) -> tuple[dict[RunKey, se
 
 def running_runs(*, session: Session, only_runs: Iterable[RunKey] | None = None) -> list[RunKey]:
     query = select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == DagRunState.RUNNING)
-    if only_runs is not None:
+    if only_runs is None:
+        query = query.where(SCHEDULER_DRIVES_RUN)
+    else:
         query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
     return [(dag_id, run_id) for dag_id, run_id in session.execute(query)]
 

@@ -95,3 +95,31 @@ def test_backfill_resumes_after_ctrl_c_without_rerunning_successful_tries(
         if run.run_id in done_before:  # succeeded before Ctrl-C: not run again
             assert days.count(run.logical_date.date().isoformat()) == 1
             assert [ti.try_number for ti in task_instances("slow", run.run_id)] == [1]
+
+
+def test_backfill_and_dags_test_beside_a_running_scheduler_keep_their_runs(env: Env, procs: Procs) -> None:
+    env.write_dag("daily.py", DAILY)
+    assert env.run_cli("dags", "list").exit_code == 0
+    scheduler = procs.scheduler()
+    backfill = procs.run("dags", "backfill", "daily", "-s", "2024-05-01", "-e", "2024-05-03")
+    assert backfill.popen.returncode == 0, backfill.output()
+    tested = procs.run("dags", "test", "daily", "2024-06-01")
+    assert tested.popen.returncode == 0, tested.output()
+    scheduler.stop()
+    scheduler.assert_clean_exit()
+    from minisched.db.session import create_session
+    from minisched.models import DagRun, Job
+
+    with create_session() as session:
+        creators = {
+            run.run_type: session.get(Job, run.creating_job_id).job_type if run.creating_job_id else None
+            for run in session.query(DagRun).filter(DagRun.run_type != "scheduled")
+        }
+    assert creators == {"backfill": None, "manual": "dag_test"}
+    for run in dag_runs("daily"):
+        if run.run_type != "scheduled":
+            assert run.state == "success"
+    # The dags test ran its task in its own process, not in the scheduler's workers.
+    test_run = next(run for run in dag_runs("daily") if run.run_type == "manual")
+    [ti] = task_instances("daily", test_run.run_id)
+    assert ti.pid == tested.pid
