@@ -117,8 +117,10 @@ def backfill(
 
     from minisched.dagfiles.loader import refresh_dag_folder
     from minisched.db.session import create_session
+    from minisched.models import JobState
+    from minisched.models.types import utcnow
     from minisched.scheduler.executors import executor_for
-    from minisched.scheduler.job import BACKFILL_JOB_TYPE
+    from minisched.scheduler.job import BACKFILL_JOB_TYPE, end_job, register_job
     from minisched.scheduler.manual_runs import parse_datetime, plan_backfill, run_states, run_to_completion
     from minisched.settings import configure
 
@@ -134,8 +136,10 @@ def backfill(
             question = f"Clear and run again these {len(preview.reset_existing)} run(s)?"
             click.confirm(question, abort=True, err=True)
     with create_session() as session:
+        # The backfill's job owns its runs from the start, so a running scheduler leaves them alone.
+        job_id = None if dry_run else register_job(session=session, now=utcnow(), job_type=BACKFILL_JOB_TYPE)
         plan = plan_backfill(
-            dag_id, start, end, session=session, dry_run=dry_run, reset_dagruns=reset_dagruns
+            dag_id, start, end, session=session, dry_run=dry_run, reset_dagruns=reset_dagruns, job_id=job_id
         )
     for run_id in plan.skipped_existing:
         click.echo(f"already finished, not run again: {run_id}", err=True)
@@ -168,7 +172,11 @@ def backfill(
             logs_folder=settings.logs_folder,
             job_type=BACKFILL_JOB_TYPE,
             on_loop=progress,
+            job_id=job_id,
         )
+    elif job_id is not None:
+        with create_session() as session:
+            end_job(job_id, JobState.SUCCESS, session=session, now=utcnow())
     progress(final=True)
     with create_session() as session:
         states = run_states(plan.to_run, session=session)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.schedules import DataInterval
@@ -16,22 +16,19 @@ from minisched.authoring.serialize import SerializedDag
 from minisched.dagfiles.sync import next_dagrun_fields
 from minisched.models import DagModel, DagRun, DagRunState, DagRunType, Job, JobState, TaskInstance, table_of
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.job import DAG_TEST_JOB_TYPE
+from minisched.scheduler.job import RUN_OWNING_JOB_TYPES
 
 #: How many due DAGs one scheduler iteration creates runs for (others wait for the next iteration).
 MAX_DAGS_PER_LOOP = 64
 
 _RUN = table_of(DagRun)
 _JOB = table_of(Job)
-#: The runs a scheduler drives: not backfill runs (their `dags backfill` does, as in Airflow), nor the
-#: run of a `dags test` that is still going (it runs that run in its own process).
-SCHEDULER_DRIVES_RUN = and_(
-    _RUN.c.run_type != DagRunType.BACKFILL,
-    or_(
-        _RUN.c.creating_job_id.is_(None),
-        _RUN.c.creating_job_id.not_in(
-            select(_JOB.c.id).where(_JOB.c.job_type == DAG_TEST_JOB_TYPE, _JOB.c.state == JobState.RUNNING)
-        ),
+#: The runs a scheduler drives: all but those created by a `dags backfill` or `dags test` that is still
+#: running (it drives them itself, in its own process); once that job is dead, the scheduler adopts them.
+SCHEDULER_DRIVES_RUN = or_(
+    _RUN.c.creating_job_id.is_(None),
+    _RUN.c.creating_job_id.not_in(
+        select(_JOB.c.id).where(_JOB.c.job_type.in_(RUN_OWNING_JOB_TYPES), _JOB.c.state == JobState.RUNNING)
     ),
 )
 

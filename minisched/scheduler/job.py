@@ -14,6 +14,8 @@ from minisched.models import Job, JobState
 SCHEDULER_JOB_TYPE = "scheduler"
 BACKFILL_JOB_TYPE = "backfill"
 DAG_TEST_JOB_TYPE = "dag_test"
+#: Job types that drive only the runs they created themselves.
+RUN_OWNING_JOB_TYPES = (BACKFILL_JOB_TYPE, DAG_TEST_JOB_TYPE)
 #: Job types whose loop heart-beats while tries run (a `dags test` runs each try inline instead).
 HEARTBEATING_JOB_TYPES = frozenset({SCHEDULER_JOB_TYPE, BACKFILL_JOB_TYPE})
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
@@ -200,11 +200,13 @@ def plan_backfill(
     session: Session,
     dry_run: bool = False,
     reset_dagruns: bool = False,
+    job_id: int | None = None,
 ) -> BackfillPlan:
     """Create (unless dry_run) the queued backfill runs whose logical_date lies in [start, end].
 
     Runs that already exist at those dates are kept as they are; their unfinished ones are driven too.
-    With `reset_dagruns`, finished ones are cleared (back to queued) and run again.
+    With `reset_dagruns`, finished ones are cleared (back to queued) and run again. The runs to drive
+    belong to `job_id` (the backfill's job): a scheduler leaves them alone while that job lives.
     """
     if end < start:
         raise MinischedError(f"--end-date {end.isoformat()} is before --start-date {start.isoformat()}")
@@ -226,10 +228,18 @@ def plan_backfill(
     }
     fresh = [run for run in wanted if run.logical_date not in existing]
     if not dry_run:
-        create_dag_runs(fresh, {dag_id: dag}, session=session, now=utcnow())
+        create_dag_runs(fresh, {dag_id: dag}, session=session, now=utcnow(), job_id=job_id)
     unfinished = [(dag_id, r.run_id) for r in existing.values() if r.state not in ("success", "failed")]
     finished = sorted(r.run_id for r in existing.values() if r.state in ("success", "failed"))
     reset = _reset_runs(dag, finished, session=session, dry_run=dry_run) if reset_dagruns else []
+    claimed = [run_id for _, run_id in unfinished] + reset
+    if claimed and job_id is not None and not dry_run:
+        session.execute(
+            update(DagRun)
+            .where(DagRun.dag_id == dag_id, DagRun.run_id.in_(claimed))
+            .values(creating_job_id=job_id)
+            .execution_options(synchronize_session=False)
+        )
     return BackfillPlan(
         dag_id=dag_id,
         to_run=[(dag_id, run.effective_run_id) for run in fresh] + unfinished + [(dag_id, r) for r in reset],

@@ -115,7 +115,7 @@ def test_backfill_and_dags_test_beside_a_running_scheduler_keep_their_runs(env: 
             run.run_type: session.get(Job, run.creating_job_id).job_type if run.creating_job_id else None
             for run in session.query(DagRun).filter(DagRun.run_type != "scheduled")
         }
-    assert creators == {"backfill": None, "manual": "dag_test"}
+    assert creators == {"backfill": "backfill", "manual": "dag_test"}
     for run in dag_runs("daily"):
         if run.run_type != "scheduled":
             assert run.state == "success"
