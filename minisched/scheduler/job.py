@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
+from minisched.exceptions import MinischedError
 from minisched.models import Job, JobState
 
 SCHEDULER_JOB_TYPE = "scheduler"
@@ -40,8 +41,24 @@ def register_job(*, session: Session, now: datetime, job_type: str = SCHEDULER_J
     return int(result.scalar_one())
 
 
+class JobDeclaredDead(MinischedError):
+    """Another process found this job's heartbeat stale and recovered its tries."""
+
+
 def heartbeat(job_id: int, *, session: Session, now: datetime) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(latest_heartbeat=now))
+    """Beat, unless another process has meanwhile declared this job dead: then stop at once, so that
+    no try this job still runs overlaps the retry that the other process may have started."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+        .values(latest_heartbeat=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise JobDeclaredDead(
+            f"job {job_id} was declared dead by another process (its heartbeat was older than the zombie "
+            "threshold); stopping. Raise MINISCHED_ZOMBIE_THRESHOLD if the loop is legitimately slow"
+        )
 
 
 def end_job(job_id: int, state: JobState, *, session: Session, now: datetime) -> None:

@@ -28,6 +28,8 @@ from minisched.scheduler.task_runner import append_log_line
 log = logging.getLogger(__name__)
 S = TaskInstanceState
 RunKey = tuple[str, str]
+#: Seconds without a heartbeat after which a job whose process is gone from this host counts as dead.
+PID_CHECK_SILENCE = 5.0
 
 
 def process_alive(pid: int) -> bool:
@@ -49,11 +51,14 @@ def find_dead_jobs(*, session: Session, my_job_id: int, threshold: float, now: d
         )
     )
     stale_before = now - timedelta(seconds=threshold)
+    # The pid shortcut needs a few seconds of silence too: two containers can share a hostname while
+    # their pids live in different namespaces.
+    pid_check_before = now - timedelta(seconds=min(threshold, PID_CHECK_SILENCE))
     here = hostname()
     return [
         job_id
         for job_id, job_type, host, pid, beat in rows
-        if (host == here and not process_alive(pid))
+        if (host == here and beat < pid_check_before and not process_alive(pid))
         or (job_type in HEARTBEATING_JOB_TYPES and beat < stale_before)
     ]
 

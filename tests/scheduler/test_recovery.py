@@ -127,8 +127,8 @@ def test_sigterm_stops_gracefully(env: Env, procs: Procs, tmp_path: Path) -> Non
 
 
 def test_dead_scheduler_jobs_by_heartbeat_or_by_missing_process(env: Env) -> None:
-    """A job is dead when its heartbeat is older than the threshold (any host), or at once when it
-    ran on this host and its process is gone; live and other-host fresh jobs are left alone."""
+    """A job is dead when its heartbeat is older than the threshold (any host), or after a few silent
+    seconds when it ran on this host and its process is gone; live and fresh jobs are left alone."""
     import subprocess
     import sys
     from datetime import UTC, datetime, timedelta
@@ -141,11 +141,12 @@ def test_dead_scheduler_jobs_by_heartbeat_or_by_missing_process(env: Env) -> Non
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # reaped: its pid no longer exists (pids are not reused this quickly)
     now = datetime.now(UTC)
-    fresh, stale = now - timedelta(seconds=1), now - timedelta(seconds=30)
+    fresh, silent, stale = now - timedelta(seconds=1), now - timedelta(seconds=6), now - timedelta(seconds=40)
     rows = {
         "me": (hostname(), os.getpid(), fresh),
         "alive_here": (hostname(), os.getppid(), fresh),
-        "pid_gone_here": (hostname(), gone.pid, fresh),
+        "pid_gone_here": (hostname(), gone.pid, silent),
+        "pid_gone_just_now": (hostname(), gone.pid, fresh),
         "elsewhere_fresh": ("some-other-host", gone.pid, fresh),
         "elsewhere_stale": ("some-other-host", os.getpid(), stale),
         "here_stale": (hostname(), os.getpid(), stale),
@@ -175,5 +176,25 @@ def test_dead_scheduler_jobs_by_heartbeat_or_by_missing_process(env: Env) -> Non
             )
         )
     with create_session() as session:
-        dead = find_dead_jobs(session=session, my_job_id=ids["me"], threshold=5, now=now)
+        dead = find_dead_jobs(session=session, my_job_id=ids["me"], threshold=30, now=now)
     assert sorted(dead) == sorted(ids[name] for name in ("pid_gone_here", "elsewhere_stale", "here_stale"))
+
+
+def test_a_job_declared_dead_stops_at_its_next_heartbeat(env: Env) -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+    from sqlalchemy import update
+
+    from minisched.db.session import create_session
+    from minisched.models import Job
+    from minisched.scheduler.job import JobDeclaredDead, heartbeat, register_job
+
+    now = datetime.now(UTC)
+    with create_session() as session:
+        job_id = register_job(session=session, now=now)
+        heartbeat(job_id, session=session, now=now)
+    with create_session() as session:  # another scheduler recovers this job's tries
+        session.execute(update(Job).where(Job.id == job_id).values(state="failed"))
+    with pytest.raises(JobDeclaredDead, match="declared dead"), create_session() as session:
+        heartbeat(job_id, session=session, now=now)
