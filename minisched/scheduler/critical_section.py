@@ -55,12 +55,8 @@ def queue_scheduled(
     lock_rows: bool,
     only_runs: Iterable[tuple[str, str]] | None = None,
     respect_limits: bool = True,
-    run_details: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> list[QueuedTi]:
-    """Queue up to `capacity` scheduled task instances; returns them with their new try numbers.
-
-    `run_details` caches what tries need from their runs (they do not change) across calls.
-    """
+    """Queue up to `capacity` scheduled task instances; returns them with their new try numbers."""
     if capacity <= 0:
         return []
     full_pools: set[str] = set()
@@ -102,10 +98,7 @@ def queue_scheduled(
     if not chosen:
         return []
     won = _compare_and_set_queued([row.id for row in chosen], job_id=job_id, now=now, session=session)
-    runs = run_details if run_details is not None else {}
-    runs.update(
-        _run_details({(r.dag_id, r.run_id) for r in chosen if r.id in won} - runs.keys(), session=session)
-    )
+    runs = _run_details({(row.dag_id, row.run_id) for row in chosen if row.id in won}, session=session)
     queued = [
         QueuedTi(
             id=row.id,

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -66,6 +65,10 @@ class _StepOutcome:
     ended: dict[RunKey, str] = field(default_factory=dict)
     created: list[RunKey] = field(default_factory=list)
     busy: bool = False
+    tick: float = 0.0
+    timers_run: list[_Every] = field(default_factory=list)
+    retries_checked: bool = False
+    next_retry_at: datetime | None = None
 
 
 class _Every:
@@ -95,7 +98,6 @@ class SchedulerLoop:
         self.ended_runs: dict[RunKey, str] = {}
         self._stop_requested = False
         self._in_flight: dict[int, QueuedTi] = {}
-        self._run_details: dict[RunKey, dict[str, Any]] = {}  # what tries need from their run, per run
         self._carry: dict[RunKey, set[str]] = {}
         self._busy = True
         self._retry_check_at: datetime | None = None  # None: no retry waiting that this loop knows of
@@ -106,6 +108,7 @@ class SchedulerLoop:
         # Triggered runs are looked for at least once per idle sleep, so a trigger waits no longer.
         self._queued_runs = _Every(options.idle_sleep)
         self._runs_changed = True  # runs were created or ended: queued runs may start
+        self._unrecorded: tuple[list[TryResult], list[StartedTry]] = ([], [])
         self._lock_rows = get_engine().dialect.name == "postgresql"
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -141,9 +144,9 @@ class SchedulerLoop:
 
     def _shutdown(self, state: JobState) -> None:
         """Give back tries that never started, let running ones finish (up to the grace), record all."""
+        results = self._unrecorded[0] + self.executor.stop(self.options.stop_grace)
         never_started = self.executor.withdraw_pending()
-        results = self.executor.stop(self.options.stop_grace)
-        started = self._started_tries()
+        started = self._unrecorded[1] + self._started_tries()
 
         def final() -> None:
             with create_session() as session, buffered_events(session):
@@ -177,14 +180,20 @@ class SchedulerLoop:
         busy = self._busy or bool(self._carry)
         results = self.executor.poll(0.0 if busy else self.options.idle_sleep)
         started = self._started_tries()
+        # Kept until committed: if the transaction fails for good, the shutdown still records them.
+        self._unrecorded = (results, started)
         outcome = run_with_retries(lambda: self._transaction(results, started))
+        self._unrecorded = ([], [])
+        for timer in outcome.timers_run:  # bookkeeping only once the work is committed
+            timer.mark(outcome.tick)
+        self._runs_changed = bool(outcome.ended)
+        if outcome.retries_checked:
+            self._retry_check_at = outcome.next_retry_at
         for result in results:
             self._in_flight.pop(result.ti_id, None)
         self._carry = outcome.carry
         self._busy = outcome.busy
         self.ended_runs.update(outcome.ended)
-        for key in outcome.ended:
-            self._run_details.pop(key, None)
         for dag_id, run_id in outcome.created:
             log.info("created dag run %s of %s", run_id, dag_id)
         for (dag_id, run_id), state in outcome.ended.items():
@@ -230,11 +239,12 @@ class SchedulerLoop:
     ) -> _StepOutcome:
         assert self.job_id is not None
         options = self.options
+        timers: list[_Every] = []  # periodic steps that ran: marked once the transaction commits
         if options.dags_folder is not None and self._refresh.due(tick):
             from minisched.dagfiles.loader import refresh_dag_folder
 
             refresh_dag_folder(options.dags_folder, session=session, now=now)
-            self._refresh.mark(tick)
+            timers.append(self._refresh)
         mark_running(started, session=session, finished={r.ti_id for r in results})
         pump = self.executor.pump
         changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
@@ -243,7 +253,7 @@ class SchedulerLoop:
         if self._recovery.due(tick):  # backfills and dags test clean up after dead processes too
             recovered = self._recover(session, now)
             changed = _merge(changed, recovered)
-            self._recovery.mark(tick)
+            timers.append(self._recovery)
         created: list[RunKey] = []
         if only is None:
             new_runs = create_scheduled_runs(
@@ -253,13 +263,13 @@ class SchedulerLoop:
         full: set[RunKey] = set()
         if created or self._runs_changed or self._queued_runs.due(tick):
             full.update(start_queued_runs(session=session, now=now, only_runs=only))
-            self._queued_runs.mark(tick)
+            timers.append(self._queued_runs)
         ended_elsewhere: dict[RunKey, str] = {}
         if self._sweep.due(tick):
             full.update(running_runs(session=session, only_runs=only))
             if only is not None:  # e.g. a run cleared and finished by someone else meanwhile
                 ended_elsewhere = finished_states(only, session=session)
-            self._sweep.mark(tick)
+            timers.append(self._sweep)
         pump()
         # A retry can only fall due after a try failed, at a known time, or through another process (sweep).
         check_retries = (
@@ -275,8 +285,6 @@ class SchedulerLoop:
             changed=changed,
             check_retries=check_retries,
         )
-        if check_retries:
-            self._retry_check_at = decided.next_retry_at
         pump()
         # A run in which a task instance was just scheduled cannot have ended.
         to_check = (set(changed) | decided.touched_runs | full) - decided.progressing_runs
@@ -292,16 +300,24 @@ class SchedulerLoop:
             lock_rows=self._lock_rows,
             only_runs=only,
             respect_limits=options.respect_limits,
-            run_details=self._run_details,
         )
         self.cache.get_many({q.dag_id for q in queued}, session=session)
         if self._heartbeat.due(tick):
             jobs.heartbeat(self.job_id, session=session, now=now)
-            self._heartbeat.mark(tick)
-        self._runs_changed = bool(ended)
+            timers.append(self._heartbeat)
         busy = bool(results or queued or ended or created or decided.touched_runs)
         carry = dict(decided.changed_tasks)
-        return _StepOutcome(queued=queued, carry=carry, ended=ended, created=created, busy=busy)
+        return _StepOutcome(
+            queued=queued,
+            carry=carry,
+            ended=ended,
+            created=created,
+            busy=busy,
+            tick=tick,
+            timers_run=timers,
+            retries_checked=check_retries,
+            next_retry_at=decided.next_retry_at,
+        )
 
     def _recover(self, session: Session, now: datetime) -> dict[RunKey, set[str]]:
         assert self.job_id is not None

@@ -197,8 +197,9 @@ def test_stop_fails_tries_still_running_after_grace_and_kills_their_processes(
     started = time.monotonic()
     results = executor.stop(grace=0.2)
     assert time.monotonic() - started < 15
-    assert sorted(r.ti_id for r in results) == sorted([sleeper.ti_id, bash.ti_id, queued.ti_id])
+    assert sorted(r.ti_id for r in results) == sorted([sleeper.ti_id, bash.ti_id])
     assert {(r.outcome, r.error) for r in results} == {("failed", STOPPED_ERROR)}
+    assert executor.withdraw_pending() == [queued]  # it never started: handed back, not failed
     assert STOPPED_ERROR in log_text(sleeper)
     assert not any(pid_alive(pid) for pid in workers)
     wait_for(lambda: not any(pid_alive(pid) for pid in bash_pids), 20, "the bash processes to exit")

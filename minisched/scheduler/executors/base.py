@@ -82,7 +82,7 @@ class BaseExecutor(abc.ABC):
         workers do not wait for a whole loop); finished results are kept for the next `poll`."""
 
     def withdraw_pending(self) -> list[TryRequest]:
-        """Take back the tries still waiting in the executor's queue (they never started)."""
+        """Take back the tries that never started (still queued, or left over by `stop`)."""
         return []
 
     @abc.abstractmethod
@@ -109,4 +109,5 @@ class BaseExecutor(abc.ABC):
 
     @abc.abstractmethod
     def stop(self, grace: float) -> list[TryResult]:
-        """Stop taking work, wait up to `grace` seconds for running tries, kill the rest (reported failed)."""
+        """Stop taking work, wait up to `grace` seconds for running tries, kill the rest (reported
+        failed). Tries that never started are kept for `withdraw_pending`."""

@@ -81,6 +81,7 @@ class LocalExecutor(BaseExecutor):
         self._exiting: list[BaseProcess] = []
         self._pending: deque[TryRequest] = deque()
         self._undelivered: list[TryResult] = []  # tries that failed before reaching a worker
+        self._never_started: list[TryRequest] = []  # taken back at stop: see withdraw_pending
         self._stopped = False
         _live_executors.add(self)
 
@@ -112,9 +113,10 @@ class LocalExecutor(BaseExecutor):
         return len(self._pending) + len(self._busy()) + len(self._undelivered) + prefetched
 
     def withdraw_pending(self) -> list[TryRequest]:
-        pending = list(self._pending)
+        withdrawn = [*self._never_started, *self._pending]
+        self._never_started = []
         self._pending.clear()
-        return pending
+        return withdrawn
 
     @property
     def worker_pids(self) -> list[int]:
@@ -122,10 +124,13 @@ class LocalExecutor(BaseExecutor):
 
     def stop(self, grace: float) -> list[TryResult]:
         """Wait `grace` for busy workers, then SIGTERM them (their try fails, child processes are
-        killed), then SIGKILL whichever is left; idle workers exit on pipe EOF."""
+        killed), then SIGKILL whichever is left; idle workers exit on pipe EOF.
+
+        Tries that never started are not failed: `withdraw_pending` hands them back afterwards.
+        """
         self._stopped = True
-        results = [self._failed(request, STOPPED_ERROR, pid=0) for request in self._pending]
-        results += self._undelivered
+        self._never_started += self._pending
+        results = self._undelivered
         self._pending.clear()
         self._undelivered = []
         results += self._wait_for_busy(time.monotonic() + grace)
@@ -141,7 +146,8 @@ class LocalExecutor(BaseExecutor):
             )
             self._retire(worker, kill=True)
         # Tries that were waiting in a stopped worker's pipe never started.
-        results += self._undelivered + [self._failed(r, STOPPED_ERROR, pid=0) for r in self._pending]
+        results += self._undelivered
+        self._never_started += self._pending
         self._undelivered = []
         self._pending.clear()
         self._close_idle()
@@ -297,7 +303,7 @@ class LocalExecutor(BaseExecutor):
         worker.request = worker.started_at = worker.deadline = None
         if worker.prefetched:
             if worker.stopping:  # it exits after this try and never reads the next ones
-                self._undelivered += [self._failed(r, STOPPED_ERROR, pid=0) for r in worker.prefetched]
+                self._never_started += worker.prefetched
                 worker.prefetched.clear()
             else:
                 self._assign(worker, worker.prefetched.popleft())
