@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, select, tuple_, update
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.db.audit import record_events, ti_event
@@ -27,7 +27,7 @@ from minisched.scheduler.dagruns import SCHEDULER_DRIVES_RUN
 
 log = logging.getLogger(__name__)
 S = TaskInstanceState
-_warned_missing_pools: set[str] = set()
+_warned_pools: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,14 @@ def queue_scheduled(
     """Queue up to `capacity` scheduled task instances; returns them with their new try numbers."""
     if capacity <= 0:
         return []
-    full_pools: set[str] = set()
+    open_pools: set[str] = set()
     full_dags: set[str] = set()
     if respect_limits:
         pools = _lock_pools(session=session, lock_rows=lock_rows)
         occupied, active_per_dag, dag_limits = _occupancy(session=session)
-        # As Airflow's "starved pools/dags": leave out what cannot take a task now, so the LIMIT is
-        # spent on task instances that can be queued.
-        full_pools = {pool for pool, slots in pools.items() if occupied[pool] >= slots}
+        # As Airflow's "starved pools/dags": leave out what cannot take a task now (full or missing
+        # pools, DAGs at max_active_tasks), so the LIMIT is spent on task instances that can be queued.
+        open_pools = {pool for pool, slots in pools.items() if occupied[pool] < slots}
         full_dags = {dag_id for dag_id, limit in dag_limits.items() if active_per_dag[dag_id] >= limit}
         limit = max(capacity * 2, 16)
     else:
@@ -76,7 +76,7 @@ def queue_scheduled(
         limit=limit,
         lock_rows=lock_rows,
         only_runs=only_runs,
-        skip_pools=full_pools,
+        open_pools=open_pools if respect_limits else None,
         skip_dags=full_dags,
     )
     chosen: list[Any] = []
@@ -86,10 +86,7 @@ def queue_scheduled(
         if not respect_limits:
             chosen.append(row)
             continue
-        slots = pools.get(row.pool)
-        if slots is None:
-            _warn_missing_pool(row.pool)
-            continue
+        slots = pools[row.pool]
         if occupied[row.pool] + row.pool_slots > slots or active_per_dag[row.dag_id] >= row.max_active_tasks:
             continue
         occupied[row.pool] += row.pool_slots
@@ -163,7 +160,7 @@ _QUEUE = (
 
 
 @functools.cache
-def _candidates_statement(only_some_runs: bool, lock_rows: bool) -> Select[Any]:
+def _candidates_statement(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[Any]:
     query = (
         select(
             _TI.c.id,
@@ -179,12 +176,15 @@ def _candidates_statement(only_some_runs: bool, lock_rows: bool) -> Select[Any]:
         .where(
             _TI.c.state == S.SCHEDULED,
             _RUN.c.state == DagRunState.RUNNING,
-            _TI.c.pool.not_in(bindparam("skip_pools", expanding=True)),
             _TI.c.dag_id.not_in(bindparam("skip_dags", expanding=True)),
         )
         .order_by(_TI.c.priority_weight.desc(), _RUN.c.logical_date, _TI.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
+    if pooled:  # pools with a free slot, and no task that needs more slots than its pool has
+        query = query.join(_POOL, _POOL.c.pool == _TI.c.pool).where(
+            _TI.c.pool.in_(bindparam("open_pools", expanding=True)), _TI.c.pool_slots <= _POOL.c.slots
+        )
     if only_some_runs:
         query = query.where(tuple_(_TI.c.dag_id, _TI.c.run_id).in_(bindparam("runs", expanding=True)))
     else:
@@ -216,18 +216,17 @@ def _candidates(
     limit: int,
     lock_rows: bool,
     only_runs: Iterable[tuple[str, str]] | None,
-    skip_pools: set[str],
+    open_pools: set[str] | None,
     skip_dags: set[str],
 ) -> list[Any]:
     """Scheduled task instances of running runs, best first; only the columns the limits need."""
-    params: dict[str, Any] = {
-        "skip_pools": sorted(skip_pools),
-        "skip_dags": sorted(skip_dags),
-        "limit": limit,
-    }
+    params: dict[str, Any] = {"skip_dags": sorted(skip_dags), "limit": limit}
+    if open_pools is not None:
+        params["open_pools"] = sorted(open_pools)
     if only_runs is not None:
         params["runs"] = sorted(only_runs)
-    return list(session.execute(_candidates_statement(only_runs is not None, lock_rows), params).all())
+    statement = _candidates_statement(only_runs is not None, lock_rows, open_pools is not None)
+    return list(session.execute(statement, params).all())
 
 
 def _run_details(keys: set[tuple[str, str]], *, session: Session) -> dict[tuple[str, str], dict[str, Any]]:
@@ -254,9 +253,26 @@ def _compare_and_set_queued(
     return dict(session.execute(_QUEUE, {"ids": ids, "job_id": job_id, "now": now}).all())
 
 
-def _warn_missing_pool(pool: str) -> None:
-    if pool not in _warned_missing_pools:
-        _warned_missing_pools.add(pool)
-        log.warning(
-            "pool %r does not exist: its tasks stay scheduled; create it with `minisched pools set`", pool
-        )
+_STUCK_IN_POOLS = (
+    select(_TI.c.pool, _POOL.c.slots, func.max(_TI.c.pool_slots))
+    .outerjoin(_POOL, _POOL.c.pool == _TI.c.pool)
+    .where(_TI.c.state == S.SCHEDULED)
+    .group_by(_TI.c.pool, _POOL.c.slots)
+    .having(or_(_POOL.c.slots.is_(None), func.max(_TI.c.pool_slots) > _POOL.c.slots))
+)
+
+
+def warn_about_stuck_pools(*, session: Session) -> None:
+    """Say (once per pool) why scheduled tasks cannot be queued: their pool is missing or too small."""
+    for pool, slots, needed in session.execute(_STUCK_IN_POOLS):
+        if pool in _warned_pools:
+            continue
+        _warned_pools.add(pool)
+        if slots is None:
+            log.warning(
+                "pool %r does not exist: its tasks stay scheduled; create it with `minisched pools set`", pool
+            )
+        else:
+            log.warning(
+                "a task needs %s slots of pool %r, which has %s: it stays scheduled", needed, pool, slots
+            )

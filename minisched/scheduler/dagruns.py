@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from minisched.authoring.schedules import DataInterval
@@ -17,6 +19,8 @@ from minisched.dagfiles.sync import next_dagrun_fields
 from minisched.models import DagModel, DagRun, DagRunState, DagRunType, Job, JobState, TaskInstance, table_of
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.job import RUN_OWNING_JOB_TYPES
+
+log = logging.getLogger(__name__)
 
 #: How many due DAGs one scheduler iteration creates runs for (others wait for the next iteration).
 MAX_DAGS_PER_LOOP = 64
@@ -141,55 +145,53 @@ def create_scheduled_runs(
     *, session: Session, cache: DagStructureCache, now: datetime, job_id: int | None, lock_rows: bool
 ) -> list[NewRun]:
     """Create the due scheduled run of every active, unpaused DAG below its max_active_runs."""
+    active_runs = (
+        select(func.count())
+        .where(DagRun.dag_id == DagModel.dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
+        .scalar_subquery()
+    )
     query = (
         select(
-            DagModel.dag_id,
-            DagModel.max_active_runs,
-            DagModel.next_dagrun_data_interval_start,
-            DagModel.next_dagrun_data_interval_end,
+            DagModel.dag_id, DagModel.next_dagrun_data_interval_start, DagModel.next_dagrun_data_interval_end
         )
         .where(
             DagModel.is_active.is_(True),
             DagModel.is_paused.is_(False),
             DagModel.next_dagrun_create_after <= now,
+            # In SQL, so that DAGs at their limit do not take the places of the others below the LIMIT.
+            active_runs < DagModel.max_active_runs,
         )
         .order_by(DagModel.next_dagrun_create_after)
         .limit(MAX_DAGS_PER_LOOP)
     )
     if lock_rows:
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(of=DagModel, skip_locked=True)
     due = session.execute(query).all()
     if not due:
         return []
     dags = cache.get_many([row[0] for row in due], session=session)
-    active = _active_run_counts([row[0] for row in due], session=session)
     wanted: list[NewRun] = []
     advances: list[dict[str, Any]] = []
-    for dag_id, max_active_runs, start, end in due:
+    for dag_id, start, end in due:
         dag = dags.get(dag_id)
         if dag is None or start is None or end is None:
-            continue
-        if active[dag_id] >= max_active_runs:
             continue
         interval = DataInterval(start, end)
         wanted.append(NewRun(dag_id, DagRunType.SCHEDULED, start, interval))
         fields = next_dagrun_fields(dag.schedule, dag.start_date, dag.end_date, dag.catchup, interval, now)
-        advance = {"b_dag_id": dag_id, **fields}
-        advances.append(advance)
-    created = create_dag_runs(wanted, dags, session=session, now=now, job_id=job_id)
+        advances.append({"b_dag_id": dag_id, **fields})
+    try:
+        # A savepoint: a run that another process (a trigger, a backfill) created at the same logical
+        # date just now makes this INSERT fail; the next loop sees that run and moves past it.
+        with session.begin_nested():
+            created = create_dag_runs(wanted, dags, session=session, now=now, job_id=job_id)
+    except IntegrityError as exc:
+        log.info("dag runs were created concurrently, trying again next loop: %s", exc.orig)
+        return []
     if advances:
         dag_table = table_of(DagModel)
         session.execute(update(dag_table).where(dag_table.c.dag_id == bindparam("b_dag_id")), advances)
     return created
-
-
-def _active_run_counts(dag_ids: Sequence[str], *, session: Session) -> Counter[str]:
-    rows = session.execute(
-        select(DagRun.dag_id, func.count())
-        .where(DagRun.dag_id.in_(dag_ids), DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
-        .group_by(DagRun.dag_id)
-    )
-    return Counter(dict(rows.all()))
 
 
 def start_queued_runs(

@@ -25,7 +25,7 @@ from minisched.db.session import create_session, get_engine
 from minisched.models import JobState
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
-from minisched.scheduler.critical_section import QueuedTi, queue_scheduled
+from minisched.scheduler.critical_section import QueuedTi, queue_scheduled, warn_about_stuck_pools
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
@@ -269,6 +269,8 @@ class SchedulerLoop:
             full.update(running_runs(session=session, only_runs=only))
             if only is not None:  # e.g. a run cleared and finished by someone else meanwhile
                 ended_elsewhere = finished_states(only, session=session)
+            elif options.respect_limits:
+                warn_about_stuck_pools(session=session)
             timers.append(self._sweep)
         pump()
         # A retry can only fall due after a try failed, at a known time, or through another process (sweep).

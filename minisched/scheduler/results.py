@@ -43,6 +43,7 @@ _REQUEUE = (
 _IN_FLIGHT_ROWS = select(
     _TI.c.id, _TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.try_number, _TI.c.max_tries, _TI.c.state
 ).where(_TI.c.id.in_(bindparam("ids", expanding=True)))
+_IN_FLIGHT_ROWS_LOCKED = _IN_FLIGHT_ROWS.with_for_update()
 _RECORD_RESULT = (
     update(_TI)
     .where(_SAME_TRY, or_(_TI.c.state == S.QUEUED, _TI.c.state == S.RUNNING))
@@ -124,7 +125,12 @@ def record_results(
     """Write the final state of finished tries in one statement; returns the tasks that finished, per run."""
     if not results:
         return {}
-    found = session.execute(_IN_FLIGHT_ROWS, {"ids": [r.ti_id for r in results]})
+    # Locked on PostgreSQL, so the state read here is the one the UPDATE below replaces: no other
+    # scheduler (recovering this try as an orphan) can change it in between.
+    locking = session.get_bind().dialect.name == "postgresql"
+    found = session.execute(
+        _IN_FLIGHT_ROWS_LOCKED if locking else _IN_FLIGHT_ROWS, {"ids": [r.ti_id for r in results]}
+    )
     rows = {row.id: row for row in found}
     dags = cache.get_many({row.dag_id for row in rows.values()}, session=session)
     params: list[dict[str, Any]] = []

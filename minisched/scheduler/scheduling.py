@@ -86,10 +86,12 @@ def _transition_statement(from_none: bool, finishes: bool) -> Update:
     same_old = _TI.c.state.is_(None) if from_none else _TI.c.state == bindparam("old_state")
     statement = update(_TI).where(_TI.c.id.in_(bindparam("ids", expanding=True)), same_old)
     if finishes:
-        return statement.values(
+        statement = statement.values(
             state=bindparam("new_state"), start_date=bindparam("now"), end_date=bindparam("now"), duration=0.0
         )
-    return statement.values(state=bindparam("new_state"))
+    else:
+        statement = statement.values(state=bindparam("new_state"))
+    return statement.returning(_TI.c.id)
 
 
 def load_task_instances(
@@ -215,13 +217,14 @@ def _note(key: RunKey, new_state: str, rows: list[TiRow], result: PassResult) ->
 
 
 def _apply(merged: Mapping[tuple[str | None, str], list[TiRow]], *, session: Session, now: datetime) -> None:
-    """One compare-and-set UPDATE per (old, new) state pair, and one INSERT of all their log rows."""
+    """One compare-and-set UPDATE per (old, new) state pair; log rows only for the rows it changed
+    (another scheduler may have moved one meanwhile)."""
     events: list[dict[str, object]] = []
     for (old_state, new_state), rows in merged.items():
         statement = _transition_statement(old_state is None, new_state in _TERMINAL_DECISIONS)
         params = {"ids": [row.id for row in rows], "old_state": old_state, "new_state": new_state, "now": now}
-        session.execute(statement, params)
-        events.extend(ti_event(new_state, r, r.try_number, now) for r in rows)
+        changed = set(session.execute(statement, params).scalars())
+        events.extend(ti_event(new_state, r, r.try_number, now) for r in rows if r.id in changed)
     record_events(events, session=session)
 
 

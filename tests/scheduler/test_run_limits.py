@@ -122,3 +122,28 @@ def test_depends_on_past_runs_wait_for_each_other_without_max_active_runs(env: E
         lambda: len(dag_runs("chained")) == 3 and all(r.state != "running" for r in dag_runs("chained")),
     )
     assert [run.state for run in dag_runs("chained")] == ["success"] * 3
+
+
+def test_tasks_of_a_missing_or_too_small_pool_do_not_starve_the_others(env: Env, procs: Procs) -> None:
+    env.write_dag(
+        "pools.py",
+        dag_source(
+            'with DAG("pools", schedule=None, max_active_tasks=64):\n'
+            "    for i in range(40):\n"
+            '        BashOperator(task_id=f"lost{i}", bash_command="true", pool="nope",'
+            " priority_weight=100)\n"
+            '    BashOperator(task_id="huge", bash_command="true", pool_slots=500, priority_weight=100)\n'
+            '    BashOperator(task_id="fine", bash_command="true", priority_weight=1)\n'
+        ),
+    )
+    assert env.run_cli("dags", "trigger", "pools", "--dags-folder", str(env.dags_folder)).exit_code == 0
+    proc = procs.scheduler()
+    wait_until(lambda: ti_states("pools").get("fine") == "success", message="the default-pool task to run")
+    # The sweep (every 2 s) says why the others stay scheduled.
+    wait_until(lambda: "pool 'nope' does not exist" in proc.output(), message="the missing-pool warning")
+    wait_until(
+        lambda: "needs 500 slots of pool 'default_pool'" in proc.output(), message="the pool-size warning"
+    )
+    proc.stop()
+    states = ti_states("pools")
+    assert {states[f"lost{i}"] for i in range(40)} == {"scheduled"} and states["huge"] == "scheduled"
