@@ -97,18 +97,54 @@ def _is_dag_file_name(name: str) -> bool:
 
 
 def refresh_dag_folder(dags_folder: Path, *, session: Session, now: datetime | None = None) -> RefreshReport:
-    """Bring `dag_file`, `dag`, `serialized_dag` and `import_error` in line with the folder's files."""
-    now = now or utcnow()
-    present = _stat_files(list_dag_files(dags_folder))
-    plan = make_plan(present, _load_known(session=session))
+    """Bring `dag_file`, `dag`, `serialized_dag` and `import_error` in line with the folder's files.
+
+    All in the caller's transaction. The scheduler instead runs the three steps below separately, so
+    that no transaction (nor SQLite's write lock) stays open while DAG files are imported.
+    """
+    plan = plan_refresh(dags_folder, session=session)
     if not plan.unchanged and _serialize_refreshes(session):
-        plan = make_plan(present, _load_known(session=session))  # another process may have just done it
+        plan = make_plan(plan.present, _load_known(session=session))  # another process may have just done it
     if plan.unchanged:
         return RefreshReport(files_seen=len(plan.present))
+    results = import_changed(plan, dags_folder)
+    return apply_refresh(plan, results, dags_folder, session=session, now=now, locked=True)
+
+
+def plan_refresh(dags_folder: Path, *, session: Session) -> Plan:
+    """Which files changed since the last refresh: a stat of the folder and one SELECT."""
+    return make_plan(_stat_files(list_dag_files(dags_folder)), _load_known(session=session))
+
+
+def import_changed(plan: Plan, dags_folder: Path) -> dict[str, ImportResult]:
+    """Import the changed files (no database access)."""
     results = _import_files(plan.to_import, dags_folder)
     if any(result.error is None and not result.dags for result in results.values()):
         # A helper module changed: files that import it may define other DAGs now.
         results.update(_import_files([f for f in plan.present if f not in results], dags_folder))
+    return results
+
+
+def apply_refresh(
+    plan: Plan,
+    results: dict[str, ImportResult],
+    dags_folder: Path,
+    *,
+    session: Session,
+    now: datetime | None = None,
+    locked: bool = False,
+) -> RefreshReport:
+    """Write what `plan` and the import `results` say, in bulk (`locked`: the caller holds the lock)."""
+    now = now or utcnow()
+    if plan.unchanged:
+        return RefreshReport(files_seen=len(plan.present))
+    if not locked and _serialize_refreshes(session):
+        # Another process may have written some of it meanwhile: plan again under the lock.
+        plan = make_plan(plan.present, _load_known(session=session))
+        if plan.unchanged:
+            return RefreshReport(files_seen=len(plan.present))
+        missing = [fileloc for fileloc in plan.to_import if fileloc not in results]
+        results = {**results, **_import_files(missing, dags_folder)}
     outcome = _resolve_owners(
         plan, results, session=session, import_files=lambda paths: _import_files(paths, dags_folder)
     )

@@ -178,6 +178,9 @@ class SchedulerLoop:
     # -- one iteration -----------------------------------------------------------------------------
     def _iteration(self) -> None:
         busy = self._busy or bool(self._carry)
+        if self.options.dags_folder is not None and self._refresh.due(time.monotonic()):
+            self._refresh_dags(self.options.dags_folder)
+            self._refresh.mark(time.monotonic())
         results = self.executor.poll(0.0 if busy else self.options.idle_sleep)
         started = self._started_tries()
         # Kept until committed: if the transaction fails for good, the shutdown still records them.
@@ -240,11 +243,6 @@ class SchedulerLoop:
         assert self.job_id is not None
         options = self.options
         timers: list[_Every] = []  # periodic steps that ran: marked once the transaction commits
-        if options.dags_folder is not None and self._refresh.due(tick):
-            from minisched.dagfiles.loader import refresh_dag_folder
-
-            refresh_dag_folder(options.dags_folder, session=session, now=now)
-            timers.append(self._refresh)
         mark_running(started, session=session, finished={r.ti_id for r in results})
         pump = self.executor.pump
         changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
@@ -320,6 +318,26 @@ class SchedulerLoop:
             retries_checked=check_retries,
             next_retry_at=decided.next_retry_at,
         )
+
+    def _refresh_dags(self, folder: Path) -> None:
+        """Read the DAG folder: plan and write in short transactions, import changed files in between
+        (no transaction, so no SQLite write lock, is held while user code runs)."""
+        from minisched.dagfiles import loader
+
+        def plan() -> loader.Plan:
+            with create_session() as session:
+                return loader.plan_refresh(folder, session=session)
+
+        changes = run_with_retries(plan)
+        if changes.unchanged:
+            return
+        results = loader.import_changed(changes, folder)
+
+        def apply() -> None:
+            with create_session() as session:
+                loader.apply_refresh(changes, results, folder, session=session)
+
+        run_with_retries(apply)
 
     def _recover(self, session: Session, now: datetime) -> dict[RunKey, set[str]]:
         assert self.job_id is not None
