@@ -62,7 +62,7 @@ def queue_scheduled(
     open_pools: set[str] = set()
     full_dags: set[str] = set()
     if respect_limits:
-        pools = _lock_pools(session=session, lock_rows=lock_rows)
+        pools = _pools(session=session, lock_rows=lock_rows)
         occupied, active_per_dag, dag_limits = _occupancy(session=session)
         # As Airflow's "starved pools/dags": leave out what cannot take a task now (full or missing
         # pools, DAGs at max_active_tasks), so the LIMIT is spent on task instances that can be queued.
@@ -194,7 +194,8 @@ def _candidates_statement(only_some_runs: bool, lock_rows: bool, pooled: bool) -
     return query
 
 
-def _lock_pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
+def _pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
+    """Slots per pool; on PostgreSQL the rows are locked (the first lock of the critical section)."""
     return dict(session.execute(_POOLS_LOCKED if lock_rows else _POOLS).all())
 
 

@@ -118,8 +118,12 @@ class SchedulerLoop:
     def run(self) -> int:
         """Loop until --num-runs, a stop signal, or (dags test) the one run ends; returns loops made."""
         restore = self._install_signal_handlers()
-        self.executor.start()
-        self.job_id = self.options.job_id or run_with_retries(self._register)
+        try:
+            self.executor.start()
+            self.job_id = self.options.job_id or run_with_retries(self._register)
+        except BaseException:
+            restore()
+            raise
         state = JobState.FAILED
         try:
             while not self._should_stop():

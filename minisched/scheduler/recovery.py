@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -129,9 +128,6 @@ def recover_orphans(
             )
         )
     finished = record_results(results, session=session, cache=cache, now=now)
-    recovered: dict[RunKey, set[str]] = defaultdict(set)
-    for key, tasks in finished.items():
-        recovered[key] |= tasks
     record_events(
         [
             event_row(
@@ -142,4 +138,4 @@ def recover_orphans(
         ],
         session=session,
     )
-    return recovered
+    return finished
