@@ -69,6 +69,7 @@ class _StepOutcome:
     timers_run: list[_Every] = field(default_factory=list)
     retries_checked: bool = False
     next_retry_at: datetime | None = None
+    queue_wanted: bool = False
 
 
 class _Every:
@@ -109,6 +110,7 @@ class SchedulerLoop:
         self._queued_runs = _Every(options.idle_sleep)
         self._runs_changed = True  # runs were created or ended: queued runs may start
         self._unrecorded: tuple[list[TryResult], list[StartedTry]] = ([], [])
+        self._queue_wanted = True  # scheduled task instances may be waiting for the critical section
         self._lock_rows = get_engine().dialect.name == "postgresql"
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -194,6 +196,7 @@ class SchedulerLoop:
         for timer in outcome.timers_run:  # bookkeeping only once the work is committed
             timer.mark(outcome.tick)
         self._runs_changed = bool(outcome.ended)
+        self._queue_wanted = outcome.queue_wanted
         if outcome.retries_checked:
             self._retry_check_at = outcome.next_retry_at
         for result in results:
@@ -296,15 +299,22 @@ class SchedulerLoop:
             to_check, session=session, cache=self.cache, now=now, deadlocked=decided.deadlocked_runs
         )
         pump()
-        queued = queue_scheduled(
-            session=session,
-            job_id=self.job_id,
-            capacity=self.executor.free_slots,
-            now=now,
-            lock_rows=self._lock_rows,
-            only_runs=only,
-            respect_limits=options.respect_limits,
-        )
+        # The critical section only runs when something may be queued: task instances were just
+        # scheduled, slots were freed, the last one filled the executor, or a sweep ran (which also
+        # covers work scheduled by other processes). An idle loop costs two queries, not five.
+        capacity = self.executor.free_slots
+        may_queue = self._queue_wanted or bool(results or recovered or full) or decided.scheduled > 0
+        queued: list[QueuedTi] = []
+        if may_queue:
+            queued = queue_scheduled(
+                session=session,
+                job_id=self.job_id,
+                capacity=capacity,
+                now=now,
+                lock_rows=self._lock_rows,
+                only_runs=only,
+                respect_limits=options.respect_limits,
+            )
         self.cache.get_many({q.dag_id for q in queued}, session=session)
         if self._heartbeat.due(tick):
             jobs.heartbeat(self.job_id, session=session, now=now)
@@ -321,6 +331,7 @@ class SchedulerLoop:
             timers_run=timers,
             retries_checked=check_retries,
             next_retry_at=decided.next_retry_at,
+            queue_wanted=may_queue and (capacity == 0 or len(queued) >= capacity),
         )
 
     def _refresh_dags(self, folder: Path) -> None:
