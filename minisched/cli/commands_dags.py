@@ -18,11 +18,8 @@ from minisched.cli.audit import audit_cli
 from minisched.cli.output import output_option
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from minisched.authoring.serialize import SerializedDag
     from minisched.dagfiles.loader import RefreshReport
-    from minisched.exceptions import MinischedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,12 +56,6 @@ def refresh_dags() -> RefreshReport:
 
     with create_session() as session:
         return refresh_dag_folder(get_settings().dags_folder, session=session)
-
-
-def dag_not_found(dag_id: str) -> MinischedError:
-    from minisched.exceptions import MinischedError
-
-    return MinischedError(f"DAG {dag_id!r} not found; run `minisched dags list` to see the DAGs")
 
 
 @click.group("dags")
@@ -140,33 +131,14 @@ def _one_line_per_row(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @dags_folder_option
 def dags_show(dag_id: str, fmt: str, dags_folder: Path | None) -> None:
     """Print a DAG's task graph as text, a Mermaid flowchart or a Graphviz digraph."""
+    from minisched.db.session import create_session
+    from minisched.scheduler.manual_runs import load_dag
+
     refresh_dags()
-    dag = load_serialized_dag(dag_id)
+    with create_session() as session:
+        dag = load_dag(dag_id, session=session)
     render = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}[fmt]
     click.echo(render(dag))
-
-
-def load_serialized_dag(dag_id: str, *, session: Session | None = None) -> SerializedDag:
-    """The stored structure of an active DAG, or the CLI's not-found error."""
-    from sqlalchemy import select
-
-    from minisched.authoring.serialize import deserialize_dag
-    from minisched.db.session import create_session
-    from minisched.models import DagModel, SerializedDagModel
-
-    query = (
-        select(SerializedDagModel.data)
-        .join(DagModel, DagModel.dag_id == SerializedDagModel.dag_id)
-        .where(SerializedDagModel.dag_id == dag_id, DagModel.is_active)
-    )
-    if session is None:
-        with create_session() as own_session:
-            data = own_session.scalar(query)
-    else:
-        data = session.scalar(query)
-    if data is None:
-        raise dag_not_found(dag_id)
-    return deserialize_dag(data)
 
 
 def render_text(dag: SerializedDag) -> str:
@@ -244,6 +216,7 @@ def _set_paused(dag_id: str, dags_folder: Path | None, *, paused: bool) -> None:
 
     from minisched.db.session import create_session
     from minisched.models import DagModel
+    from minisched.scheduler.manual_runs import dag_not_found
 
     refresh_dags()
     with create_session() as session:

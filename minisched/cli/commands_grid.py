@@ -50,8 +50,8 @@ def last_runs(*, session: Session, limit: int, dag_id: str | None) -> dict[str, 
     """dag_id -> its last `limit` runs, oldest first; every active DAG has a row, even without runs."""
     from sqlalchemy import func, select
 
-    from minisched.exceptions import MinischedError
     from minisched.models import DagModel, DagRun
+    from minisched.scheduler.manual_runs import dag_not_found
 
     dags = select(DagModel.dag_id).where(DagModel.is_active).order_by(DagModel.dag_id)
     ranked = select(
@@ -65,7 +65,7 @@ def last_runs(*, session: Session, limit: int, dag_id: str | None) -> dict[str, 
     )
     if dag_id is not None:
         if session.get(DagModel, dag_id) is None:
-            raise MinischedError(f"DAG {dag_id!r} not found; run `minisched dags list` to see the DAGs")
+            raise dag_not_found(dag_id)
         dags = select(DagModel.dag_id).where(DagModel.dag_id == dag_id)
         ranked = ranked.where(DagRun.dag_id == dag_id)
     window = ranked.subquery()

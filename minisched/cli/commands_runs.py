@@ -57,12 +57,12 @@ def list_runs(dag_id: str, state: str | None, limit: int, output: str) -> None:
 
     from minisched.cli.output import print_rows
     from minisched.db.session import create_session
-    from minisched.exceptions import MinischedError
     from minisched.models import DagModel, DagRun
+    from minisched.scheduler.manual_runs import dag_not_found
 
     with create_session() as session:
         if session.get(DagModel, dag_id) is None:
-            raise MinischedError(f"DAG {dag_id!r} not found; run `minisched dags list` to see the DAGs")
+            raise dag_not_found(dag_id)
         query = select(*(getattr(DagRun, c) for c in RUN_COLUMNS)).where(DagRun.dag_id == dag_id)
         if state:
             query = query.where(DagRun.state == state)

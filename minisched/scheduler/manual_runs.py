@@ -56,9 +56,13 @@ def load_dag(dag_id: str, *, session: Session, cache: DagStructureCache | None =
     dag = (cache or DagStructureCache()).get(dag_id, session=session)
     active = session.scalar(select(DagModel.is_active).where(DagModel.dag_id == dag_id))
     if dag is None or not active:
-        hint = _import_error_hint(dag_id, session=session)
-        raise MinischedError(f"DAG {dag_id!r} not found{hint}; run `minisched dags list` to see the DAGs")
+        raise dag_not_found(dag_id, hint=_import_error_hint(dag_id, session=session))
     return dag
+
+
+def dag_not_found(dag_id: str, *, hint: str = "") -> MinischedError:
+    """The one error for an unknown DAG id, wherever a command looks one up."""
+    return MinischedError(f"DAG {dag_id!r} not found{hint}; run `minisched dags list` to see the DAGs")
 
 
 def _import_error_hint(dag_id: str, *, session: Session) -> str:
