@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
@@ -116,10 +116,6 @@ def task_states(dag_id: str, run_id: str, *, session: Session) -> list[dict[str,
     return [row._asdict() for row in rows]
 
 
-def run_state(key: RunKey, *, session: Session) -> str | None:
-    return session.scalar(select(DagRun.state).where(DagRun.dag_id == key[0], DagRun.run_id == key[1]))
-
-
 def run_to_completion(
     keys: Sequence[RunKey],
     executor: BaseExecutor,
@@ -184,7 +180,7 @@ def run_dag_test(
         job_id=job_id,
     )
     with create_session() as session:
-        state = run_state((dag_id, run_id), session=session) or "unknown"
+        state = run_states([(dag_id, run_id)], session=session).get((dag_id, run_id), "unknown")
         return RunOutcome(dag_id, run_id, state, task_states(dag_id, run_id, session=session))
 
 
@@ -265,10 +261,9 @@ def _reset_runs(dag: SerializedDag, run_ids: list[str], *, session: Session, dry
 
 
 def run_states(keys: Sequence[RunKey], *, session: Session) -> dict[RunKey, str]:
+    """The current state of each of these runs (those that exist)."""
     if not keys:
         return {}
-    from sqlalchemy import tuple_
-
     rows = session.execute(
         select(DagRun.dag_id, DagRun.run_id, DagRun.state).where(
             tuple_(DagRun.dag_id, DagRun.run_id).in_(list(keys))
