@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from minisched.scheduler.executors import BaseExecutor, TryRequest, TryResult, executor_for
-from minisched.scheduler.task_runner import log_path_for
+from minisched.scheduler.executors.logs import log_path_for
 
 DAG_FILE = textwrap.dedent(
     """

@@ -14,7 +14,7 @@ from minisched.cli.output import output_option
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from minisched.scheduler.task_runner import DagFileCache
+    from minisched.scheduler.executors.task_runner import DagFileCache
 
 TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
 
@@ -60,7 +60,7 @@ def logs(dag_id: str, run_id: str, task_id: str, try_number: int | None) -> None
     from minisched.db.session import create_session
     from minisched.exceptions import MinischedError
     from minisched.models import TaskInstance
-    from minisched.scheduler.task_runner import log_path_for
+    from minisched.scheduler.executors.logs import log_path_for
     from minisched.settings import get_settings
 
     with create_session() as session:
@@ -193,8 +193,8 @@ def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: 
 
     from minisched.models.types import utcnow
     from minisched.scheduler.executors.base import TryRequest
+    from minisched.scheduler.executors.task_runner import DagFileCache, run_try
     from minisched.scheduler.manual_runs import parse_datetime
-    from minisched.scheduler.task_runner import DagFileCache, run_try
     from minisched.settings import configure
 
     settings = configure({"dags_folder": dags_folder})

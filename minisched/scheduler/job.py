@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 from datetime import datetime
 
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from minisched.exceptions import MinischedError
+from minisched.host import hostname
 from minisched.models import Job, JobState
 
 SCHEDULER_JOB_TYPE = "scheduler"
@@ -19,10 +19,6 @@ DAG_TEST_JOB_TYPE = "dag_test"
 RUN_OWNING_JOB_TYPES = (BACKFILL_JOB_TYPE, DAG_TEST_JOB_TYPE)
 #: Job types whose loop heart-beats while tries run (a `dags test` runs each try inline instead).
 HEARTBEATING_JOB_TYPES = frozenset({SCHEDULER_JOB_TYPE, BACKFILL_JOB_TYPE})
-
-
-def hostname() -> str:
-    return socket.gethostname()
 
 
 def register_job(*, session: Session, now: datetime, job_type: str = SCHEDULER_JOB_TYPE) -> int:

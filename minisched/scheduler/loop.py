@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from minisched.db.audit import buffered_events
 from minisched.db.retry import run_with_retries
 from minisched.db.session import create_session, get_engine
+from minisched.host import hostname
 from minisched.models import JobState
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
@@ -29,11 +30,11 @@ from minisched.scheduler.critical_section import QueuedTi, queue_scheduled, warn
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
+from minisched.scheduler.executors.logs import log_path_for
 from minisched.scheduler.recovery import recover_orphans
 from minisched.scheduler.results import StartedTry, mark_running, record_results, requeue
 from minisched.scheduler.run_state import finish_runs, finished_states
 from minisched.scheduler.scheduling import running_runs, schedule_pass
-from minisched.scheduler.task_runner import log_path_for
 
 log = logging.getLogger(__name__)
 RunKey = tuple[str, str]
@@ -215,7 +216,7 @@ class SchedulerLoop:
             self.on_loop()
 
     def _started_tries(self) -> list[StartedTry]:
-        host = jobs.hostname()
+        host = hostname()
         started = []
         for event in self.executor.drain_started():
             queued = self._in_flight.get(event.ti_id)

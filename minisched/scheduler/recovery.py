@@ -17,12 +17,13 @@ from sqlalchemy import and_, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from minisched.db.audit import event_row, record_events
+from minisched.host import hostname
 from minisched.models import Job, JobState, TaskInstance, TaskInstanceState
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryResult
-from minisched.scheduler.job import HEARTBEATING_JOB_TYPES, hostname
+from minisched.scheduler.executors.logs import append_log_line
+from minisched.scheduler.job import HEARTBEATING_JOB_TYPES
 from minisched.scheduler.results import record_results
-from minisched.scheduler.task_runner import append_log_line
 
 log = logging.getLogger(__name__)
 S = TaskInstanceState

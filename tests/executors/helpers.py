@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
-from minisched.scheduler.task_runner import log_path_for
+from minisched.scheduler.executors.logs import log_path_for
 
 DAG_ID = "exec_test"
 RUN_ID = "manual__2024-01-02T00:00:00+00:00"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from minisched.scheduler.task_runner import DagFileCache, log_path_for, run_try
+from minisched.scheduler.executors.logs import log_path_for
+from minisched.scheduler.executors.task_runner import DagFileCache, run_try
 from tests.executors.helpers import DAG_ID, RUN_ID, log_text, out_dir, pid_alive, request, wait_for
 
 
@@ -168,7 +169,7 @@ def test_executor_layer_does_not_import_the_database_layer() -> None:
     code = (
         "import sys\n"
         "import minisched.scheduler.executors, minisched.scheduler.executors.local\n"
-        "import minisched.scheduler.executors.sequential, minisched.scheduler.task_runner\n"
+        "import minisched.scheduler.executors.sequential, minisched.scheduler.executors.task_runner\n"
         "bad = [m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'\n"
         "       or m.startswith(('minisched.db', 'minisched.models', 'minisched.cli'))]\n"
         "assert not bad, bad\n"

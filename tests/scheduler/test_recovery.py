@@ -134,8 +134,8 @@ def test_dead_scheduler_jobs_by_heartbeat_or_by_missing_process(env: Env) -> Non
     from datetime import UTC, datetime, timedelta
 
     from minisched.db.session import create_session
+    from minisched.host import hostname
     from minisched.models import Job
-    from minisched.scheduler.job import hostname
     from minisched.scheduler.recovery import find_dead_jobs
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -20,12 +20,12 @@ class InProcessExecutor(BaseExecutor):
         self._dag_cache: object | None = None
 
     def start(self) -> None:
-        from minisched.scheduler.task_runner import DagFileCache
+        from minisched.scheduler.executors.task_runner import DagFileCache
 
         self._dag_cache = DagFileCache()
 
     def submit(self, tries: Sequence[TryRequest]) -> None:
-        from minisched.scheduler.task_runner import DagFileCache, run_try
+        from minisched.scheduler.executors.task_runner import DagFileCache, run_try
 
         cache = self._dag_cache if isinstance(self._dag_cache, DagFileCache) else None
         for request in tries:

@@ -28,8 +28,10 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from minisched.host import hostname
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
-from minisched.scheduler.task_runner import DagFileCache, append_log_line, hostname, run_try, timeout_error
+from minisched.scheduler.executors.logs import append_log_line
+from minisched.scheduler.executors.task_runner import DagFileCache, run_try, timeout_error
 
 STOPPED_ERROR = "Scheduler stopped before the try finished"
 #: A busy worker gets its next tries in advance only while its current one is younger than this (s),

@@ -13,14 +13,12 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
@@ -28,7 +26,9 @@ from typing import TYPE_CHECKING, TextIO
 from minisched.authoring.context import task_context
 from minisched.dagfiles.importer import ImportResult, import_dag_file
 from minisched.exceptions import SkipTask, TaskFailure, TaskTimeout
+from minisched.host import hostname
 from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
+from minisched.scheduler.executors.logs import stamped
 
 if TYPE_CHECKING:
     from minisched.authoring.baseoperator import BaseOperator
@@ -37,39 +37,8 @@ LOG_FORMAT = "[%(asctime)s] {%(filename)s:%(lineno)d} %(levelname)s - %(message)
 MAX_ERROR_LENGTH = 1000
 
 
-def log_path_for(
-    logs_folder: str | os.PathLike[str], dag_id: str, run_id: str, task_id: str, try_number: int
-) -> Path:
-    """`<logs>/dag_id=<d>/run_id=<r>/task_id=<t>/attempt=<n>.log`; run ids keep their ':' and '+'."""
-    return (
-        Path(logs_folder)
-        / f"dag_id={_path_part(dag_id)}"
-        / f"run_id={_path_part(run_id)}"
-        / f"task_id={_path_part(task_id)}"
-        / f"attempt={try_number}.log"
-    )
-
-
-def _path_part(value: str) -> str:
-    return value.replace(os.sep, "_").replace("\0", "_")
-
-
 def timeout_error(seconds: float) -> str:
     return f"Task timed out after {seconds:g}s (execution_timeout)"
-
-
-def append_log_line(log_path: str | os.PathLike[str], message: str) -> None:
-    """Add a minisched line to a try's log from outside the try (e.g. the worker died); best effort."""
-    path = Path(log_path)
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log:
-            log.write(_stamped(message))
-
-
-@cache
-def hostname() -> str:
-    return socket.gethostname()
 
 
 class DagFileCache:
@@ -126,14 +95,14 @@ def _run_logged(
     request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, started: float
 ) -> tuple[TryOutcome, str | None]:
     log.write(
-        _stamped(
+        stamped(
             f"Running dag_id={request.dag_id} task_id={request.task_id} run_id={request.run_id} "
             f"try_number={request.try_number} pid={os.getpid()} host={hostname()} file={request.fileloc}"
         )
     )
     outcome, error = _execute(request, dag_cache, log)
     summary = f"Try finished: outcome={outcome} duration={time.monotonic() - started:.3f}s"
-    log.write(_stamped(f"{summary} error={error}" if error else summary))
+    log.write(stamped(f"{summary} error={error}" if error else summary))
     return outcome, error
 
 
@@ -158,11 +127,11 @@ def _execute(
             task.execute(context)
     except SkipTask as exc:
         if not (alarm and alarm.fired):
-            log.write(_stamped(f"Task skipped: {exc}" if str(exc) else "Task skipped"))
+            log.write(stamped(f"Task skipped: {exc}" if str(exc) else "Task skipped"))
             return "skipped", None
         return _failed(exc, log, alarm)
     except _TryError as exc:
-        log.write(_stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
+        log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
         return "failed", str(exc)
     except KeyboardInterrupt:
         raise
@@ -174,7 +143,7 @@ def _execute(
 
 
 def _failed(exc: BaseException, log: TextIO, alarm: _Alarm | None) -> tuple[TryOutcome, str]:
-    log.write(_stamped("Task failed with exception"))
+    log.write(stamped("Task failed with exception"))
     traceback.print_exception(exc, file=log)
     if alarm is not None and alarm.fired:
         return "failed", timeout_error(alarm.seconds or 0)
@@ -305,7 +274,3 @@ def _redirected_logging(log: TextIO) -> Iterator[None]:
         root.handlers = saved_handlers
         root.setLevel(saved_level)
         _handler.setStream(sys.__stderr__ or sys.stderr)
-
-
-def _stamped(message: str) -> str:
-    return f"[{datetime.now(UTC).isoformat(timespec='milliseconds')}] minisched: {message}\n"
