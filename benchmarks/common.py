@@ -585,7 +585,12 @@ class FakeExecutor(BaseExecutor):
         events = getattr(self, "_started_events", None)  # executors report starts (newer contract)
         for request in tries:
             if _TryStarted is not None and isinstance(events, list):
-                events.append(_TryStarted(request.ti_id, request.try_number, now, os.getpid()))
+                of = getattr(_TryStarted, "of", None)  # newer contract: the event names its task instance
+                if of is not None:
+                    started = of(request, now, os.getpid())
+                else:
+                    started = _TryStarted(request.ti_id, request.try_number, now, os.getpid())
+                events.append(started)
             self._pending.append(
                 TryResult(request.ti_id, request.try_number, "success", now, now, "bench", os.getpid())
             )

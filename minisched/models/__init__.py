@@ -1,4 +1,4 @@
-"""Typed ORM models of the metadata database (CONTRACT §5)."""
+"""Typed ORM models of the metadata database (the tables listed in README.md, "How it works")."""
 
 from typing import cast
 
@@ -7,7 +7,7 @@ from sqlalchemy import Table
 from minisched.models.base import Base
 from minisched.models.dag import DagModel, SerializedDagModel
 from minisched.models.dag_file import DagFile
-from minisched.models.dag_run import DagRun
+from minisched.models.dag_run import DagRun, RunKey
 from minisched.models.import_error import ImportError_
 from minisched.models.job import Job
 from minisched.models.log import Log
@@ -35,6 +35,7 @@ __all__ = [
     "JobState",
     "Log",
     "Pool",
+    "RunKey",
     "SerializedDagModel",
     "TaskInstance",
     "TaskInstanceState",

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from minisched.models.base import ID_LEN, Base
 from minisched.models.types import UtcDateTime
 
+#: A dag run's natural key, (dag_id, run_id): how the scheduler names runs between its steps.
+RunKey = tuple[str, str]
+
 
 class DagRun(Base):
     __tablename__ = "dag_run"

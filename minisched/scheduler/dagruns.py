@@ -9,32 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from minisched.authoring.schedules import DataInterval
 from minisched.authoring.serialize import SerializedDag
 from minisched.dagfiles.sync import next_dagrun_fields
-from minisched.models import DagModel, DagRun, DagRunState, DagRunType, Job, JobState, TaskInstance, table_of
+from minisched.models import DagModel, DagRun, DagRunState, DagRunType, TaskInstance
+from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.job import RUN_OWNING_JOB_TYPES
 
 log = logging.getLogger(__name__)
 
 #: How many due DAGs one scheduler iteration creates runs for (others wait for the next iteration).
 MAX_DAGS_PER_LOOP = 64
-
-_RUN = table_of(DagRun)
-_JOB = table_of(Job)
-#: The runs a scheduler drives: all but those created by a `dags backfill` or `dags test` that is still
-#: running (it drives them itself, in its own process); once that job is dead, the scheduler adopts them.
-SCHEDULER_DRIVES_RUN = or_(
-    _RUN.c.creating_job_id.is_(None),
-    _RUN.c.creating_job_id.not_in(
-        select(_JOB.c.id).where(_JOB.c.job_type.in_(RUN_OWNING_JOB_TYPES), _JOB.c.state == JobState.RUNNING)
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -189,8 +178,7 @@ def create_scheduled_runs(
         log.info("dag runs were created concurrently, trying again next loop: %s", exc.orig)
         return []
     if advances:
-        dag_table = table_of(DagModel)
-        session.execute(update(dag_table).where(dag_table.c.dag_id == bindparam("b_dag_id")), advances)
+        session.execute(sql.ADVANCE_DAGS, advances)
     return created
 
 
@@ -208,7 +196,7 @@ def start_queued_runs(
         .order_by(DagRun.logical_date, DagRun.id)
     )
     if only_runs is None:
-        query = query.where(DagModel.is_paused.is_(False), SCHEDULER_DRIVES_RUN)
+        query = query.where(DagModel.is_paused.is_(False), sql.SCHEDULER_DRIVES_RUN)
     else:
         query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
     queued = session.execute(query).all()

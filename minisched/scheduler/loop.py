@@ -22,22 +22,20 @@ from sqlalchemy.orm import Session
 from minisched.db.audit import buffered_events
 from minisched.db.retry import run_with_retries
 from minisched.db.session import create_session, get_engine
-from minisched.host import hostname
-from minisched.models import JobState
+from minisched.models import JobState, RunKey
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
+from minisched.scheduler import transitions
 from minisched.scheduler.critical_section import QueuedTi, queue_scheduled, warn_about_stuck_pools
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
-from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult
+from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 from minisched.scheduler.executors.logs import log_path_for
 from minisched.scheduler.recovery import recover_orphans
-from minisched.scheduler.results import StartedTry, mark_running, record_results, requeue
-from minisched.scheduler.run_state import finish_runs, finished_states
-from minisched.scheduler.scheduling import running_runs, schedule_pass
+from minisched.scheduler.run_ends import finish_runs, finished_states
+from minisched.scheduler.scheduling import PassResult, running_runs, schedule_pass
 
 log = logging.getLogger(__name__)
-RunKey = tuple[str, str]
 
 
 @dataclass
@@ -59,18 +57,43 @@ class SchedulerOptions:
     respect_limits: bool = True  # pools and max_active_tasks; dags test runs tries one by one anyway
 
 
+@dataclass(frozen=True)
+class _Reports:
+    """What the executor reported since the last iteration: tries that started, tries that ended."""
+
+    results: list[TryResult] = field(default_factory=list)
+    started: list[TryStarted] = field(default_factory=list)
+
+
 @dataclass
-class _StepOutcome:
-    queued: list[QueuedTi] = field(default_factory=list)
-    carry: dict[RunKey, set[str]] = field(default_factory=dict)
-    ended: dict[RunKey, str] = field(default_factory=dict)
+class _Iteration:
+    """One iteration's work, phase by phase; once committed, `_LoopState.apply` keeps what the next
+    iteration needs."""
+
+    now: datetime
+    tick: float
+    reports: _Reports
+    #: Periodic steps that ran; marked done only once the transaction commits.
+    timers: list[_Every] = field(default_factory=list)
+    #: Tasks that reached a final state, per run: their downstream tasks are decided this iteration.
+    changed: dict[RunKey, set[str]] = field(default_factory=dict)
+    recovered: bool = False
     created: list[RunKey] = field(default_factory=list)
-    busy: bool = False
-    tick: float = 0.0
-    timers_run: list[_Every] = field(default_factory=list)
+    #: Runs decided in full (just started, or swept), not only downstream of what changed.
+    full: set[RunKey] = field(default_factory=set)
+    ended: dict[RunKey, str] = field(default_factory=dict)
     retries_checked: bool = False
-    next_retry_at: datetime | None = None
+    decided: PassResult = field(default_factory=PassResult)
+    queued: list[QueuedTi] = field(default_factory=list)
+    #: The critical section should run next time too: this one filled the executor.
     queue_wanted: bool = False
+
+    @property
+    def busy(self) -> bool:
+        """Work was done, so more may follow at once: the next poll does not wait."""
+        return bool(
+            self.reports.results or self.queued or self.ended or self.created or self.decided.touched_runs
+        )
 
 
 class _Every:
@@ -87,7 +110,39 @@ class _Every:
         self._last = now
 
 
+class _LoopState:
+    """What one iteration leaves for the next, so that an idle loop skips what cannot have changed."""
+
+    def __init__(self) -> None:
+        #: Tasks decided terminal last time (skipped, upstream_failed): their downstreams are next.
+        self.carry: dict[RunKey, set[str]] = {}
+        self.busy = True
+        #: When the earliest known retry falls due; None: no retry waiting that this loop knows of.
+        self.retry_check_at: datetime | None = None
+        #: Runs were created or ended: queued runs may start.
+        self.runs_changed = True
+        #: Scheduled task instances may be waiting for the critical section.
+        self.queue_wanted = True
+        self.ended_runs: dict[RunKey, str] = {}
+
+    def apply(self, done: _Iteration) -> None:
+        """Take in a committed iteration."""
+        for timer in done.timers:
+            timer.mark(done.tick)
+        self.carry = dict(done.decided.changed_tasks)
+        self.busy = done.busy
+        if done.retries_checked:
+            self.retry_check_at = done.decided.next_retry_at
+        self.runs_changed = bool(done.ended)
+        self.queue_wanted = done.queue_wanted
+        self.ended_runs.update(done.ended)
+
+
 class SchedulerLoop:
+    """Each iteration: refresh the DAG folder when due, collect what the executor reported, then in one
+    transaction record those reports, advance runs, decide task instances and queue tries, and finally
+    hand the queued tries to the executor."""
+
     def __init__(
         self, executor: BaseExecutor, options: SchedulerOptions, on_loop: Callable[[], None] | None = None
     ) -> None:
@@ -97,22 +152,22 @@ class SchedulerLoop:
         self.cache = DagStructureCache(recheck_interval=1.0)
         self.job_id: int | None = None
         self.loops = 0
-        self.ended_runs: dict[RunKey, str] = {}
+        self.state = _LoopState()
         self._stop_requested = False
-        self._in_flight: dict[int, QueuedTi] = {}
-        self._carry: dict[RunKey, set[str]] = {}
-        self._busy = True
-        self._retry_check_at: datetime | None = None  # None: no retry waiting that this loop knows of
         self._refresh = _Every(options.refresh_interval)
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
         self._heartbeat = _Every(options.heartbeat_interval)
         # Triggered runs are looked for at least once per idle sleep, so a trigger waits no longer.
         self._queued_runs = _Every(options.idle_sleep)
-        self._runs_changed = True  # runs were created or ended: queued runs may start
-        self._unrecorded: tuple[list[TryResult], list[StartedTry]] = ([], [])
-        self._queue_wanted = True  # scheduled task instances may be waiting for the critical section
+        #: Reports not yet committed: if the transaction fails for good, the shutdown records them.
+        self._unrecorded = _Reports()
         self._lock_rows = get_engine().dialect.name == "postgresql"
+
+    @property
+    def ended_runs(self) -> dict[RunKey, str]:
+        """The runs this loop saw end, with their final state."""
+        return self.state.ended_runs
 
     # -- life cycle ---------------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -151,16 +206,16 @@ class SchedulerLoop:
 
     def _shutdown(self, state: JobState) -> None:
         """Give back tries that never started, let running ones finish (up to the grace), record all."""
-        results = self._unrecorded[0] + self.executor.stop(self.options.stop_grace)
+        results = self._unrecorded.results + self.executor.stop(self.options.stop_grace)
         never_started = self.executor.withdraw_pending()
-        started = self._unrecorded[1] + self._started_tries()
+        started = self._unrecorded.started + self.executor.drain_started()
 
         def final() -> None:
             with create_session() as session, buffered_events(session):
                 now = utcnow()
-                requeue(never_started, session=session, now=now)
-                mark_running(started, session=session)
-                finished = record_results(results, session=session, cache=self.cache, now=now)
+                transitions.withdraw(never_started, session=session, now=now)
+                transitions.start(started, session=session)
+                finished = transitions.finish(results, session=session, cache=self.cache, now=now)
                 finish_runs(finished, session=session, cache=self.cache, now=now)
                 assert self.job_id is not None
                 jobs.end_job(self.job_id, state, session=session, now=now)
@@ -184,157 +239,138 @@ class SchedulerLoop:
 
     # -- one iteration -----------------------------------------------------------------------------
     def _iteration(self) -> None:
-        busy = self._busy or bool(self._carry)
         if self.options.dags_folder is not None and self._refresh.due(time.monotonic()):
             self._refresh_dags(self.options.dags_folder)
             self._refresh.mark(time.monotonic())
-        results = self.executor.poll(0.0 if busy else self.options.idle_sleep)
-        started = self._started_tries()
-        # Kept until committed: if the transaction fails for good, the shutdown still records them.
-        self._unrecorded = (results, started)
-        outcome = run_with_retries(lambda: self._transaction(results, started))
-        self._unrecorded = ([], [])
-        for timer in outcome.timers_run:  # bookkeeping only once the work is committed
-            timer.mark(outcome.tick)
-        self._runs_changed = bool(outcome.ended)
-        self._queue_wanted = outcome.queue_wanted
-        if outcome.retries_checked:
-            self._retry_check_at = outcome.next_retry_at
-        for result in results:
-            self._in_flight.pop(result.ti_id, None)
-        self._carry = outcome.carry
-        self._busy = outcome.busy
-        self.ended_runs.update(outcome.ended)
-        for dag_id, run_id in outcome.created:
+        idle = not (self.state.busy or self.state.carry)
+        results = self.executor.poll(self.options.idle_sleep if idle else 0.0)
+        self._unrecorded = _Reports(results, self.executor.drain_started())
+        done = run_with_retries(lambda: self._transaction(self._unrecorded))
+        self._unrecorded = _Reports()
+        self.state.apply(done)
+        for dag_id, run_id in done.created:
             log.info("created dag run %s of %s", run_id, dag_id)
-        for (dag_id, run_id), state in outcome.ended.items():
+        for (dag_id, run_id), state in done.ended.items():
             log.info("dag run %s of %s finished: %s", run_id, dag_id, state)
-        if outcome.queued:
-            self._submit(outcome.queued)
+        if done.queued:
+            self.executor.submit([self._request(q) for q in done.queued])
         self.loops += 1
         if self.on_loop is not None:
             self.on_loop()
 
-    def _started_tries(self) -> list[StartedTry]:
-        host = hostname()
-        started = []
-        for event in self.executor.drain_started():
-            queued = self._in_flight.get(event.ti_id)
-            if queued is not None:
-                started.append(
-                    StartedTry(
-                        event.ti_id,
-                        event.try_number,
-                        queued.dag_id,
-                        queued.run_id,
-                        queued.task_id,
-                        event.start_date,
-                        host,
-                        event.pid,
-                    )
-                )
-        return started
-
-    def _transaction(self, results: list[TryResult], started: list[StartedTry]) -> _StepOutcome:
+    def _transaction(self, reports: _Reports) -> _Iteration:
+        """The database part of an iteration, phase by phase, in one transaction. Between phases the
+        executor hands queued tries to idle workers, so they do not wait for the whole transaction."""
+        assert self.job_id is not None
         self.cache.begin_step()
         with create_session() as session, buffered_events(session):
-            return self._step(session, results, started, utcnow(), time.monotonic())
+            it = _Iteration(now=utcnow(), tick=time.monotonic(), reports=reports)
+            self._record_reports(session, it)
+            self._advance_runs(session, it)
+            self.executor.pump()
+            self._decide(session, it)
+            self.executor.pump()
+            self._end_runs(session, it)
+            self.executor.pump()
+            self._queue(session, it)
+            if self._heartbeat.due(it.tick):
+                jobs.heartbeat(self.job_id, session=session, now=it.now)
+                it.timers.append(self._heartbeat)
+            return it
 
-    def _step(
-        self,
-        session: Session,
-        results: list[TryResult],
-        started: list[StartedTry],
-        now: datetime,
-        tick: float,
-    ) -> _StepOutcome:
+    # -- the phases ----------------------------------------------------------------------------------
+    def _record_reports(self, session: Session, it: _Iteration) -> None:
+        """Record what the executor reported: queued -> running, then the final states."""
+        results = it.reports.results
+        transitions.start(it.reports.started, session=session, finished={r.ti_id for r in results})
+        finished = transitions.finish(results, session=session, cache=self.cache, now=it.now)
+        it.changed = _merge(self.state.carry, finished)
+
+    def _advance_runs(self, session: Session, it: _Iteration) -> None:
+        """Recover dead jobs' tries, create due runs, start queued runs, and (when due) sweep every
+        running run, so work changed by other processes is seen too."""
         assert self.job_id is not None
-        options = self.options
-        timers: list[_Every] = []  # periodic steps that ran: marked once the transaction commits
-        mark_running(started, session=session, finished={r.ti_id for r in results})
-        pump = self.executor.pump
-        changed = _merge(self._carry, record_results(results, session=session, cache=self.cache, now=now))
-        only = options.only_runs
-        recovered: dict[RunKey, set[str]] = {}
-        if self._recovery.due(tick):  # backfills and dags test clean up after dead processes too
-            recovered = self._recover(session, now)
-            changed = _merge(changed, recovered)
-            timers.append(self._recovery)
-        created: list[RunKey] = []
+        only = self.options.only_runs
+        if self._recovery.due(it.tick):  # backfills and dags test clean up after dead processes too
+            recovered = self._recover(session, it.now)
+            it.recovered = bool(recovered)
+            it.changed = _merge(it.changed, recovered)
+            it.timers.append(self._recovery)
         if only is None:
             new_runs = create_scheduled_runs(
-                session=session, cache=self.cache, now=now, job_id=self.job_id, lock_rows=self._lock_rows
+                session=session, cache=self.cache, now=it.now, job_id=self.job_id, lock_rows=self._lock_rows
             )
-            created = [(run.dag_id, run.effective_run_id) for run in new_runs]
-        full: set[RunKey] = set()
-        if created or self._runs_changed or self._queued_runs.due(tick):
-            full.update(start_queued_runs(session=session, now=now, only_runs=only))
-            timers.append(self._queued_runs)
-        ended_elsewhere: dict[RunKey, str] = {}
-        if self._sweep.due(tick):
-            full.update(running_runs(session=session, only_runs=only))
+            it.created = [(run.dag_id, run.effective_run_id) for run in new_runs]
+        if it.created or self.state.runs_changed or self._queued_runs.due(it.tick):
+            it.full.update(start_queued_runs(session=session, now=it.now, only_runs=only))
+            it.timers.append(self._queued_runs)
+        if self._sweep.due(it.tick):
+            it.full.update(running_runs(session=session, only_runs=only))
             if only is not None:  # e.g. a run cleared and finished by someone else meanwhile
-                ended_elsewhere = finished_states(only, session=session)
-            elif options.respect_limits:
+                it.ended = finished_states(only, session=session)
+            elif self.options.respect_limits:
                 warn_about_stuck_pools(session=session)
-            timers.append(self._sweep)
-        pump()
-        # A retry can only fall due after a try failed, at a known time, or through another process (sweep).
-        check_retries = (
-            bool(full)
-            or any(r.outcome == "failed" for r in results)
-            or (self._retry_check_at is not None and now >= self._retry_check_at)
-        )
-        decided = schedule_pass(
+            it.timers.append(self._sweep)
+
+    def _decide(self, session: Session, it: _Iteration) -> None:
+        """Decide the task instances downstream of what changed, and all of the `full` runs."""
+        it.retries_checked = self._check_retries(it)
+        it.decided = schedule_pass(
             session=session,
             cache=self.cache,
-            now=now,
-            full_runs=full,
-            changed=changed,
-            check_retries=check_retries,
-        )
-        pump()
-        # A run in which a task instance was just scheduled cannot have ended.
-        to_check = (set(changed) | decided.touched_runs | full) - decided.progressing_runs
-        ended = ended_elsewhere | finish_runs(
-            to_check, session=session, cache=self.cache, now=now, deadlocked=decided.deadlocked_runs
-        )
-        pump()
-        # The critical section only runs when something may be queued: task instances were just
-        # scheduled, slots were freed, the last one filled the executor, or a sweep ran (which also
-        # covers work scheduled by other processes). An idle loop costs two queries, not five.
-        capacity = self.executor.free_slots
-        may_queue = self._queue_wanted or bool(results or recovered or full) or decided.scheduled > 0
-        queued: list[QueuedTi] = []
-        if may_queue:
-            queued = queue_scheduled(
-                session=session,
-                job_id=self.job_id,
-                capacity=capacity,
-                now=now,
-                lock_rows=self._lock_rows,
-                only_runs=only,
-                respect_limits=options.respect_limits,
-            )
-        self.cache.get_many({q.dag_id for q in queued}, session=session)
-        if self._heartbeat.due(tick):
-            jobs.heartbeat(self.job_id, session=session, now=now)
-            timers.append(self._heartbeat)
-        busy = bool(results or queued or ended or created or decided.touched_runs)
-        carry = dict(decided.changed_tasks)
-        return _StepOutcome(
-            queued=queued,
-            carry=carry,
-            ended=ended,
-            created=created,
-            busy=busy,
-            tick=tick,
-            timers_run=timers,
-            retries_checked=check_retries,
-            next_retry_at=decided.next_retry_at,
-            queue_wanted=may_queue and (capacity == 0 or len(queued) >= capacity),
+            now=it.now,
+            full_runs=it.full,
+            changed=it.changed,
+            check_retries=it.retries_checked,
         )
 
+    def _check_retries(self, it: _Iteration) -> bool:
+        """Whether a retry may have fallen due: only after a try failed, at a time known from an
+        earlier check, or through another process (seen by a sweep, which makes `full` runs)."""
+        due_at = self.state.retry_check_at
+        return (
+            bool(it.full)
+            or any(r.outcome == "failed" for r in it.reports.results)
+            or (due_at is not None and it.now >= due_at)
+        )
+
+    def _end_runs(self, session: Session, it: _Iteration) -> None:
+        # A run in which a task instance was just scheduled cannot have ended.
+        decided = it.decided
+        to_check = (set(it.changed) | decided.touched_runs | it.full) - decided.progressing_runs
+        it.ended = it.ended | finish_runs(
+            to_check, session=session, cache=self.cache, now=it.now, deadlocked=decided.deadlocked_runs
+        )
+
+    def _queue(self, session: Session, it: _Iteration) -> None:
+        """The critical section: claim scheduled task instances within every limit."""
+        capacity = self.executor.free_slots
+        if not self._may_queue(it):
+            return
+        assert self.job_id is not None
+        it.queued = queue_scheduled(
+            session=session,
+            job_id=self.job_id,
+            capacity=capacity,
+            now=it.now,
+            lock_rows=self._lock_rows,
+            only_runs=self.options.only_runs,
+            respect_limits=self.options.respect_limits,
+        )
+        it.queue_wanted = capacity == 0 or len(it.queued) >= capacity
+        self.cache.get_many({q.dag_id for q in it.queued}, session=session)
+
+    def _may_queue(self, it: _Iteration) -> bool:
+        """Whether anything may be claimable: task instances were just scheduled, slots were freed, the
+        last critical section filled the executor, or a sweep ran (which also covers work scheduled by
+        other processes). An idle loop costs two queries, not five."""
+        return (
+            self.state.queue_wanted
+            or bool(it.reports.results or it.recovered or it.full)
+            or it.decided.scheduled > 0
+        )
+
+    # -- outside the transaction ---------------------------------------------------------------------
     def _refresh_dags(self, folder: Path) -> None:
         """Read the DAG folder: plan and write in short transactions, import changed files in between
         (no transaction, so no SQLite write lock, is held while user code runs)."""
@@ -366,10 +402,6 @@ class SchedulerLoop:
             cache=self.cache,
             log_path_for=lambda d, r, t, n: log_path_for(logs, d, r, t, n),
         )
-
-    def _submit(self, queued: list[QueuedTi]) -> None:
-        self._in_flight.update((q.id, q) for q in queued)
-        self.executor.submit([self._request(q) for q in queued])
 
     def _request(self, queued: QueuedTi) -> TryRequest:
         dag = self.cache.cached(queued.dag_id)

@@ -6,7 +6,6 @@ what just changed (and their upstreams). The number of statements is bounded eit
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,18 +13,18 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Select, Update, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import record_events, ti_event
-from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState, table_of
+from minisched.models import DagRun, DagRunState, RunKey, TaskInstance, TaskInstanceState
 from minisched.models.state import FINISHED_TI_STATES
+from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.dagruns import SCHEDULER_DRIVES_RUN, ti_values
+from minisched.scheduler.dagruns import ti_values
 from minisched.scheduler.deps import PastVerdict, TiRow, decide_run
 
-RunKey = tuple[str, str]
 S = TaskInstanceState
 _TERMINAL_DECISIONS = frozenset({S.UPSTREAM_FAILED, S.SKIPPED, S.REMOVED})
 
@@ -43,57 +42,6 @@ class PassResult:
     progressing_runs: set[RunKey] = field(default_factory=set)
 
 
-_TI = table_of(TaskInstance)
-_RUN = table_of(DagRun)
-_RUN_OF_TI = and_(_RUN.c.dag_id == _TI.c.dag_id, _RUN.c.run_id == _TI.c.run_id)
-_TI_COLUMNS = (
-    _TI.c.id,
-    _TI.c.dag_id,
-    _TI.c.run_id,
-    _TI.c.task_id,
-    _TI.c.state,
-    _TI.c.try_number,
-    _TI.c.max_tries,
-    _TI.c.next_retry_at,
-)
-_WAITING_RETRIES = (
-    select(_TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.next_retry_at)
-    .join(_RUN, _RUN_OF_TI)
-    .where(_TI.c.state == S.UP_FOR_RETRY, _RUN.c.state == DagRunState.RUNNING)
-)
-
-
-@functools.cache
-def _load_statement(with_full: bool, with_partial: bool) -> Select[Any]:
-    """Task instances of running runs: whole runs (`runs`), and/or single ones (`tis`). Built once."""
-    conditions = []
-    if with_full:
-        conditions.append(tuple_(_TI.c.dag_id, _TI.c.run_id).in_(bindparam("runs", expanding=True)))
-    if with_partial:
-        conditions.append(
-            tuple_(_TI.c.dag_id, _TI.c.run_id, _TI.c.task_id).in_(bindparam("tis", expanding=True))
-        )
-    return (
-        select(*_TI_COLUMNS)
-        .join(_RUN, _RUN_OF_TI)
-        .where(_RUN.c.state == DagRunState.RUNNING, or_(*conditions))
-    )
-
-
-@functools.cache
-def _transition_statement(from_none: bool, finishes: bool) -> Update:
-    """Compare-and-set of a set of task instances from one state to another. Built once per kind."""
-    same_old = _TI.c.state.is_(None) if from_none else _TI.c.state == bindparam("old_state")
-    statement = update(_TI).where(_TI.c.id.in_(bindparam("ids", expanding=True)), same_old)
-    if finishes:
-        statement = statement.values(
-            state=bindparam("new_state"), start_date=bindparam("now"), end_date=bindparam("now"), duration=0.0
-        )
-    else:
-        statement = statement.values(state=bindparam("new_state"))
-    return statement.returning(_TI.c.id)
-
-
 def load_task_instances(
     *, session: Session, full_runs: Iterable[RunKey], partial: Mapping[RunKey, set[str]]
 ) -> dict[RunKey, dict[str, TiRow]]:
@@ -108,7 +56,7 @@ def load_task_instances(
         params["runs"] = full
     if wanted:
         params["tis"] = wanted
-    for row in session.execute(_load_statement(bool(full), bool(wanted)), params):
+    for row in session.execute(sql.task_instances(bool(full), bool(wanted)), params):
         ti = TiRow(*row)
         loaded[(ti.dag_id, ti.run_id)][ti.task_id] = ti
     return loaded
@@ -116,7 +64,7 @@ def load_task_instances(
 
 def waiting_retries(*, session: Session, now: datetime) -> tuple[dict[RunKey, set[str]], datetime | None]:
     """up_for_retry task instances whose retry delay has passed, and when the next one falls due."""
-    rows = session.execute(_WAITING_RETRIES)
+    rows = session.execute(sql.WAITING_RETRIES)
     due: dict[RunKey, set[str]] = defaultdict(set)
     upcoming: list[datetime] = []
     for dag_id, run_id, task_id, retry_at in rows:
@@ -130,7 +78,7 @@ def waiting_retries(*, session: Session, now: datetime) -> tuple[dict[RunKey, se
 def running_runs(*, session: Session, only_runs: Iterable[RunKey] | None = None) -> list[RunKey]:
     query = select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == DagRunState.RUNNING)
     if only_runs is None:
-        query = query.where(SCHEDULER_DRIVES_RUN)
+        query = query.where(sql.SCHEDULER_DRIVES_RUN)
     else:
         query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
     return [(dag_id, run_id) for dag_id, run_id in session.execute(query)]
@@ -221,7 +169,7 @@ def _apply(merged: Mapping[tuple[str | None, str], list[TiRow]], *, session: Ses
     (another scheduler may have moved one meanwhile)."""
     events: list[dict[str, object]] = []
     for (old_state, new_state), rows in merged.items():
-        statement = _transition_statement(old_state is None, new_state in _TERMINAL_DECISIONS)
+        statement = sql.decision(old_state is None, new_state in _TERMINAL_DECISIONS)
         params = {"ids": [row.id for row in rows], "old_state": old_state, "new_state": new_state, "now": now}
         changed = set(session.execute(statement, params).scalars())
         events.extend(ti_event(new_state, r, r.try_number, now) for r in rows if r.id in changed)

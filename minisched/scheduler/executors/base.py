@@ -9,8 +9,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+from minisched.host import hostname
 
 TryOutcome = Literal["success", "failed", "skipped"]
 
@@ -46,15 +48,60 @@ class TryResult:
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def failed(
+        cls,
+        ti_id: int,
+        try_number: int,
+        error: str,
+        *,
+        pid: int,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> TryResult:
+        """A try that failed from the outside (its worker died, it timed out, its scheduler died), as
+        seen from this host; it ends `end_date` (default now) and began then too if never started."""
+        now = end_date or datetime.now(UTC)
+        return cls(
+            ti_id=ti_id,
+            try_number=try_number,
+            outcome="failed",
+            start_date=start_date or now,
+            end_date=now,
+            hostname=hostname(),
+            pid=pid,
+            error=error,
+        )
+
 
 @dataclass(frozen=True)
 class TryStarted:
-    """A try left the executor's queue and began running (the scheduler records queued -> running)."""
+    """A try left the executor's queue and began running (the scheduler records queued -> running).
+
+    It names its task instance and where it runs, so recording it needs nothing else."""
 
     ti_id: int
     try_number: int
+    dag_id: str
+    run_id: str
+    task_id: str
     start_date: datetime
+    hostname: str
     pid: int | None
+
+    @classmethod
+    def of(cls, request: TryRequest, start_date: datetime, pid: int | None) -> TryStarted:
+        """`request` began at `start_date` in process `pid` on this host."""
+        return cls(
+            request.ti_id,
+            request.try_number,
+            request.dag_id,
+            request.run_id,
+            request.task_id,
+            start_date,
+            hostname(),
+            pid,
+        )
 
 
 class BaseExecutor(abc.ABC):

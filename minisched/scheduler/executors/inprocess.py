@@ -30,9 +30,7 @@ class InProcessExecutor(BaseExecutor):
         cache = self._dag_cache if isinstance(self._dag_cache, DagFileCache) else None
         for request in tries:
             result = run_try(request, dag_cache=cache)
-            self._started_events.append(
-                TryStarted(request.ti_id, request.try_number, result.start_date, result.pid)
-            )
+            self._started_events.append(TryStarted.of(request, result.start_date, result.pid))
             self._finished.append(result)
 
     def poll(self, timeout: float = 0.0) -> list[TryResult]:

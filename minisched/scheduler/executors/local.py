@@ -28,7 +28,6 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from minisched.host import hostname
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 from minisched.scheduler.executors.logs import append_log_line
 from minisched.scheduler.executors.task_runner import DagFileCache, run_try, timeout_error
@@ -221,9 +220,7 @@ class LocalExecutor(BaseExecutor):
     def _assign(self, worker: _Worker, request: TryRequest) -> None:
         worker.request = request
         worker.started_at = datetime.now(UTC)
-        self._started_events.append(
-            TryStarted(request.ti_id, request.try_number, worker.started_at, worker.pid)
-        )
+        self._started_events.append(TryStarted.of(request, worker.started_at, worker.pid))
         worker.deadline = (
             time.monotonic() + request.timeout + self.deadline_grace if request.timeout else None
         )
@@ -337,17 +334,7 @@ class LocalExecutor(BaseExecutor):
         self, request: TryRequest, error: str, *, pid: int, since: datetime | None = None
     ) -> TryResult:
         append_log_line(request.log_path, f"Try failed: {error}")
-        now = datetime.now(UTC)
-        return TryResult(
-            ti_id=request.ti_id,
-            try_number=request.try_number,
-            outcome="failed",
-            start_date=since or now,
-            end_date=now,
-            hostname=hostname(),
-            pid=pid,
-            error=error,
-        )
+        return TryResult.failed(request.ti_id, request.try_number, error, pid=pid, start_date=since)
 
     # -- worker lifecycle --------------------------------------------------------------
 

@@ -7,16 +7,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, tuple_, update
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from minisched.models import DagRun, DagRunState, TaskInstance, table_of
-from minisched.models.state import FINISHED_RUN_STATES, FINISHED_TI_STATES
+from minisched.models import DagRunState, RunKey, TaskInstance
+from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.deps import run_outcome
 
 log = logging.getLogger(__name__)
-RunKey = tuple[str, str]
 
 
 def finish_runs(
@@ -54,38 +53,12 @@ def finish_runs(
     return outcomes
 
 
-_TI = table_of(TaskInstance)
-_RUN = table_of(DagRun)
-_RUN_KEY_IN = tuple_(_RUN.c.dag_id, _RUN.c.run_id).in_(bindparam("runs", expanding=True))
-_UNFINISHED = (
-    select(_TI.c.id)
-    .where(
-        _TI.c.dag_id == _RUN.c.dag_id,
-        _TI.c.run_id == _RUN.c.run_id,
-        or_(_TI.c.state.is_(None), _TI.c.state.not_in(sorted(FINISHED_TI_STATES))),
-    )
-    .exists()
-)
-# NOT EXISTS stops at the first unfinished task instance of a run.
-_DONE_RUNS = select(_RUN.c.dag_id, _RUN.c.run_id).where(
-    _RUN_KEY_IN, _RUN.c.state == DagRunState.RUNNING, ~_UNFINISHED
-)
-_FINAL_STATES = select(_RUN.c.dag_id, _RUN.c.run_id, _RUN.c.state).where(
-    _RUN_KEY_IN, _RUN.c.state.in_(sorted(FINISHED_RUN_STATES))
-)
-_END_RUNS = (
-    update(_RUN)
-    .where(_RUN_KEY_IN, _RUN.c.state == DagRunState.RUNNING)
-    .values(state=bindparam("state"), end_date=bindparam("now"))
-)
-
-
 def finished_states(keys: Iterable[RunKey], *, session: Session) -> dict[RunKey, str]:
     """The final state of those runs that have one."""
     wanted = sorted(keys)
     if not wanted:
         return {}
-    rows = session.execute(_FINAL_STATES, {"runs": wanted})
+    rows = session.execute(sql.FINAL_STATES, {"runs": wanted})
     return {(dag_id, run_id): state for dag_id, run_id, state in rows}
 
 
@@ -93,7 +66,7 @@ def _runs_without_unfinished_tis(keys: list[RunKey], *, session: Session) -> lis
     """Running runs none of whose task instances is unfinished."""
     if not keys:
         return []
-    return [(dag_id, run_id) for dag_id, run_id in session.execute(_DONE_RUNS, {"runs": keys})]
+    return [(dag_id, run_id) for dag_id, run_id in session.execute(sql.DONE_RUNS, {"runs": keys})]
 
 
 def _write(outcomes: dict[RunKey, str], *, session: Session, now: datetime) -> None:
@@ -101,4 +74,4 @@ def _write(outcomes: dict[RunKey, str], *, session: Session, now: datetime) -> N
     for key, state in outcomes.items():
         by_state[state].append(key)
     for state, keys in by_state.items():
-        session.execute(_END_RUNS, {"runs": keys, "state": state, "now": now})
+        session.execute(sql.END_RUNS, {"runs": keys, "state": state, "now": now})

@@ -1,0 +1,279 @@
+"""Every statement the scheduler loop runs, built once, in the order of a try's life.
+
+Read this file to review the loop's SQL in one sitting. Each statement is a Core construct built at
+import time: building and cache-keying a statement costs more than running it on the hot path. The
+functions that run them live in `transitions` (a try's state changes), `critical_section` (what may be
+claimed under pools and limits), `scheduling` (deciding), and `run_ends` (ending runs).
+
+Compare-and-set: every UPDATE of a task instance names the state it expects, and those of a try's
+transitions also name its `(id, try_number)`, so a stale writer (another scheduler, a cleared task, a
+reaped try) changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import Integer, Select, Update, and_, bindparam, func, or_, select, tuple_, update
+
+from minisched.models import (
+    DagModel,
+    DagRun,
+    DagRunState,
+    Job,
+    JobState,
+    Pool,
+    TaskInstance,
+    TaskInstanceState,
+    table_of,
+)
+from minisched.models.state import ACTIVE_TI_STATES, FINISHED_RUN_STATES, FINISHED_TI_STATES
+from minisched.scheduler.job import RUN_OWNING_JOB_TYPES
+
+S = TaskInstanceState
+
+TI = table_of(TaskInstance)
+RUN = table_of(DagRun)
+DAG = table_of(DagModel)
+POOL = table_of(Pool)
+JOB = table_of(Job)
+
+RUN_OF_TI = and_(RUN.c.dag_id == TI.c.dag_id, RUN.c.run_id == TI.c.run_id)
+RUN_KEY_IN = tuple_(RUN.c.dag_id, RUN.c.run_id).in_(bindparam("runs", expanding=True))
+#: The runs a scheduler drives: all but those created by a `dags backfill` or `dags test` that is still
+#: running (it drives them itself, in its own process); once that job is dead, the scheduler adopts them.
+SCHEDULER_DRIVES_RUN = or_(
+    RUN.c.creating_job_id.is_(None),
+    RUN.c.creating_job_id.not_in(
+        select(JOB.c.id).where(JOB.c.job_type.in_(RUN_OWNING_JOB_TYPES), JOB.c.state == JobState.RUNNING)
+    ),
+)
+
+# -- creating runs (see `dagruns`) -------------------------------------------------------------------
+
+#: A DAG's next run fields, moved past the runs just created (executemany, one row per DAG).
+ADVANCE_DAGS = update(DAG).where(DAG.c.dag_id == bindparam("b_dag_id"))
+
+# -- a try's transitions (see `transitions`) ---------------------------------------------------------
+
+_THIS_TRY = and_(TI.c.id == bindparam("b_id"), TI.c.try_number == bindparam("b_try"))
+
+#: claim: scheduled -> queued, consuming a try number; returns the rows won, with their new number.
+CLAIM = (
+    update(TI)
+    .where(
+        tuple_(TI.c.id, TI.c.try_number).in_(bindparam("tries", expanding=True)),
+        TI.c.state == S.SCHEDULED,
+    )
+    .values(
+        state=S.QUEUED,
+        try_number=TI.c.try_number + 1,
+        queued_by_job_id=bindparam("job_id"),
+        queued_dttm=bindparam("now"),
+        next_retry_at=None,
+    )
+    .returning(TI.c.id, TI.c.try_number)
+)
+#: start: queued -> running, with where and when the try began (executemany, one row per try).
+START = (
+    update(TI)
+    .where(_THIS_TRY, TI.c.state == S.QUEUED)
+    .values(
+        state=S.RUNNING, start_date=bindparam("b_start"), hostname=bindparam("b_host"), pid=bindparam("b_pid")
+    )
+)
+#: finish, first half: the rows of the reported tries (locked on PostgreSQL, so the state read is the
+#: one FINISH replaces: no other scheduler reaping the try can change it in between).
+IN_FLIGHT_ROWS = select(
+    TI.c.id, TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number, TI.c.max_tries, TI.c.state
+).where(TI.c.id.in_(bindparam("ids", expanding=True)))
+IN_FLIGHT_ROWS_LOCKED = IN_FLIGHT_ROWS.with_for_update()
+#: finish: queued or running -> success, failed, skipped or up_for_retry (executemany).
+FINISH = (
+    update(TI)
+    .where(_THIS_TRY, or_(TI.c.state == S.QUEUED, TI.c.state == S.RUNNING))
+    .values(
+        state=bindparam("b_state"),
+        start_date=bindparam("b_start"),
+        end_date=bindparam("b_end"),
+        duration=bindparam("b_duration"),
+        hostname=bindparam("b_host"),
+        pid=bindparam("b_pid"),
+        next_retry_at=bindparam("b_retry_at"),
+    )
+)
+#: withdraw: queued -> scheduled for a try that never started, giving its try number back.
+WITHDRAW = (
+    update(TI)
+    .where(_THIS_TRY, TI.c.state == S.QUEUED)
+    .values(state=S.SCHEDULED, try_number=TI.c.try_number - 1, queued_by_job_id=None)
+)
+#: reap, first half: in-flight tries whose job is no longer running (or that no job queued).
+ORPHANS = select(
+    TI.c.id, TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number, TI.c.queued_by_job_id, TI.c.start_date
+).where(
+    TI.c.state.in_([S.QUEUED, S.RUNNING]),
+    or_(
+        TI.c.queued_by_job_id.is_(None),
+        and_(
+            TI.c.queued_by_job_id != bindparam("my_job_id"),
+            TI.c.queued_by_job_id.not_in(select(JOB.c.id).where(JOB.c.state == JobState.RUNNING)),
+        ),
+    ),
+)
+#: recovery: the jobs found dead -> failed (only while still marked running).
+FAIL_JOBS = (
+    update(JOB)
+    .where(JOB.c.id.in_(bindparam("ids", expanding=True)), JOB.c.state == JobState.RUNNING)
+    .values(state=JobState.FAILED, end_date=bindparam("now"))
+)
+RUNNING_JOBS = select(JOB.c.id, JOB.c.job_type, JOB.c.hostname, JOB.c.pid, JOB.c.latest_heartbeat).where(
+    JOB.c.state == JobState.RUNNING, JOB.c.id != bindparam("my_job_id")
+)
+
+# -- the critical section: what may be claimed (see `critical_section`) ------------------------------
+
+POOLS = select(POOL.c.pool, POOL.c.slots).order_by(POOL.c.id)
+#: On PostgreSQL the pool rows are the critical section's first lock; task instances come second.
+POOLS_LOCKED = POOLS.with_for_update()
+#: Occupied slots per (pool, DAG), derived from task-instance states: never a stored counter.
+OCCUPANCY = (
+    select(TI.c.pool, TI.c.dag_id, func.sum(TI.c.pool_slots), func.count(), func.max(DAG.c.max_active_tasks))
+    .join(DAG, DAG.c.dag_id == TI.c.dag_id)
+    .where(TI.c.state.in_(sorted(ACTIVE_TI_STATES)))
+    .group_by(TI.c.pool, TI.c.dag_id)
+)
+#: What a try needs from its run and DAG rows, once per run rather than once per task instance.
+RUN_DETAILS = (
+    select(
+        RUN.c.dag_id,
+        RUN.c.run_id,
+        DAG.c.fileloc,
+        RUN.c.logical_date,
+        RUN.c.data_interval_start,
+        RUN.c.data_interval_end,
+        RUN.c.conf,
+    )
+    .join(DAG, DAG.c.dag_id == RUN.c.dag_id)
+    .where(RUN_KEY_IN)
+)
+#: Pools whose scheduled task instances can never be queued: missing, or too small for one task.
+STUCK_IN_POOLS = (
+    select(TI.c.pool, POOL.c.slots, func.max(TI.c.pool_slots))
+    .outerjoin(POOL, POOL.c.pool == TI.c.pool)
+    .where(TI.c.state == S.SCHEDULED)
+    .group_by(TI.c.pool, POOL.c.slots)
+    .having(or_(POOL.c.slots.is_(None), func.max(TI.c.pool_slots) > POOL.c.slots))
+)
+
+
+@functools.cache
+def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[Any]:
+    """Scheduled task instances of running runs, best first (priority, then the oldest run)."""
+    query = (
+        select(
+            TI.c.id,
+            TI.c.dag_id,
+            TI.c.run_id,
+            TI.c.task_id,
+            TI.c.try_number,
+            TI.c.pool,
+            TI.c.pool_slots,
+            DAG.c.max_active_tasks,
+        )
+        .join(RUN, RUN_OF_TI)
+        .join(DAG, DAG.c.dag_id == TI.c.dag_id)
+        .where(
+            TI.c.state == S.SCHEDULED,
+            RUN.c.state == DagRunState.RUNNING,
+            TI.c.dag_id.not_in(bindparam("skip_dags", expanding=True)),
+        )
+        .order_by(TI.c.priority_weight.desc(), RUN.c.logical_date, TI.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if pooled:  # pools with a free slot, and no task that needs more slots than its pool has
+        query = query.join(POOL, POOL.c.pool == TI.c.pool).where(
+            TI.c.pool.in_(bindparam("open_pools", expanding=True)), TI.c.pool_slots <= POOL.c.slots
+        )
+    if only_some_runs:
+        query = query.where(tuple_(TI.c.dag_id, TI.c.run_id).in_(bindparam("runs", expanding=True)))
+    else:
+        query = query.where(SCHEDULER_DRIVES_RUN)
+    if lock_rows:
+        query = query.with_for_update(of=TI, skip_locked=True)
+    return query
+
+
+# -- deciding which task instances may run (see `scheduling`) ----------------------------------------
+
+TI_COLUMNS = (
+    TI.c.id,
+    TI.c.dag_id,
+    TI.c.run_id,
+    TI.c.task_id,
+    TI.c.state,
+    TI.c.try_number,
+    TI.c.max_tries,
+    TI.c.next_retry_at,
+)
+#: up_for_retry task instances of running runs, with the time their retry falls due.
+WAITING_RETRIES = (
+    select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.next_retry_at)
+    .join(RUN, RUN_OF_TI)
+    .where(TI.c.state == S.UP_FOR_RETRY, RUN.c.state == DagRunState.RUNNING)
+)
+
+
+@functools.cache
+def task_instances(with_full: bool, with_partial: bool) -> Select[Any]:
+    """Task instances of running runs: whole runs (`runs`), and/or single ones (`tis`)."""
+    conditions = []
+    if with_full:
+        conditions.append(tuple_(TI.c.dag_id, TI.c.run_id).in_(bindparam("runs", expanding=True)))
+    if with_partial:
+        conditions.append(
+            tuple_(TI.c.dag_id, TI.c.run_id, TI.c.task_id).in_(bindparam("tis", expanding=True))
+        )
+    running = RUN.c.state == DagRunState.RUNNING
+    return select(*TI_COLUMNS).join(RUN, RUN_OF_TI).where(running, or_(*conditions))
+
+
+@functools.cache
+def decision(from_none: bool, finishes: bool) -> Update:
+    """A decision on a set of task instances, e.g. None -> scheduled or up_for_retry -> scheduled:
+    compare-and-set from one state (`old_state`) to another; returns the ids it changed."""
+    same_old = TI.c.state.is_(None) if from_none else TI.c.state == bindparam("old_state")
+    statement = update(TI).where(TI.c.id.in_(bindparam("ids", expanding=True)), same_old)
+    if finishes:
+        statement = statement.values(
+            state=bindparam("new_state"), start_date=bindparam("now"), end_date=bindparam("now"), duration=0.0
+        )
+    else:
+        statement = statement.values(state=bindparam("new_state"))
+    return statement.returning(TI.c.id)
+
+
+# -- ending runs (see `run_ends`) ----------------------------------------------------------------------
+
+_UNFINISHED = (
+    select(TI.c.id)
+    .where(
+        TI.c.dag_id == RUN.c.dag_id,
+        TI.c.run_id == RUN.c.run_id,
+        or_(TI.c.state.is_(None), TI.c.state.not_in(sorted(FINISHED_TI_STATES))),
+    )
+    .exists()
+)
+#: Running runs none of whose task instances is unfinished (NOT EXISTS stops at the first one).
+DONE_RUNS = select(RUN.c.dag_id, RUN.c.run_id).where(
+    RUN_KEY_IN, RUN.c.state == DagRunState.RUNNING, ~_UNFINISHED
+)
+FINAL_STATES = select(RUN.c.dag_id, RUN.c.run_id, RUN.c.state).where(
+    RUN_KEY_IN, RUN.c.state.in_(sorted(FINISHED_RUN_STATES))
+)
+END_RUNS = (
+    update(RUN)
+    .where(RUN_KEY_IN, RUN.c.state == DagRunState.RUNNING)
+    .values(state=bindparam("state"), end_date=bindparam("now"))
+)

@@ -1,0 +1,215 @@
+"""A try's life: the five transitions of a task instance's try, and where retries are decided.
+
+```
+                 claim                 start                 finish
+    scheduled ---------> queued ----------------> running ------------> success | failed | skipped
+        ^                  |                                        \\-> up_for_retry (retries left)
+        +---- withdraw ----+        reap: queued or running of a dead job -> failed | up_for_retry
+```
+
+(How a task instance becomes `scheduled` — trigger rules, depends_on_past, a retry falling due — is
+`scheduling`'s and `deps`' business; which scheduled ones may be claimed under pools and limits is the
+critical section's.)
+
+Every transition is one compare-and-set keyed on `(id, try_number)` and the state it expects (the
+statements are in `statements`): a second report of the same try, a report about a try that was
+cleared or reaped meanwhile, or a second scheduler doing the same, changes nothing. Each takes a
+session and plain records (`TryStarted`, `TryResult`, `TryRequest`), nothing of the scheduler loop, so
+a worker on another machine can call `start` and `finish` for its own tries. Each writes the `log` row
+of every change it made, and none commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from minisched.authoring.serialize import SerializedDag
+from minisched.db.audit import record_events, ti_event
+from minisched.models import RunKey, TaskInstanceState
+from minisched.scheduler import statements as sql
+from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult, TryStarted
+from minisched.scheduler.executors.logs import append_log_line
+
+log = logging.getLogger(__name__)
+S = TaskInstanceState
+_IN_FLIGHT = (S.QUEUED, S.RUNNING)
+
+
+class Claimable(Protocol):
+    """A scheduled task instance as the critical section read it (its try number not yet consumed)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def dag_id(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def try_number(self) -> int: ...
+
+
+def claim(tries: Sequence[Claimable], *, job_id: int, now: datetime, session: Session) -> dict[int, int]:
+    """scheduled -> queued for `job_id`, consuming a try number; returns {id: new try_number} of the
+    rows this call won.
+
+    Eligible: the row is still `scheduled` under the try number the caller read. A row that another
+    scheduler claimed, or that was cleared or decided otherwise meanwhile, is left alone.
+    """
+    if not tries:
+        return {}
+    won: dict[int, int] = dict(
+        session.execute(
+            sql.CLAIM, {"tries": [(t.id, t.try_number) for t in tries], "job_id": job_id, "now": now}
+        ).all()
+    )
+    record_events((ti_event(S.QUEUED, t, won[t.id], now) for t in tries if t.id in won), session=session)
+    return won
+
+
+def start(started: Sequence[TryStarted], *, session: Session, finished: Collection[int] = ()) -> None:
+    """queued -> running, with the host, pid and start time each try reported.
+
+    Eligible: the row is `queued` under the same try number. Tries already `finished` (their result
+    is recorded in the same transaction) only get their `running` log row.
+    """
+    if not started:
+        return
+    still_running = [s for s in started if s.ti_id not in finished]
+    if still_running:
+        session.execute(
+            sql.START,
+            [
+                {
+                    "b_id": s.ti_id,
+                    "b_try": s.try_number,
+                    "b_start": s.start_date,
+                    "b_host": s.hostname,
+                    "b_pid": s.pid,
+                }
+                for s in still_running
+            ],
+        )
+    record_events((ti_event(S.RUNNING, s, s.try_number, s.start_date) for s in started), session=session)
+
+
+def finish(
+    results: Sequence[TryResult], *, session: Session, cache: DagStructureCache, now: datetime
+) -> dict[RunKey, set[str]]:
+    """running (or queued) -> the try's final state; returns the tasks that finished, per run.
+
+    Eligible: the row is `queued` or `running` under the same try number. A failed try with retries
+    left becomes `up_for_retry`, due after its task's retry delay (with exponential backoff when the
+    task asks for it); see `final_state`.
+    """
+    if not results:
+        return {}
+    locking = session.get_bind().dialect.name == "postgresql"
+    found = session.execute(
+        sql.IN_FLIGHT_ROWS_LOCKED if locking else sql.IN_FLIGHT_ROWS, {"ids": [r.ti_id for r in results]}
+    )
+    rows = {row.id: row for row in found}
+    dags = cache.get_many({row.dag_id for row in rows.values()}, session=session)
+    params: list[dict[str, Any]] = []
+    events = []
+    finished: dict[RunKey, set[str]] = defaultdict(set)
+    for result in results:
+        row = rows.get(result.ti_id)
+        if row is None or row.try_number != result.try_number or row.state not in _IN_FLIGHT:
+            continue
+        state = final_state(result.outcome, result.try_number, row.max_tries)
+        retry_at = None
+        if state == S.UP_FOR_RETRY:
+            retry_at = retry_due_at(dags.get(row.dag_id), row.task_id, result)
+        params.append(_finish_params(result, state, retry_at))
+        extra = {"error": result.error} if result.error else None
+        events.append(ti_event(state, row, result.try_number, result.end_date, extra))
+        if state != S.UP_FOR_RETRY:
+            finished[(row.dag_id, row.run_id)].add(row.task_id)
+    if params:
+        session.execute(sql.FINISH, params)
+    record_events(events, session=session)
+    return finished
+
+
+def _finish_params(result: TryResult, state: str, retry_at: datetime | None) -> dict[str, Any]:
+    return {
+        "b_id": result.ti_id,
+        "b_try": result.try_number,
+        "b_state": state,
+        "b_start": result.start_date,
+        "b_end": result.end_date,
+        "b_duration": (result.end_date - result.start_date).total_seconds(),
+        "b_host": result.hostname,
+        "b_pid": result.pid,
+        "b_retry_at": retry_at,
+    }
+
+
+def withdraw(requests: Sequence[TryRequest], *, session: Session, now: datetime) -> None:
+    """queued -> scheduled for tries that never left the executor's queue, giving their try number back.
+
+    Eligible: the row is still `queued` under the same try number (it never started).
+    """
+    if not requests:
+        return
+    session.execute(sql.WITHDRAW, [{"b_id": r.ti_id, "b_try": r.try_number} for r in requests])
+    record_events((ti_event(S.SCHEDULED, r, r.try_number - 1, now) for r in requests), session=session)
+
+
+def reap(
+    *,
+    session: Session,
+    my_job_id: int,
+    now: datetime,
+    cache: DagStructureCache,
+    log_path_for: Callable[[str, str, str, int], Path],
+) -> tuple[dict[RunKey, set[str]], int]:
+    """Orphans -> failed or up_for_retry, as `finish` records a failed try; returns the tasks that
+    finished, per run, and how many tries were reaped.
+
+    Eligible: `queued` or `running`, and queued by no job, or by a job other than `my_job_id` that is
+    no longer `running` (recovery marks dead jobs failed first). The try was consumed when it was
+    claimed, so it is never run again under the same number.
+    """
+    orphans = session.execute(sql.ORPHANS, {"my_job_id": my_job_id}).all()
+    results = []
+    for row in orphans:
+        cause = (
+            f"The scheduler (job {row.queued_by_job_id}) that ran this try died before it finished; "
+            f"recovered by job {my_job_id}"
+        )
+        append_log_line(log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number), cause)
+        results.append(
+            TryResult.failed(
+                row.id, row.try_number, cause, pid=os.getpid(), start_date=row.start_date, end_date=now
+            )
+        )
+    return finish(results, session=session, cache=cache, now=now), len(results)
+
+
+def final_state(outcome: TryOutcome, try_number: int, max_tries: int) -> TaskInstanceState:
+    """A failed try is retried while tries remain (max_tries = retries; try_number counts from 1)."""
+    if outcome == "success":
+        return S.SUCCESS
+    if outcome == "skipped":
+        return S.SKIPPED
+    return S.UP_FOR_RETRY if try_number <= max_tries else S.FAILED
+
+
+def retry_due_at(dag: SerializedDag | None, task_id: str, result: TryResult) -> datetime:
+    """When the next try of a failed one may be scheduled: its end plus the task's retry delay."""
+    if dag is None or task_id not in dag.tasks:
+        return result.end_date
+    delay: timedelta = dag.tasks[task_id].next_retry_delay(result.try_number)
+    return result.end_date + delay

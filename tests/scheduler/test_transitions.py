@@ -1,0 +1,353 @@
+"""Each transition of a try, called directly on a row put into a given state (both backends).
+
+The factory fixture `rows` writes a DAG, triggers one running run and puts task instances into the
+state a test needs; a test then calls exactly one transition and reads the table back. What only real
+processes can show (SIGKILL, two schedulers) stays in the real-process tests.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.conftest import Env
+from tests.scheduler.helpers import dag_source, log_rows, task_instances
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+DAG_ID = "life"
+
+
+@dataclass
+class Rows:
+    """The run of DAG `life` and a way to put its task instances into any state."""
+
+    run_id: str
+    logs: Path
+
+    def put(self, task_id: str, state: str | None, *, try_number: int = 0, job_id: int | None = None) -> int:
+        from minisched.db.session import create_session
+        from minisched.models import TaskInstance
+
+        with create_session() as session:
+            return int(
+                session.execute(
+                    update(TaskInstance)
+                    .where(
+                        TaskInstance.dag_id == DAG_ID,
+                        TaskInstance.run_id == self.run_id,
+                        TaskInstance.task_id == task_id,
+                    )
+                    .values(state=state, try_number=try_number, queued_by_job_id=job_id)
+                    .returning(TaskInstance.id)
+                ).scalar_one()
+            )
+
+    def row(self, task_id: str) -> Any:
+        return next(ti for ti in task_instances(DAG_ID, self.run_id) if ti.task_id == task_id)
+
+    def events(self, task_id: str) -> list[str]:
+        return [r.event for r in log_rows(DAG_ID, task_id=task_id, run_id=self.run_id)]
+
+
+@pytest.fixture
+def rows(env: Env) -> Iterator[Rows]:
+    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.db.session import create_session
+    from minisched.models import DagRun, Pool
+    from minisched.scheduler.manual_runs import trigger_dag
+
+    env.write_dag(
+        "life.py",
+        dag_source(
+            textwrap.dedent(
+                """
+                with DAG("life", schedule=None, start_date=START, max_active_tasks=3):
+                    for name in ("a", "b", "c", "d"):
+                        PythonOperator(task_id=name, python_callable=lambda: None,
+                                       retries=1, retry_delay=timedelta(seconds=30))
+                    PythonOperator(task_id="low", python_callable=lambda: None, priority_weight=1)
+                    PythonOperator(task_id="high", python_callable=lambda: None, priority_weight=50)
+                    PythonOperator(task_id="pooled_1", python_callable=lambda: None, pool="two")
+                    PythonOperator(task_id="pooled_2", python_callable=lambda: None, pool="two")
+                    PythonOperator(task_id="pooled_3", python_callable=lambda: None, pool="two")
+                    PythonOperator(task_id="big", python_callable=lambda: None, pool="two", pool_slots=3)
+                    PythonOperator(task_id="nowhere", python_callable=lambda: None, pool="missing")
+                """
+            )
+        ),
+    )
+    with create_session() as session:
+        refresh_dag_folder(env.dags_folder, session=session)
+        session.add(Pool(pool="two", slots=2, description="two at a time"))
+        run_id = trigger_dag(DAG_ID, session=session, logical_date=NOW)
+        session.execute(update(DagRun).where(DagRun.run_id == run_id).values(state="running"))
+    yield Rows(run_id, env.logs_folder)
+
+
+def _in_session(work: Callable[[Any], Any]) -> Any:
+    from minisched.db.audit import buffered_events
+    from minisched.db.session import create_session
+
+    with create_session() as session, buffered_events(session):
+        return work(session)
+
+
+def _job(*, alive: bool = True) -> int:
+    from minisched.models import Job, JobState
+    from minisched.scheduler.job import register_job
+
+    def register(session: Any) -> int:
+        job_id = register_job(session=session, now=NOW)
+        if not alive:
+            session.execute(update(Job).where(Job.id == job_id).values(state=JobState.FAILED))
+        return job_id
+
+    return int(_in_session(register))
+
+
+def _started(rows: Rows, task_id: str, ti_id: int, try_number: int) -> Any:
+    from minisched.scheduler.executors.base import TryStarted
+
+    return TryStarted(ti_id, try_number, DAG_ID, rows.run_id, task_id, NOW, "worker-host", 4242)
+
+
+def _result(ti_id: int, try_number: int, outcome: str, error: str | None = None) -> Any:
+    from minisched.scheduler.executors.base import TryResult
+
+    end = NOW + timedelta(seconds=5)
+    return TryResult(ti_id, try_number, outcome, NOW, end, "worker-host", 4242, error)  # type: ignore[arg-type]
+
+
+def _finish(results: list[Any]) -> Any:
+    from minisched.scheduler.dag_cache import DagStructureCache
+    from minisched.scheduler.transitions import finish
+
+    cache = DagStructureCache()
+    return _in_session(lambda session: finish(results, session=session, cache=cache, now=NOW))
+
+
+# -- claim: scheduled -> queued --------------------------------------------------------------------
+
+
+def test_claim_queues_a_scheduled_row_and_consumes_a_try_number(rows: Rows) -> None:
+    from minisched.scheduler.transitions import claim
+
+    job_id = _job()
+    ti_id = rows.put("a", "scheduled", try_number=1)
+    won = _in_session(lambda s: claim([rows.row("a")], job_id=job_id, now=NOW, session=s))
+    assert won == {ti_id: 2}
+    row = rows.row("a")
+    assert (row.state, row.try_number, row.queued_by_job_id) == ("queued", 2, job_id)
+    assert rows.events("a") == ["queued"]
+
+
+@pytest.mark.parametrize(("state", "try_number"), [("scheduled", 3), ("queued", 1), ("success", 1)])
+def test_claim_leaves_a_row_that_changed_since_it_was_read(rows: Rows, state: str, try_number: int) -> None:
+    from minisched.scheduler.transitions import claim
+
+    rows.put("a", "scheduled", try_number=1)
+    read = rows.row("a")  # what the critical section saw
+    rows.put("a", state, try_number=try_number)  # another process moved it meanwhile
+    won = _in_session(lambda s: claim([read], job_id=_job(), now=NOW, session=s))
+    assert won == {}
+    assert (rows.row("a").state, rows.row("a").try_number) == (state, try_number)
+    assert rows.events("a") == []
+
+
+# -- start: queued -> running ----------------------------------------------------------------------
+
+
+def test_start_marks_a_queued_try_running_where_it_runs(rows: Rows) -> None:
+    from minisched.scheduler.transitions import start
+
+    ti_id = rows.put("a", "queued", try_number=1)
+    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], session=s))
+    row = rows.row("a")
+    assert (row.state, row.hostname, row.pid, row.start_date) == ("running", "worker-host", 4242, NOW)
+    assert rows.events("a") == ["running"]
+
+
+def test_start_of_a_stale_try_number_changes_nothing(rows: Rows) -> None:
+    from minisched.scheduler.transitions import start
+
+    ti_id = rows.put("a", "queued", try_number=2)
+    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], session=s))
+    assert rows.row("a").state == "queued"
+
+
+def test_start_of_a_try_finished_in_the_same_transaction_only_logs(rows: Rows) -> None:
+    from minisched.scheduler.transitions import start
+
+    ti_id = rows.put("a", "queued", try_number=1)
+    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], session=s, finished={ti_id}))
+    assert (rows.row("a").state, rows.events("a")) == ("queued", ["running"])
+
+
+# -- finish: running -> final (retries decided here) -------------------------------------------------
+
+
+def test_finish_records_success_and_reports_the_finished_task(rows: Rows) -> None:
+    ti_id = rows.put("a", "running", try_number=1)
+    finished = _finish([_result(ti_id, 1, "success")])
+    assert finished == {(DAG_ID, rows.run_id): {"a"}}
+    row = rows.row("a")
+    assert (row.state, row.duration, row.end_date) == ("success", 5.0, NOW + timedelta(seconds=5))
+    assert rows.events("a") == ["success"]
+
+
+def test_finish_of_a_failed_try_with_retries_left_waits_for_the_retry_delay(rows: Rows) -> None:
+    ti_id = rows.put("a", "running", try_number=1)
+    finished = _finish([_result(ti_id, 1, "failed", "boom")])
+    assert finished == {}  # up_for_retry is not final
+    row = rows.row("a")
+    assert (row.state, row.next_retry_at) == ("up_for_retry", NOW + timedelta(seconds=35))
+    assert [(r.event, r.extra) for r in log_rows(DAG_ID, task_id="a")] == [
+        ("up_for_retry", '{"error": "boom"}')
+    ]
+
+
+def test_finish_of_the_last_try_fails_the_task(rows: Rows) -> None:
+    ti_id = rows.put("a", "running", try_number=2)
+    assert _finish([_result(ti_id, 2, "failed")]) == {(DAG_ID, rows.run_id): {"a"}}
+    assert rows.row("a").state == "failed"
+
+
+@pytest.mark.parametrize(
+    ("state", "try_number"), [("running", 2), ("scheduled", 1), ("failed", 1), (None, 1)]
+)
+def test_finish_ignores_a_stale_or_second_report(rows: Rows, state: str | None, try_number: int) -> None:
+    ti_id = rows.put("a", state, try_number=try_number)
+    assert _finish([_result(ti_id, 1, "success")]) == {}
+    assert (rows.row("a").state, rows.events("a")) == (state, [])
+
+
+# -- withdraw: queued -> scheduled -----------------------------------------------------------------
+
+
+def test_withdraw_gives_a_never_started_try_its_number_back(rows: Rows) -> None:
+    from minisched.scheduler.executors.base import TryRequest
+    from minisched.scheduler.transitions import withdraw
+
+    queued = rows.put("a", "queued", try_number=2, job_id=_job())
+    running = rows.put("b", "running", try_number=1, job_id=_job())
+    requests = [
+        TryRequest(ti_id, DAG_ID, rows.run_id, task_id, try_number, "f.py", "x.log", NOW, None, None)
+        for ti_id, task_id, try_number in [(queued, "a", 2), (running, "b", 1)]
+    ]
+    _in_session(lambda s: withdraw(requests, session=s, now=NOW))
+    a, b = rows.row("a"), rows.row("b")
+    assert (a.state, a.try_number, a.queued_by_job_id) == ("scheduled", 1, None)
+    assert (b.state, b.try_number) == ("running", 1)
+
+
+# -- reap: orphans of dead jobs -> failed or up_for_retry --------------------------------------------
+
+
+def test_reap_fails_or_retries_the_tries_of_dead_jobs_only(rows: Rows) -> None:
+    from minisched.scheduler.dag_cache import DagStructureCache
+    from minisched.scheduler.executors.logs import log_path_for
+    from minisched.scheduler.transitions import reap
+
+    me, alive, dead = _job(), _job(), _job(alive=False)
+    rows.put("a", "running", try_number=1, job_id=dead)  # retries left
+    rows.put("b", "queued", try_number=2, job_id=dead)  # last try
+    rows.put("c", "running", try_number=1, job_id=alive)
+    rows.put("d", "running", try_number=1, job_id=me)
+    cache = DagStructureCache()
+    finished, count = _in_session(
+        lambda s: reap(
+            session=s,
+            my_job_id=me,
+            now=NOW,
+            cache=cache,
+            log_path_for=lambda d, r, t, n: log_path_for(rows.logs, d, r, t, n),
+        )
+    )
+    assert count == 2 and finished == {(DAG_ID, rows.run_id): {"b"}}
+    states = {t: rows.row(t).state for t in "abcd"}
+    assert states == {"a": "up_for_retry", "b": "failed", "c": "running", "d": "running"}
+    log_text = log_path_for(rows.logs, DAG_ID, rows.run_id, "b", 2).read_text()
+    assert f"(job {dead}) that ran this try died" in log_text
+
+
+def test_recovery_declares_a_silent_job_dead_then_reaps_its_tries(rows: Rows) -> None:
+    from minisched.models import Job, JobState
+    from minisched.scheduler.dag_cache import DagStructureCache
+    from minisched.scheduler.executors.logs import log_path_for
+    from minisched.scheduler.recovery import recover_orphans
+
+    me, silent = _job(), _job()
+    _in_session(
+        lambda s: s.execute(
+            update(Job).where(Job.id == silent).values(latest_heartbeat=NOW - timedelta(seconds=120))
+        )
+    )
+    rows.put("a", "running", try_number=2, job_id=silent)
+    cache = DagStructureCache()
+    finished = _in_session(
+        lambda s: recover_orphans(
+            session=s,
+            my_job_id=me,
+            threshold=60,
+            now=NOW,
+            cache=cache,
+            log_path_for=lambda d, r, t, n: log_path_for(rows.logs, d, r, t, n),
+        )
+    )
+    assert finished == {(DAG_ID, rows.run_id): {"a"}}
+    states = _in_session(lambda s: dict(s.execute(select(Job.id, Job.state)).all()))
+    assert (states[silent], states[me]) == (JobState.FAILED, JobState.RUNNING)
+    assert [r.event for r in log_rows(DAG_ID)] == ["failed"]
+
+
+# -- the critical section: which scheduled rows may be claimed -----------------------------------------
+
+
+def _queue(*, capacity: int = 100) -> list[str]:
+    from minisched.db.session import get_engine
+    from minisched.scheduler.critical_section import queue_scheduled
+
+    job_id = _job()
+    lock_rows = get_engine().dialect.name == "postgresql"
+    queued = _in_session(
+        lambda s: queue_scheduled(session=s, job_id=job_id, capacity=capacity, now=NOW, lock_rows=lock_rows)
+    )
+    return [q.task_id for q in queued]
+
+
+def test_queue_takes_the_highest_priority_first_within_capacity(rows: Rows) -> None:
+    rows.put("low", "scheduled")
+    rows.put("high", "scheduled")
+    assert _queue(capacity=1) == ["high"]
+    assert _queue(capacity=1) == ["low"]
+
+
+def test_queue_fills_a_pool_and_never_overfills_it(rows: Rows) -> None:
+    for task_id in ("pooled_1", "pooled_2", "pooled_3"):
+        rows.put(task_id, "scheduled")
+    assert sorted(_queue()) == ["pooled_1", "pooled_2"]
+    assert _queue() == []
+    rows.put("pooled_1", "success")  # a slot frees
+    assert _queue() == ["pooled_3"]
+
+
+def test_queue_respects_max_active_tasks(rows: Rows) -> None:
+    rows.put("a", "running", try_number=1)
+    for task_id in ("b", "c", "d"):
+        rows.put(task_id, "scheduled")
+    assert len(_queue()) == 2  # max_active_tasks=3, one already running
+
+
+def test_queue_skips_missing_and_too_small_pools_without_starving_others(rows: Rows) -> None:
+    rows.put("nowhere", "scheduled")
+    rows.put("big", "scheduled")
+    rows.put("low", "scheduled")
+    assert _queue(capacity=1) == ["low"]
+    assert {t: rows.row(t).state for t in ("nowhere", "big")} == {"nowhere": "scheduled", "big": "scheduled"}
