@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from minisched.db.session import NEW_SESSION, is_postgresql, provide_session
 from minisched.exceptions import MinischedError
 from minisched.models import DEFAULT_POOL_NAME, Pool, TaskInstance
 from minisched.models.state import ACTIVE_TI_STATES
@@ -27,7 +28,8 @@ class PoolUsage:
         return self.slots - self.occupied_slots
 
 
-def pool_usage(*, session: Session) -> list[PoolUsage]:
+@provide_session
+def pool_usage(*, session: Session = NEW_SESSION) -> list[PoolUsage]:
     """Every pool with the slots its queued and running task instances hold, in one grouped query."""
     occupied = func.coalesce(func.sum(TaskInstance.pool_slots), 0)
     rows = session.execute(
@@ -42,7 +44,10 @@ def pool_usage(*, session: Session) -> list[PoolUsage]:
     return [PoolUsage(name, slots, int(used), description) for name, slots, used, description in rows]
 
 
-def set_pool(name: str, slots: int, *, session: Session, description: str | None = None) -> bool:
+@provide_session
+def set_pool(
+    name: str, slots: int, *, session: Session = NEW_SESSION, description: str | None = None
+) -> bool:
     """Create the pool or change its slots (and description, when given); True when it was created."""
     if not POOL_NAME.match(name):
         raise MinischedError(f"invalid pool name {name!r}: use up to 256 letters, digits, '_', '.' or '-'")
@@ -61,13 +66,14 @@ def set_pool(name: str, slots: int, *, session: Session, description: str | None
     return True
 
 
-def delete_pool(name: str, *, session: Session) -> None:
+@provide_session
+def delete_pool(name: str, *, session: Session = NEW_SESSION) -> None:
     """Delete an idle pool; default_pool and pools holding queued or running tries are refused."""
     if name == DEFAULT_POOL_NAME:
         raise MinischedError(f"{DEFAULT_POOL_NAME} cannot be deleted: tasks without a pool run in it")
     # Schedulers lock every pool row before queueing, so none can queue into this pool meanwhile.
     locked = select(Pool.id).where(Pool.pool == name)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         locked = locked.with_for_update()
     if session.scalar(locked) is None:
         raise MinischedError(f"pool {name!r} does not exist; `minisched pools list` shows the pools")

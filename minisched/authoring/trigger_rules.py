@@ -39,10 +39,6 @@ class TriggerDecision(StrEnum):
 
 VALID_TRIGGER_RULES: tuple[str, ...] = tuple(rule.value for rule in TriggerRule)
 
-# Upstream states Airflow counts as "done" (State.finished minus the states a
-# task instance cannot be in when its downstream is evaluated).
-FINISHED_STATES: tuple[str, ...] = ("success", "skipped", "failed", "upstream_failed", "removed")
-
 _READY = TriggerDecision.READY
 _WAIT = TriggerDecision.WAIT
 _SKIPPED = TriggerDecision.SKIPPED

@@ -20,11 +20,9 @@ def pools_group() -> None:
 def list_pools(output: str) -> None:
     """Every pool with its slots, the slots held by queued/running tasks, and the open ones."""
     from minisched.cli.output import print_rows
-    from minisched.db.session import create_session
     from minisched.pools import pool_usage
 
-    with create_session() as session:
-        usage = pool_usage(session=session)
+    usage = pool_usage()
     rows = [
         {"pool": p.pool, "slots": p.slots, "occupied_slots": p.occupied_slots, "open_slots": p.open_slots}
         for p in usage
@@ -38,11 +36,9 @@ def list_pools(output: str) -> None:
 @click.option("--description", help="What the pool is for.")
 def set_pool(name: str, slots: int, description: str | None) -> None:
     """Create pool NAME with SLOTS slots, or change an existing pool's slots."""
-    from minisched.db.session import create_session
     from minisched.pools import set_pool as upsert_pool
 
-    with create_session() as session:
-        created = upsert_pool(name, slots, session=session, description=description)
+    created = upsert_pool(name, slots, description=description)
     audit_cli("pools_set", {"pool": name, "slots": slots, "description": description})
     click.echo(f"{'Created' if created else 'Updated'} pool {name} with {slots} slots")
 
@@ -51,10 +47,8 @@ def set_pool(name: str, slots: int, description: str | None) -> None:
 @click.argument("name")
 def delete_pool(name: str) -> None:
     """Delete pool NAME (not default_pool, and not while task instances hold its slots)."""
-    from minisched.db.session import create_session
     from minisched.pools import delete_pool as drop_pool
 
-    with create_session() as session:
-        drop_pool(name, session=session)
+    drop_pool(name)
     audit_cli("pools_delete", {"pool": name})
     click.echo(f"Deleted pool {name}")

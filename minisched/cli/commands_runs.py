@@ -38,8 +38,7 @@ def trigger(dag_id: str, logical_date: str | None, conf: str | None, dags_folder
 
         with create_session() as session:
             refresh_dag_folder(configure({"dags_folder": dags_folder}).dags_folder, session=session)
-    with create_session() as session:
-        new_run_id = trigger_dag(dag_id, session=session, logical_date=when, conf=parsed_conf)
+    new_run_id = trigger_dag(dag_id, logical_date=when, conf=parsed_conf)
     audit_cli(
         "dags_trigger", {"logical_date": logical_date, "conf": parsed_conf}, dag_id=dag_id, run_id=new_run_id
     )
@@ -80,6 +79,7 @@ def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output
     import sys
 
     from minisched.cli.output import print_rows
+    from minisched.models import DagRunState
     from minisched.scheduler.manual_runs import parse_datetime, run_dag_test
     from minisched.settings import configure
 
@@ -89,7 +89,7 @@ def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output
     audit_cli("dags_test", {"logical_date": logical_date}, dag_id=dag_id, run_id=outcome.run_id)
     print_rows(outcome.tasks, TASK_COLUMNS, output)
     click.echo(f"Dag run {outcome.run_id} of {dag_id}: {outcome.state}", err=True)
-    if outcome.state != "success":
+    if outcome.state != DagRunState.SUCCESS:
         sys.exit(1)
 
 
@@ -113,74 +113,50 @@ def backfill(
 ) -> None:
     """Create and run DAG_ID's scheduled intervals whose logical date lies in [START, END]."""
     import sys
-    import time
 
     from minisched.dagfiles.loader import refresh_dag_folder
     from minisched.db.session import create_session
-    from minisched.models import JobState
-    from minisched.models.types import utcnow
-    from minisched.scheduler.executors import executor_for
-    from minisched.scheduler.job import BACKFILL_JOB_TYPE, end_job, register_job
-    from minisched.scheduler.manual_runs import parse_datetime, plan_backfill, run_states, run_to_completion
+    from minisched.models import DagRunState
+    from minisched.scheduler.backfill import BackfillPlan, BackfillProgress, run_backfill, runs_to_reset
+    from minisched.scheduler.manual_runs import parse_datetime
     from minisched.settings import configure
 
     settings = configure({"dags_folder": dags_folder})
     start, end = parse_datetime(start_date, "--start-date"), parse_datetime(end_date, "--end-date")
     with create_session() as session:
         refresh_dag_folder(settings.dags_folder, session=session)
-    if reset_dagruns and not dry_run and not yes:
-        with create_session() as session:
-            preview = plan_backfill(dag_id, start, end, session=session, dry_run=True, reset_dagruns=True)
-        if preview.reset_existing:
-            click.echo("\n".join(preview.reset_existing), err=True)
-            question = f"Clear and run again these {len(preview.reset_existing)} run(s)?"
-            click.confirm(question, abort=True, err=True)
-    with create_session() as session:
-        # The backfill's job owns its runs from the start, so a running scheduler leaves them alone.
-        job_id = None if dry_run else register_job(session=session, now=utcnow(), job_type=BACKFILL_JOB_TYPE)
-        plan = plan_backfill(
-            dag_id, start, end, session=session, dry_run=dry_run, reset_dagruns=reset_dagruns, job_id=job_id
-        )
-    for run_id in plan.skipped_existing:
-        click.echo(f"already finished, not run again: {run_id}", err=True)
-    for run_id in plan.reset_existing:
-        click.echo(f"{'would be reset' if dry_run else 'reset'}, runs again: {run_id}", err=True)
-    if dry_run:
-        for _, run_id in plan.to_run:
-            click.echo(run_id)
-        return
-    arguments = {"start_date": start_date, "end_date": end_date, "reset_dagruns": reset_dagruns}
-    audit_cli("dags_backfill", arguments, dag_id=dag_id)
-    total = len(plan.to_run)
-    last_print = [0.0]
+    if reset_dagruns and not dry_run and not yes and (to_reset := runs_to_reset(dag_id, start, end)):
+        click.echo("\n".join(to_reset), err=True)
+        click.confirm(f"Clear and run again these {len(to_reset)} run(s)?", abort=True, err=True)
 
-    def progress(final: bool = False) -> None:
-        if not final and time.monotonic() - last_print[0] < 1.0:
+    def on_plan(plan: BackfillPlan) -> None:
+        for run_id in plan.skipped_existing:
+            click.echo(f"already finished, not run again: {run_id}", err=True)
+        for run_id in plan.reset_existing:
+            click.echo(f"{'would be reset' if dry_run else 'reset'}, runs again: {run_id}", err=True)
+        if dry_run:
+            for _, run_id in plan.to_run:
+                click.echo(run_id)
             return
-        last_print[0] = time.monotonic()
-        with create_session() as session:
-            states = run_states(plan.to_run, session=session)
-        done = sum(state in ("success", "failed") for state in states.values())
-        failed = sum(state == "failed" for state in states.values())
-        click.echo(f"backfill {dag_id}: {done}/{total} runs done, {failed} failed", err=True)
+        arguments = {"start_date": start_date, "end_date": end_date, "reset_dagruns": reset_dagruns}
+        audit_cli("dags_backfill", arguments, dag_id=dag_id)
 
-    if total:
-        executor = executor_for(settings.executor, settings.parallelism)
-        run_to_completion(
-            plan.to_run,
-            executor,
-            logs_folder=settings.logs_folder,
-            job_type=BACKFILL_JOB_TYPE,
-            on_loop=progress,
-            job_id=job_id,
-        )
-    elif job_id is not None:
-        with create_session() as session:
-            end_job(job_id, JobState.SUCCESS, session=session, now=utcnow())
-    progress(final=True)
-    with create_session() as session:
-        states = run_states(plan.to_run, session=session)
+    def on_progress(p: BackfillProgress) -> None:
+        click.echo(f"backfill {dag_id}: {p.done}/{p.total} runs done, {p.failed} failed", err=True)
+
+    states = run_backfill(
+        dag_id,
+        start,
+        end,
+        executor_name=settings.executor,
+        parallelism=settings.parallelism,
+        logs_folder=settings.logs_folder,
+        dry_run=dry_run,
+        reset_dagruns=reset_dagruns,
+        on_plan=on_plan,
+        on_progress=on_progress,
+    )
     for (_, run_id), state in sorted(states.items()):
         click.echo(f"{run_id}\t{state}")
-    if any(state != "success" for state in states.values()):
+    if any(state != DagRunState.SUCCESS for state in states.values()):
         sys.exit(1)

@@ -79,10 +79,6 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool) -> Engine:
     return engine
 
 
-def backend_name(engine: Engine) -> str:
-    return engine.dialect.name
-
-
 def _reset_engines_after_fork() -> None:
     # A forked child must never reuse the parent's pooled connections (both would talk over one socket).
     for engine in list(_engines_to_reset):

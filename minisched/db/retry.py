@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 log = logging.getLogger(__name__)
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 # PostgreSQL SQLSTATEs worth another try: serialization failure, deadlock, lock not available,
@@ -48,13 +46,3 @@ def run_with_retries(
             log.warning("transient database error (attempt %d/%d), retrying: %s", attempt, attempts, exc.orig)
             time.sleep(delay)
     raise AssertionError("unreachable")
-
-
-def retry_transient(func: Callable[P, R]) -> Callable[P, R]:
-    """Decorator form of `run_with_retries` for functions that open their own session."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        return run_with_retries(lambda: func(*args, **kwargs))
-
-    return wrapper

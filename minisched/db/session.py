@@ -54,6 +54,13 @@ def new_session() -> Session:
     return _session_factory()
 
 
+def is_postgresql(session: Session | None = None) -> bool:
+    """Whether the metadata database (`session`'s, else the configured one) is PostgreSQL, where row
+    locks (`FOR UPDATE`, `SKIP LOCKED`) are taken; SQLite has one writer at a time instead."""
+    bind = session.get_bind() if session is not None else get_engine()
+    return bind.dialect.name == "postgresql"
+
+
 @contextmanager
 def create_session() -> Iterator[Session]:
     """A session that commits when the block succeeds, rolls back when it raises, and always closes."""

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.authoring.trigger_rules import TriggerDecision, evaluate_trigger_rule
-from minisched.models.state import FINISHED_TI_STATES, TaskInstanceState
+from minisched.models.state import FINISHED_TI_STATES, DagRunState, TaskInstanceState
 
 S = TaskInstanceState
 #: States in which a task instance is still moving by itself (or will, once its retry is due).
@@ -117,7 +117,7 @@ def _decide_one(
     return None
 
 
-def run_outcome(dag: SerializedDag, states: Mapping[str, str | None]) -> str | None:
+def run_outcome(dag: SerializedDag, states: Mapping[str, str | None]) -> DagRunState | None:
     """The final state of a run whose task instances are all finished (None while some are not).
 
     As Airflow 2: failed if any leaf task failed or is upstream_failed, else success.
@@ -126,4 +126,4 @@ def run_outcome(dag: SerializedDag, states: Mapping[str, str | None]) -> str | N
         return None
     leaves = [task_id for task_id in dag.leaves if task_id in states]
     failed = {S.FAILED, S.UPSTREAM_FAILED}
-    return "failed" if any(states[task_id] in failed for task_id in leaves) else "success"
+    return DagRunState.FAILED if any(states[task_id] in failed for task_id in leaves) else DagRunState.SUCCESS

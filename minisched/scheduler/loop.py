@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from minisched.db.audit import buffered_events
 from minisched.db.retry import run_with_retries
-from minisched.db.session import create_session, get_engine
+from minisched.db.session import create_session, is_postgresql
 from minisched.models import JobState, RunKey
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
@@ -162,7 +162,7 @@ class SchedulerLoop:
         self._queued_runs = _Every(options.idle_sleep)
         #: Reports not yet committed: if the transaction fails for good, the shutdown records them.
         self._unrecorded = _Reports()
-        self._lock_rows = get_engine().dialect.name == "postgresql"
+        self._lock_rows = is_postgresql()
 
     @property
     def ended_runs(self) -> dict[RunKey, str]:

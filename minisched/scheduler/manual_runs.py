@@ -9,21 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.retry import run_with_retries
-from minisched.db.session import create_session
+from minisched.db.session import NEW_SESSION, create_session, provide_session
 from minisched.exceptions import MinischedError
-from minisched.models import DagModel, DagRun, DagRunState, DagRunType, ImportError_, TaskInstance
+from minisched.models import DagModel, DagRun, DagRunState, DagRunType, ImportError_, RunKey, TaskInstance
 from minisched.models.types import utcnow
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import NewRun, create_dag_runs, run_id_for
 from minisched.scheduler.executors.base import BaseExecutor
 from minisched.scheduler.job import DAG_TEST_JOB_TYPE, register_job
-
-RunKey = tuple[str, str]
 
 
 def parse_datetime(text: str, what: str = "date") -> datetime:
@@ -51,7 +49,10 @@ def parse_conf(text: str | None) -> dict[str, Any] | None:
     return conf
 
 
-def load_dag(dag_id: str, *, session: Session, cache: DagStructureCache | None = None) -> SerializedDag:
+@provide_session
+def load_dag(
+    dag_id: str, *, session: Session = NEW_SESSION, cache: DagStructureCache | None = None
+) -> SerializedDag:
     """The stored structure of an active DAG, or an error that says how to find the right id."""
     dag = (cache or DagStructureCache()).get(dag_id, session=session)
     active = session.scalar(select(DagModel.is_active).where(DagModel.dag_id == dag_id))
@@ -70,8 +71,13 @@ def _import_error_hint(dag_id: str, *, session: Session) -> str:
     return f" (there are {count} import errors: `minisched dags list-import-errors`)" if count else ""
 
 
+@provide_session
 def trigger_dag(
-    dag_id: str, *, session: Session, logical_date: datetime | None = None, conf: dict[str, Any] | None = None
+    dag_id: str,
+    *,
+    session: Session = NEW_SESSION,
+    logical_date: datetime | None = None,
+    conf: dict[str, Any] | None = None,
 ) -> str:
     """Create a queued manual run (with its task instances); returns its run_id."""
     dag = load_dag(dag_id, session=session)
@@ -99,7 +105,8 @@ class RunOutcome:
     tasks: list[dict[str, Any]]
 
 
-def task_states(dag_id: str, run_id: str, *, session: Session) -> list[dict[str, Any]]:
+@provide_session
+def task_states(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> list[dict[str, Any]]:
     """The task instances of one run, in the column order of `tasks states-for-dag-run`."""
     rows = session.execute(
         select(
@@ -184,83 +191,8 @@ def run_dag_test(
         return RunOutcome(dag_id, run_id, state, task_states(dag_id, run_id, session=session))
 
 
-@dataclass(frozen=True)
-class BackfillPlan:
-    dag_id: str
-    to_run: list[RunKey]
-    skipped_existing: list[str]
-    reset_existing: tuple[str, ...] = ()
-
-
-def plan_backfill(
-    dag_id: str,
-    start: datetime,
-    end: datetime,
-    *,
-    session: Session,
-    dry_run: bool = False,
-    reset_dagruns: bool = False,
-    job_id: int | None = None,
-) -> BackfillPlan:
-    """Create (unless dry_run) the queued backfill runs whose logical_date lies in [start, end].
-
-    Runs that already exist at those dates are kept as they are; their unfinished ones are driven too.
-    With `reset_dagruns`, finished ones are cleared (back to queued) and run again. The runs to drive
-    belong to `job_id` (the backfill's job): a scheduler leaves them alone while that job lives.
-    """
-    if end < start:
-        raise MinischedError(f"--end-date {end.isoformat()} is before --start-date {start.isoformat()}")
-    dag = load_dag(dag_id, session=session)
-    intervals = dag.schedule.intervals_between(start, end)
-    if not intervals:
-        raise MinischedError(
-            f"DAG {dag_id!r} (schedule {dag.schedule_text!r}) has no scheduled run with a logical date "
-            f"between {start.isoformat()} and {end.isoformat()}"
-        )
-    wanted = [NewRun(dag_id, DagRunType.BACKFILL, i.start, i) for i in intervals]
-    existing = {
-        row.logical_date: row
-        for row in session.execute(
-            select(DagRun.run_id, DagRun.logical_date, DagRun.state).where(
-                DagRun.dag_id == dag_id, DagRun.logical_date.in_([run.logical_date for run in wanted])
-            )
-        ).all()
-    }
-    fresh = [run for run in wanted if run.logical_date not in existing]
-    if not dry_run:
-        create_dag_runs(fresh, {dag_id: dag}, session=session, now=utcnow(), job_id=job_id)
-    unfinished = [(dag_id, r.run_id) for r in existing.values() if r.state not in ("success", "failed")]
-    finished = sorted(r.run_id for r in existing.values() if r.state in ("success", "failed"))
-    reset = _reset_runs(dag, finished, session=session, dry_run=dry_run) if reset_dagruns else []
-    claimed = [run_id for _, run_id in unfinished] + reset
-    if claimed and job_id is not None and not dry_run:
-        session.execute(
-            update(DagRun)
-            .where(DagRun.dag_id == dag_id, DagRun.run_id.in_(claimed))
-            .values(creating_job_id=job_id)
-            .execution_options(synchronize_session=False)
-        )
-    return BackfillPlan(
-        dag_id=dag_id,
-        to_run=[(dag_id, run.effective_run_id) for run in fresh] + unfinished + [(dag_id, r) for r in reset],
-        skipped_existing=[run_id for run_id in finished if run_id not in reset],
-        reset_existing=tuple(reset),
-    )
-
-
-def _reset_runs(dag: SerializedDag, run_ids: list[str], *, session: Session, dry_run: bool) -> list[str]:
-    """Clear every task instance of these finished runs; returns the runs that went back to queued."""
-    from minisched.scheduler.clear import RunFilter, clear_task_instances, plan_clear
-
-    if not run_ids:
-        return []
-    plan = plan_clear(dag, dag.tasks, session=session, runs=RunFilter(run_ids=run_ids))
-    if dry_run:
-        return sorted({ti.run_id for ti in plan.to_clear})
-    return clear_task_instances(dag, plan.to_clear, session=session).requeued_runs
-
-
-def run_states(keys: Sequence[RunKey], *, session: Session) -> dict[RunKey, str]:
+@provide_session
+def run_states(keys: Sequence[RunKey], *, session: Session = NEW_SESSION) -> dict[RunKey, str]:
     """The current state of each of these runs (those that exist)."""
     if not keys:
         return {}

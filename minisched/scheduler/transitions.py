@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import record_events, ti_event
+from minisched.db.session import is_postgresql
 from minisched.models import RunKey, TaskInstanceState
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
@@ -114,10 +115,8 @@ def finish(
     """
     if not results:
         return {}
-    locking = session.get_bind().dialect.name == "postgresql"
-    found = session.execute(
-        sql.IN_FLIGHT_ROWS_LOCKED if locking else sql.IN_FLIGHT_ROWS, {"ids": [r.ti_id for r in results]}
-    )
+    in_flight = sql.IN_FLIGHT_ROWS_LOCKED if is_postgresql(session) else sql.IN_FLIGHT_ROWS
+    found = session.execute(in_flight, {"ids": [r.ti_id for r in results]})
     rows = {row.id: row for row in found}
     dags = cache.get_many({row.dag_id for row in rows.values()}, session=session)
     params: list[dict[str, Any]] = []

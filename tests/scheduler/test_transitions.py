@@ -311,11 +311,11 @@ def test_recovery_declares_a_silent_job_dead_then_reaps_its_tries(rows: Rows) ->
 
 
 def _queue(*, capacity: int = 100) -> list[str]:
-    from minisched.db.session import get_engine
+    from minisched.db.session import is_postgresql
     from minisched.scheduler.critical_section import queue_scheduled
 
     job_id = _job()
-    lock_rows = get_engine().dialect.name == "postgresql"
+    lock_rows = is_postgresql()
     queued = _in_session(
         lambda s: queue_scheduled(session=s, job_id=job_id, capacity=capacity, now=NOW, lock_rows=lock_rows)
     )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from minisched.scheduler.executors.base import BaseExecutor, TryOutcome, TryRequest, TryResult
+from minisched.settings import EXECUTORS
 
-EXECUTOR_NAMES = ("local", "sequential")
-
-__all__ = ["EXECUTOR_NAMES", "BaseExecutor", "TryOutcome", "TryRequest", "TryResult", "executor_for"]
+__all__ = ["BaseExecutor", "TryOutcome", "TryRequest", "TryResult", "executor_for"]
 
 
 def executor_for(name: str, parallelism: int) -> BaseExecutor:
@@ -20,4 +19,4 @@ def executor_for(name: str, parallelism: int) -> BaseExecutor:
         from minisched.scheduler.executors.sequential import SequentialExecutor
 
         return SequentialExecutor()
-    raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTOR_NAMES)}")
+    raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
