@@ -1,7 +1,8 @@
-"""Every statement the scheduler loop runs, built once, in the order of a try's life.
+"""The scheduler loop's prebuilt statements, all of a try's transitions included, in one catalogue.
 
-Read this file to review the loop's SQL in one sitting. Each statement is a Core construct built at
-import time: building and cache-keying a statement costs more than running it on the hot path. The
+Read this file to review the loop's hot SQL in one sitting, in the order of a try's life. Each statement
+is a Core construct built at import time: building and cache-keying a statement costs more than running
+it on the hot path (the few built per call, e.g. when runs are created, stay with their step). The
 functions that run them live in `transitions` (a try's state changes), `critical_section` (what may be
 claimed under pools and limits), `scheduling` (deciding), and `run_ends` (ending runs).
 
