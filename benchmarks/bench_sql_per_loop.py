@@ -5,7 +5,9 @@ reports them successful at the next poll, so every steady-state loop records SLO
 SLOTS tries. A `before_cursor_execute` listener on `get_engine()` counts statements per loop (an
 executemany counts once); a loop is steady when it recorded and queued SLOTS tries, and neither it
 nor the loop before ended a run (finishing a run, then looking for queued runs to start, are events of
-their own: a few statements each). The figure is the median over steady loops (min-max in the note).
+their own: a few statements each). The figure is the fewest statements of a steady loop (the median and
+max in the note): a loop of a loaded machine may also meet a time-based check (a retry falling due), an
+event of its own that says nothing about how the count grows with the number of tasks or runs.
 
 Two passes: "steady" with the periodic steps (DAG folder refresh, full sweep, orphan recovery,
 heartbeat) pushed out of the way after the first loop, and "periodic" with every one of them due in
@@ -47,7 +49,7 @@ class Scenario:
 def scenarios(ctx: BenchContext) -> list[Scenario]:
     many, runs = ctx.size(1000, 100), ctx.size(100, 10)
     return [
-        Scenario("few_ready_one_run", 10, 1),
+        Scenario("few_ready_one_run", 6 * SLOTS, 1),
         Scenario("many_ready_one_run", many, 1),
         Scenario("many_ready_many_runs", many // runs, runs),
     ]
@@ -62,16 +64,19 @@ def run(ctx: BenchContext) -> list[Figure]:
                 per_loop = _count_loops(home, scenario, periodic=mode == "periodic")
             if not per_loop:
                 raise RuntimeError(f"{scenario.key}: no steady-state loop (SLOTS={SLOTS})")
-            value = statistics.median(per_loop)
+            value = min(per_loop)
             counts[scenario.key] = value
-            ctx.log(f"  {mode} {scenario.key}: {per_loop[:12]}... median {value}")
+            ctx.log(f"  {mode} {scenario.key}: {per_loop[:12]}... min {value}")
             figures.append(
                 Figure(
                     f"sql_per_loop.{mode}.{scenario.key}",
                     value,
                     "statements",
                     params=f"{scenario.describe()}, {SLOTS} results + {SLOTS} queued per loop",
-                    note=f"min {min(per_loop)}, max {max(per_loop)} over {len(per_loop)} loops",
+                    note=(
+                        f"median {statistics.median(per_loop)}, max {max(per_loop)}"
+                        f" over {len(per_loop)} loops"
+                    ),
                 )
             )
         spread = max(counts.values()) - min(counts.values())
@@ -82,7 +87,7 @@ def run(ctx: BenchContext) -> list[Figure]:
                 "statements",
                 "== 0 (O(1))",
                 spread == 0,
-                params="max - min of the medians above",
+                params="max - min of the figures above",
             )
         )
     return figures
