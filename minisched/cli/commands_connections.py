@@ -169,14 +169,17 @@ def _from_options(conn_id: str, options: dict[str, Any]) -> Connection:
 
 
 def _shown(fields: dict[str, Any], show_secrets: bool) -> dict[str, Any]:
-    if show_secrets:
-        return fields
+    """The row to print: extra as an object; unless asked, the password and secret extras as ***."""
     from minisched.masking import MASK, is_sensitive_key
 
     shown = dict(fields)
+    extra = _extra(shown.get("extra"))
+    if extra is not None:
+        shown["extra"] = extra
+    if show_secrets:
+        return shown
     if shown.get("password") is not None:
         shown["password"] = MASK
-    extra = _extra(shown.get("extra"))
     if extra is not None:
         shown["extra"] = {k: MASK if is_sensitive_key(k) else v for k, v in extra.items()}
     return shown
