@@ -16,12 +16,27 @@ _EXPORTS = {
     "BashOperator": "minisched.authoring",
     "task": "minisched.authoring",
     "SkipTask": "minisched.exceptions",
+    "Variable": "minisched.authoring.variable",
+    "Connection": "minisched.authoring.connection",
+    "BaseHook": "minisched.authoring.connection",
 }
 
-__all__ = ["DAG", "BaseOperator", "BashOperator", "PythonOperator", "SkipTask", "task"]
+__all__ = [
+    "DAG",
+    "BaseHook",
+    "BaseOperator",
+    "BashOperator",
+    "Connection",
+    "PythonOperator",
+    "SkipTask",
+    "Variable",
+    "task",
+]
 
 if TYPE_CHECKING:
     from minisched.authoring import DAG, BaseOperator, BashOperator, PythonOperator, task
+    from minisched.authoring.connection import BaseHook, Connection
+    from minisched.authoring.variable import Variable
     from minisched.exceptions import SkipTask
 
 

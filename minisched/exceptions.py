@@ -31,3 +31,22 @@ class TaskFailure(MinischedError):
 
 class TaskTimeout(TaskFailure):
     """A try ran longer than its ``execution_timeout``."""
+
+
+class ConnectionNotFound(MinischedError, LookupError):
+    """No connection with that id, in the environment or the database (Airflow's AirflowNotFoundException)."""
+
+
+class VariableNotFound(MinischedError, KeyError):
+    """No variable with that key and no default was given (Airflow raises KeyError too)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; this one is a sentence
+        return str(self.args[0]) if self.args else ""
+
+
+class SecretsError(MinischedError):
+    """A secret cannot be encrypted or decrypted: no Fernet key, or not the key it was written with."""
+
+
+class InvalidConnection(MinischedError, ValueError):
+    """A connection's URI, JSON or a field is invalid; the message names the connection and the field."""

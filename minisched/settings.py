@@ -34,11 +34,19 @@ class Settings:
     dags_are_paused_at_creation: bool
     scheduler_idle_sleep: float
     scheduler_heartbeat: float
+    #: Comma-separated Fernet keys; the first encrypts, every one decrypts. Empty: none configured.
+    fernet_key: str
+    #: Words that make a variable's key sensitive, beyond the built-in ones (its value is masked in logs).
+    sensitive_var_keys: tuple[str, ...]
 
     def masked(self) -> dict[str, str]:
-        """The effective settings as text, with any password hidden."""
+        """The effective settings as text, with any password and the Fernet keys hidden."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {key: mask_secrets(str(value)) for key, value in values.items()}
+        shown = {key: mask_secrets(str(value)) for key, value in values.items()}
+        if self.fernet_key:
+            shown["fernet_key"] = "***"
+        shown["sensitive_var_keys"] = ",".join(self.sensitive_var_keys)
+        return shown
 
 
 # name -> (parser, description); defaults that depend on home are filled in `load_settings`.
@@ -72,6 +80,32 @@ def _parse_executor(text: str) -> str:
     return value
 
 
+def _parse_fernet_keys(text: str) -> str:
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    for position, key in enumerate(keys, start=1):
+        if not _is_fernet_key(key):
+            raise ValueError(
+                f"key {position} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded bytes); "
+                'make one with `python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"`'
+            )
+    return ",".join(keys)
+
+
+def _is_fernet_key(key: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False
+
+
+def _parse_words(text: str) -> tuple[str, ...]:
+    return tuple(word.strip().lower() for word in text.split(",") if word.strip())
+
+
 EXECUTORS = ("local", "sequential")
 
 _PARSERS: dict[str, Any] = {
@@ -85,6 +119,8 @@ _PARSERS: dict[str, Any] = {
     "dags_are_paused_at_creation": _parse_bool,
     "scheduler_idle_sleep": _parse_positive_float,
     "scheduler_heartbeat": _parse_positive_float,
+    "fernet_key": _parse_fernet_keys,
+    "sensitive_var_keys": _parse_words,
 }
 
 
@@ -99,6 +135,8 @@ def _defaults(home: Path) -> dict[str, str]:
         "dags_are_paused_at_creation": "false",
         "scheduler_idle_sleep": "0.05",
         "scheduler_heartbeat": "2",
+        "fernet_key": "",
+        "sensitive_var_keys": "",
     }
 
 

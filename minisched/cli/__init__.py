@@ -10,13 +10,15 @@ import click
 
 from minisched.cli.commands_clean import clean
 from minisched.cli.commands_config import config_command, version_command
+from minisched.cli.commands_connections import connections_group
 from minisched.cli.commands_dags import dags_group
-from minisched.cli.commands_db import db_group, downgradedb, initdb, resetdb, upgradedb
+from minisched.cli.commands_db import db_group, downgradedb, initdb, resetdb, rotate_fernet_key, upgradedb
 from minisched.cli.commands_grid import runs
 from minisched.cli.commands_pools import pools_group
 from minisched.cli.commands_runs import backfill, list_runs, test, trigger
 from minisched.cli.commands_scheduler import scheduler
 from minisched.cli.commands_tasks import tasks_group
+from minisched.cli.commands_variables import variables_group
 
 
 class MinischedGroup(click.Group):
@@ -81,6 +83,9 @@ for command in (
     dags_group,
     tasks_group,
     pools_group,
+    connections_group,
+    variables_group,
+    rotate_fernet_key,
     runs,
     scheduler,
     config_command,

@@ -19,8 +19,12 @@ def _db_url() -> str:
 def initdb() -> None:
     """Create the schema (to head) and default_pool; safe to run again."""
     from minisched.db import migrate
-    from minisched.settings import mask_secrets
+    from minisched.db.fernet import ensure_key_configured
+    from minisched.settings import CONFIG_FILE_NAME, get_settings, mask_secrets
 
+    home = get_settings().home
+    if ensure_key_configured(home):
+        click.echo(f"Wrote a new Fernet key for secrets at rest to {home / CONFIG_FILE_NAME} (mode 0600)")
     migrate.initdb(_db_url())
     audit_cli("initdb", {})
     click.echo(f"Initialized the metadata database at {mask_secrets(_db_url())}")
@@ -68,6 +72,22 @@ def resetdb(yes: bool) -> None:
     migrate.resetdb(_db_url())
     audit_cli("resetdb", {})
     click.echo("Reset the metadata database")
+
+
+@click.command("rotate-fernet-key")
+def rotate_fernet_key() -> None:
+    """Re-encrypt every connection secret and variable value with the first Fernet key.
+
+    Put the new key first in MINISCHED_FERNET_KEY (or fernet_key), keep the old ones after it, run
+    this, then drop the old keys.
+    """
+    from minisched.db.fernet import rotate_all
+    from minisched.db.session import create_session
+
+    with create_session() as session:
+        count = rotate_all(session=session)
+    audit_cli("rotate_fernet_key", {"rows": count})
+    click.echo(f"Re-encrypted {count} row(s) with the first Fernet key")
 
 
 @click.group("db")

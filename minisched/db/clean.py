@@ -1,9 +1,9 @@
 """`db clean`: delete old history in small transactions, never anything still queued or running.
 
 Each batch takes up to `batch_size` ids and deletes them in its own short transaction, so the database
-(and a scheduler next to it) never waits on one giant delete. A run's task instances go with it
-(ON DELETE CASCADE, enforced on SQLite too). The latest scheduled run of every DAG is kept, as Airflow's
-`db clean` keeps it: the scheduler starts again from it when a DAG's schedule changes.
+(and a scheduler next to it) never waits on one giant delete. A run's task instances and XCom rows go
+with it (ON DELETE CASCADE, enforced on SQLite too). The latest scheduled run of every DAG is kept, as
+Airflow's `db clean` keeps it: the scheduler starts again from it when a DAG's schedule changes.
 """
 
 from __future__ import annotations

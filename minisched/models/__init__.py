@@ -5,6 +5,7 @@ from typing import cast
 from sqlalchemy import Table
 
 from minisched.models.base import Base
+from minisched.models.connection import Connection
 from minisched.models.dag import DagModel, SerializedDagModel
 from minisched.models.dag_file import DagFile
 from minisched.models.dag_run import DagRun, RunKey
@@ -14,6 +15,8 @@ from minisched.models.log import Log
 from minisched.models.pool import DEFAULT_POOL_NAME, DEFAULT_POOL_SLOTS, Pool
 from minisched.models.state import DagRunState, DagRunType, JobState, TaskInstanceState
 from minisched.models.task_instance import TaskInstance
+from minisched.models.variable import Variable
+from minisched.models.xcom import XCom
 
 
 def table_of(model: type[Base]) -> Table:
@@ -25,6 +28,7 @@ __all__ = [
     "DEFAULT_POOL_NAME",
     "DEFAULT_POOL_SLOTS",
     "Base",
+    "Connection",
     "DagFile",
     "DagModel",
     "DagRun",
@@ -39,5 +43,7 @@ __all__ = [
     "SerializedDagModel",
     "TaskInstance",
     "TaskInstanceState",
+    "Variable",
+    "XCom",
     "table_of",
 ]

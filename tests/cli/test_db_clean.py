@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import ColumnElement, func, insert, select, update
 
 from minisched.db.session import create_session
-from minisched.models import Base, DagRun, ImportError_, Job, Log, TaskInstance
+from minisched.models import Base, DagRun, ImportError_, Job, Log, TaskInstance, XCom
 from tests.conftest import Env
 
 DAG = """\
@@ -56,6 +56,20 @@ def history(env: Env) -> dict[str, int]:
     # Made by `dags trigger`, relabelled as the scheduler's own (only run_type matters here).
     _set(DagRun, DagRun.run_id.in_(SCHEDULED), run_type="scheduled", state="success", end_date=OLD)
     with create_session() as session:
+        session.execute(
+            insert(XCom),
+            [
+                {
+                    "dag_id": "nightly",
+                    "run_id": run_id,
+                    "task_id": "only",
+                    "key": "return_value",
+                    "value": 1,
+                    "timestamp": OLD,
+                }
+                for run_id in (OLD_RUN, RECENT_RUN)
+            ],
+        )
         session.execute(
             insert(ImportError_),
             [
@@ -108,6 +122,7 @@ def test_clean_deletes_old_finished_history_in_batches_and_keeps_running_runs(
     assert _run_ids() == sorted([RECENT_RUN, RUNNING_RUN, SCHEDULED[1]])
     assert _count(TaskInstance, TaskInstance.run_id.in_([OLD_RUN, SCHEDULED[0]])) == 0  # cascaded
     assert _count(TaskInstance) == 3
+    assert _count(XCom, XCom.run_id == OLD_RUN) == 0 and _count(XCom, XCom.run_id == RECENT_RUN) == 1
     assert _count(Log, Log.dttm < OLD.replace(year=2024)) == 0 and _count(Log, Log.run_id == RECENT_RUN) > 0
     assert _count(ImportError_) == 1 and _count(Job, Job.state == "running") == 1
     with create_session() as session:

@@ -6,13 +6,14 @@ import json
 
 from sqlalchemy import select
 
+from minisched.db import migrate
 from minisched.db.session import create_session
 from minisched.models import Log
 from tests.conftest import Env
 
 
 def test_db_current_check_and_check_migrations(env: Env) -> None:
-    assert env.run_cli("db", "current").output.strip() == "0004_dag_file"
+    assert env.run_cli("db", "current").output.strip() == migrate.head_revision(env.db_url)
     assert env.run_cli("db", "check").exit_code == 0
     assert env.run_cli("db", "check-migrations").exit_code == 0
 
@@ -29,7 +30,7 @@ def test_check_migrations_fails_below_head(env: Env) -> None:
 def test_downgradedb_asks_for_confirmation(env: Env) -> None:
     result = env.run_cli("downgradedb", "--to-revision", "base", input="n\n")
     assert result.exit_code == 1
-    assert env.run_cli("db", "current").output.strip() == "0004_dag_file"
+    assert env.run_cli("db", "current").output.strip() == migrate.head_revision(env.db_url)
 
 
 def test_resetdb_drops_data_and_reinitializes(env: Env) -> None:

@@ -97,7 +97,11 @@ def _load(name: str) -> DAG:
 
 
 @pytest.mark.parametrize("path", list_dag_files(EXAMPLES), ids=lambda p: Path(p).name)
-def test_every_example_task_runs_quickly(path: str) -> None:
+def test_every_example_task_runs_quickly(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No database here: variables and connections come from the environment, which is read first.
+    monkeypatch.setenv("MINISCHED_VAR_EXAMPLE_REGION", "eu-central-1")
+    monkeypatch.setenv("MINISCHED_VAR_EXAMPLE_LIMITS", '{"rows": 5}')
+    monkeypatch.setenv("MINISCHED_CONN_EXAMPLE_WAREHOUSE", "postgres://etl:pw-example@db:5432/dwh")
     result = import_dag_file(path)
     assert result.error is None and result.dags
     for dag in result.dags.values():

@@ -13,7 +13,7 @@ from minisched.db.engine import make_engine
 from minisched.models import Base
 from tests.conftest import Env
 
-HEAD = "0004_dag_file"
+HEAD = "0005_connections_variables_xcom"
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -116,7 +116,19 @@ HEAD_ROWS: list[tuple[str, dict[str, object]]] = [
     ),
     ("INSERT INTO log (dttm, event, extra) VALUES (:now, 'cli_x', '{\"a\": 1}')", {"now": NOW}),
     ("UPDATE task_instance SET queued_by_job_id = 1", {}),
+    (
+        "INSERT INTO connection (conn_id, conn_type, host, password, extra) "
+        "VALUES ('pg', 'postgres', 'db.example', 'token-1', 'token-2')",
+        {},
+    ),
+    ("INSERT INTO variable (key, val, description) VALUES ('k', 'token-3', 'd')", {}),
+    (
+        "INSERT INTO xcom (dag_id, run_id, task_id, key, value, timestamp) "
+        "VALUES ('d1', 'r1', 't1', 'return_value', '[1, 2]', :now)",
+        {"now": NOW},
+    ),
 ]
+SECRET_TABLES = ("connection", "variable", "xcom")
 
 
 def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
@@ -131,9 +143,17 @@ def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
         "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM import_error), "
         "(SELECT count(*) FROM dag_file)",
     ) == [(1, 1, 1)]
+    assert _rows(url, "SELECT task_id, map_index, key FROM xcom") == [("t1", -1, "return_value")]
+
+    migrate.downgrade(url, "0004_dag_file")
+    assert set(SECRET_TABLES).isdisjoint(_tables(url))
+    assert _rows(url, "SELECT count(*) FROM dag_file") == [(1,)]
+    migrate.upgrade(url)
+    assert {"connection", "variable", "xcom"} <= _tables(url)
+    _execute(url, *HEAD_ROWS[-3:])
 
     migrate.downgrade(url, "0001_core_tables")
-    assert {"job", "import_error", "dag_file"}.isdisjoint(_tables(url))
+    assert {"job", "import_error", "dag_file", *SECRET_TABLES}.isdisjoint(_tables(url))
     assert _rows(url, CORE_COUNTS) == [(1, 1, 1, 1, 1, 2)]
     assert _rows(url, "SELECT task_id, state, try_number FROM task_instance") == [("t1", "success", 1)]
 
@@ -150,10 +170,12 @@ def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
     assert _rows(url, CORE_COUNTS) == [(0, 0, 0, 0, 0, 0)]
 
 
-def test_foreign_keys_cascade_from_dag_run_to_task_instances(env: Env) -> None:
-    _execute(env.db_url, *CORE_ROWS)
+def test_foreign_keys_cascade_from_dag_run_to_task_instances_and_xcom(env: Env) -> None:
+    _execute(env.db_url, *CORE_ROWS, HEAD_ROWS[-1])
     _execute(env.db_url, ("DELETE FROM dag_run", {}))
-    assert _rows(env.db_url, "SELECT count(*) FROM task_instance") == [(0,)]
+    assert _rows(env.db_url, "SELECT (SELECT count(*) FROM task_instance), (SELECT count(*) FROM xcom)") == [
+        (0, 0)
+    ]
 
 
 def test_initdb_twice_is_idempotent(bare_env: Env) -> None:

@@ -1,8 +1,11 @@
 """Run one try of a task in the current process, its output captured in the try's log file.
 
-Executors call `run_try` in a worker process; it never touches the database and never raises
-(except KeyboardInterrupt, so Ctrl-C still stops an in-process run). Everything the try prints —
-`print`, `logging`, warnings, and child processes writing to fd 1/2 — goes to its log file.
+Executors call `run_try` in a worker process; it never touches the database itself (a task's
+Variable/Connection lookups do, each in a short session of its own) and never raises (except
+KeyboardInterrupt, so Ctrl-C still stops an in-process run). Everything the try prints — `print`,
+`logging`, warnings, and child processes writing to fd 1/2 — goes to its log file. What passes
+through Python (print, logging, tracebacks, a BashOperator's output) has the secrets the task read,
+and the database password, masked as `***`.
 Redirecting fds 1/2 and SIGALRM (for `execution_timeout`) are process-wide, so call it from the main
 thread of a process that runs one try at a time; off the main thread there is no in-process timeout.
 """
@@ -21,8 +24,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
+from minisched import masking
 from minisched.authoring.context import task_context
 from minisched.dagfiles.importer import ImportResult, import_dag_file
 from minisched.exceptions import SkipTask, TaskFailure, TaskTimeout
@@ -72,6 +76,7 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
     """Run one try of `request`'s task to its end in this process and say how it went."""
     start_date = datetime.now(UTC)
     started = time.monotonic()
+    _register_database_password()
     try:
         with _captured_output(request.log_path) as log:
             outcome, error = _run_logged(request, dag_cache, log, started)
@@ -79,6 +84,8 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
         raise
     except BaseException as exc:  # the log file itself could not be opened or written
         outcome, error = "failed", f"Could not run the try: {describe_exception(exc)}"
+    if error is not None:
+        error = masking.mask_registered(error)
     return TryResult(
         ti_id=request.ti_id,
         try_number=request.try_number,
@@ -207,17 +214,40 @@ class _Alarm:
             raise TaskTimeout(timeout_error(self.seconds or 0))
 
 
+def _register_database_password() -> None:
+    """A task that prints the settings or a URL must not show the metadata database's password."""
+    from urllib.parse import unquote, urlsplit
+
+    from minisched.settings import get_settings
+
+    with contextlib.suppress(ValueError):
+        password = urlsplit(get_settings().db_url).password
+        if password:
+            masking.register_secret(unquote(password))
+
+
 @contextlib.contextmanager
 def _captured_output(log_path: str) -> Iterator[TextIO]:
     path = Path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with (
-        path.open("a", encoding="utf-8", errors="backslashreplace", buffering=1) as log,
+        path.open("a", encoding="utf-8", errors="backslashreplace", buffering=1) as raw,
+        _masked(raw) as log,
         _redirected_fds(log),
         _redirected_streams(log),
         _redirected_logging(log),
     ):
         yield log
+
+
+@contextlib.contextmanager
+def _masked(raw: TextIO) -> Iterator[TextIO]:
+    log = masking.MaskingWriter(raw)
+    try:
+        yield cast(TextIO, log)
+    finally:
+        with contextlib.suppress(Exception):
+            log.flush()
 
 
 @contextlib.contextmanager

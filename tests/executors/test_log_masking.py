@@ -1,0 +1,64 @@
+"""run_try masks what the try registered, and the metadata database password, in its log and error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minisched import masking, settings
+from minisched.scheduler.executors.task_runner import run_try
+from tests.executors.helpers import log_text, request
+
+DB_PASSWORD = "db-pass-2718"
+SOURCE = """
+import os
+from datetime import datetime, timezone
+from minisched import DAG, BashOperator, PythonOperator, Connection
+
+def show():
+    print("db url", os.environ["MINISCHED_DB_URL"])
+    conn = Connection.get("api")
+    print("api", conn.password, "extra", conn.extra)
+    raise RuntimeError("gave up on " + conn.password)
+
+with DAG("masked", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)):
+    PythonOperator(task_id="show", python_callable=show)
+    BashOperator(task_id="bash", bash_command="echo bash sees $MINISCHED_DB_URL")
+"""
+
+
+@pytest.fixture
+def masked_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("MINISCHED_HOME", str(tmp_path))
+    monkeypatch.setenv("MINISCHED_DB_URL", f"postgresql://minisched:{DB_PASSWORD}@db.example/minisched")
+    monkeypatch.setenv(
+        "MINISCHED_CONN_API",
+        '{"conn_type": "http", "password": "api-pw-1414", "extra": {"private_key": "pk-998877"}}',
+    )
+    settings.configure()
+    path = tmp_path / "masked.py"
+    path.write_text(SOURCE)
+    yield path
+    settings._current = None
+    masking.forget_all()
+
+
+def test_python_task_log_and_error_are_masked(masked_dag: Path) -> None:
+    req = request(masked_dag, "show", dag_id="masked")
+    result = run_try(req)
+    assert (result.outcome, result.error) == ("failed", "RuntimeError: gave up on ***")
+    log = log_text(req)
+    assert "db url postgresql://minisched:***@db.example/minisched" in log
+    assert 'api *** extra {"private_key": "***"}' in log
+    assert "RuntimeError: gave up on ***" in log
+    for secret in (DB_PASSWORD, "api-pw-1414", "pk-998877"):
+        assert secret not in log
+
+
+def test_bash_output_is_masked(masked_dag: Path) -> None:
+    req = request(masked_dag, "bash", dag_id="masked")
+    assert run_try(req).outcome == "success"
+    log = log_text(req)
+    assert "bash sees postgresql://minisched:***@db.example/minisched" in log and DB_PASSWORD not in log

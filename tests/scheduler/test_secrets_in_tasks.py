@@ -1,0 +1,147 @@
+"""Real DAG files run by the real scheduler read connections and variables; their logs show `***`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import text
+
+from minisched.db.session import create_session
+from tests.conftest import Env
+from tests.scheduler.helpers import Procs, dag_source, run_to_end, ti_states
+from tests.secrets.conftest import new_key, use_keys
+
+PASSWORD = 'p@ss"w/rd&x-42'
+TOKEN = "tok-7f3a9c"
+ENV_PASSWORD = "env-pw-31337"
+
+DAG = """
+import json, logging, urllib.parse
+from minisched import BaseHook, Connection, Variable
+
+def read_secrets():
+    conn = BaseHook.get_connection("warehouse")
+    print("raw", conn.password, "host", conn.host, "port", conn.port, "extra", conn.extra_dejson)
+    print("quoted", urllib.parse.quote(conn.password, safe=""))
+    print("json", json.dumps({"password": conn.password}))
+    print("uri", conn.get_uri())
+    logging.getLogger("task").info("logged %s", conn.password)
+    print("token", Variable.get("api_token"))
+    print("region", Variable.get("region"))
+    print("absent", Variable.get("absent", default_var="fallback"))
+    print("limits", Variable.get("limits", deserialize_json=True)["rows"])
+    print("env password", Connection.get("from_env").password)
+
+def leak_in_error():
+    raise ValueError("cannot log in with " + Connection.get("warehouse").password)
+
+with DAG("secrets", schedule=None, start_date=START) as dag:
+    PythonOperator(task_id="read", python_callable=read_secrets)
+    PythonOperator(task_id="leak", python_callable=leak_in_error)
+"""
+
+
+@pytest.fixture
+def keyed(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    from minisched import masking
+
+    use_keys(env, monkeypatch, new_key())
+    yield env
+    masking.forget_all()
+
+
+def _log(env: Env, task_id: str, dag_id: str = "secrets") -> str:
+    """The latest try's log of `task_id` in the DAG's only run."""
+    result = env.run_cli("tasks", "logs", dag_id, _run_id(dag_id), task_id)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _run_id(dag_id: str) -> str:
+    with create_session() as session:
+        query = text("SELECT run_id FROM dag_run WHERE dag_id = :dag_id")
+        return str(session.execute(query, {"dag_id": dag_id}).scalar_one())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["local", "sequential"])
+def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, executor: str) -> None:
+    env = keyed
+    env.write_dag("secrets.py", dag_source(DAG))
+    uri = f"postgres://svc:{quote(PASSWORD, safe='')}@db.example:5432/dwh?sslmode=require"
+    for args in (
+        ("connections", "add", "warehouse", "--conn-uri", uri),
+        ("variables", "set", "api_token", TOKEN),
+        ("variables", "set", "region", "eu-west-1"),
+        ("variables", "set", "limits", '{"rows": 7}'),
+        ("dags", "list"),
+        ("dags", "trigger", "secrets"),
+    ):
+        result = env.run_cli(*args)
+        assert result.exit_code == 0, result.output
+    env.vars["MINISCHED_CONN_FROM_ENV"] = json.dumps({"conn_type": "http", "password": ENV_PASSWORD})
+
+    run_to_end(procs, "secrets", extra_env={"MINISCHED_EXECUTOR": executor})
+
+    assert ti_states("secrets") == {"read": "success", "leak": "failed"}
+    read = _log(env, "read")
+    assert "host db.example port 5432 extra {'sslmode': 'require'}" in read
+    assert "region eu-west-1" in read and "absent fallback" in read and "limits 7" in read
+    for line in ("raw ***", "quoted ***", 'json {"password": "***"}', "logged ***", "token ***"):
+        assert line in read, read
+    assert "env password ***" in read
+    assert "uri postgres://svc:***@db.example:5432/dwh?sslmode=require" in read
+    leak = _log(env, "leak")
+    assert "ValueError: cannot log in with ***" in leak
+    for secret in (PASSWORD, quote(PASSWORD, safe=""), json.dumps(PASSWORD)[1:-1], TOKEN, ENV_PASSWORD):
+        assert secret not in read and secret not in leak
+    with create_session() as session:
+        audit = [str(row) for row in session.execute(text("SELECT event, extra FROM log"))]
+    assert any("cannot log in with ***" in row for row in audit), audit
+    assert not any(PASSWORD in row or TOKEN in row for row in audit)
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "variables_connections.py"
+
+
+@pytest.mark.slow
+def test_the_example_runs_without_its_variable_and_connection_then_with_them(
+    keyed: Env, procs: Procs
+) -> None:
+    env = keyed
+    shutil.copy(EXAMPLE, env.dags_folder / EXAMPLE.name)
+    [first] = run_to_end(procs, "example_variables_connections")
+    assert first.state == "success"
+    log = _log(env, "read_settings", "example_variables_connections")
+    assert "exporting up to 100 rows from region eu-west-1" in log
+    assert "is not defined; nothing to check" in _log(env, "check_warehouse", "example_variables_connections")
+
+    for args in (
+        ("variables", "set", "example_region", "us-east-2"),
+        (
+            "connections",
+            "add",
+            "example_warehouse",
+            "--conn-uri",
+            "postgres://etl:s3cret-pw@db.example:5432/dwh",
+        ),
+        ("tasks", "clear", "example_variables_connections", "-y"),
+    ):
+        result = env.run_cli(*args)
+        assert result.exit_code == 0, result.output
+    run_to_end(procs, "example_variables_connections")
+    assert ti_states("example_variables_connections") == {
+        "read_settings": "success",
+        "check_warehouse": "success",
+    }
+    log = _log(env, "read_settings", "example_variables_connections")
+    assert "region us-east-2" in log
+    warehouse = _log(env, "check_warehouse", "example_variables_connections")
+    assert "would connect to db.example:5432 as etl" in warehouse
+    assert "with password *** (masked in this log) via postgres://etl:***@db.example:5432/dwh" in warehouse
+    assert "s3cret-pw" not in warehouse

@@ -1,0 +1,157 @@
+"""`minisched connections ...`: stored encrypted, shown masked, audited without secrets, imported whole."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from minisched.db.session import create_session
+from tests.conftest import Env
+
+URI = "postgresql://bob:s%40cret-pw9@db.example:5432/app?sslmode=require"
+PASSWORD = "s@cret-pw9"
+
+
+def _raw(sql: str) -> list[tuple[object, ...]]:
+    with create_session() as session:
+        return [tuple(row) for row in session.execute(text(sql))]
+
+
+def _ok(env: Env, *args: str) -> str:
+    result = env.run_cli(*args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _fails(env: Env, *args: str, code: int = 1) -> str:
+    result = env.run_cli(*args)
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+def test_add_from_uri_get_list_and_delete(secrets_env: Env) -> None:
+    env = secrets_env
+    assert _ok(env, "connections", "add", "warehouse", "--conn-uri", URI) == "Added connection warehouse\n"
+    [shown] = json.loads(_ok(env, "connections", "get", "warehouse", "-o", "json"))
+    assert shown == {
+        "conn_id": "warehouse",
+        "conn_type": "postgres",
+        "description": None,
+        "host": "db.example",
+        "schema": "app",
+        "login": "bob",
+        "password": "***",
+        "port": 5432,
+        "extra": {"sslmode": "require"},
+    }
+    [revealed] = json.loads(_ok(env, "connections", "get", "warehouse", "--show-secrets", "-o", "json"))
+    assert revealed["password"] == PASSWORD
+    table = _ok(env, "connections", "list")
+    assert "warehouse" in table and "***" in table and PASSWORD not in table
+
+    assert _ok(env, "connections", "delete", "warehouse") == "Deleted connection warehouse\n"
+    assert json.loads(_ok(env, "connections", "list", "-o", "json")) == []
+    assert "does not exist" in _fails(env, "connections", "delete", "warehouse")
+
+
+def test_secrets_are_encrypted_in_the_row_and_absent_from_the_audit(secrets_env: Env) -> None:
+    env = secrets_env
+    extra = json.dumps({"api_key": "key-abcdef", "region": "eu"})
+    _ok(
+        env,
+        *("connections", "add", "api", "--conn-type", "http", "--conn-host", "api.example"),
+        *("--conn-login", "svc", "--conn-password", "hunter2-pw", "--conn-extra", extra),
+    )
+    [(password, stored_extra, host)] = _raw("SELECT password, extra, host FROM connection")
+    assert host == "api.example"
+    for secret in ("hunter2-pw", "key-abcdef", "eu"):
+        assert secret not in str(password) and secret not in str(stored_extra)
+    assert str(password).startswith("gAAAA")
+    [shown] = json.loads(_ok(env, "connections", "get", "api", "-o", "json"))
+    assert shown["extra"] == {"api_key": "***", "region": "eu"}
+    audit = _raw("SELECT event, extra FROM log WHERE event LIKE 'cli_connections%'")
+    assert [event for event, _ in audit] == ["cli_connections_add"]
+    assert "hunter2-pw" not in str(audit) and "key-abcdef" not in str(audit)
+    assert json.loads(str(audit[0][1]))["conn_id"] == "api"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--conn-uri", "not a uri"], "is not a URI"),
+        (["--conn-type", "http", "--conn-extra", "[1]"], "extra must be a JSON object"),
+        (["--conn-json", '{"conn_type": "http", "hots": "x"}'], "unknown field(s) hots"),
+        (["--conn-json", "{nope"], "invalid JSON"),
+        (["--conn-uri", "http://h:99999/"], "port"),
+    ],
+)
+def test_bad_input_is_one_line_and_stores_nothing(secrets_env: Env, args: list[str], message: str) -> None:
+    error = _fails(secrets_env, "connections", "add", "bad", *args)
+    assert message in error and len(error.strip().splitlines()) == 1
+    assert _raw("SELECT count(*) FROM connection") == [(0,)]
+
+
+def test_usage_errors_and_duplicates(secrets_env: Env) -> None:
+    env = secrets_env
+    _fails(env, "connections", "add", "x", code=2)
+    _fails(env, "connections", "add", "x", "--conn-uri", URI, "--conn-host", "h", code=2)
+    _ok(env, "connections", "add", "x", "--conn-uri", URI)
+    assert "already exist" in _fails(env, "connections", "add", "x", "--conn-type", "http")
+    assert "does not exist" in _fails(env, "connections", "get", "nope")
+
+
+def test_environment_connection_comes_first(secrets_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = secrets_env
+    _ok(env, "connections", "add", "shared", "--conn-uri", URI)
+    monkeypatch.setenv("MINISCHED_CONN_SHARED", json.dumps({"conn_type": "http", "host": "env.example"}))
+    env.vars["MINISCHED_CONN_SHARED"] = json.dumps({"conn_type": "http", "host": "env.example"})
+    [shown] = json.loads(_ok(env, "connections", "get", "shared", "-o", "json"))
+    assert (shown["conn_type"], shown["host"]) == ("http", "env.example")
+    env.vars["MINISCHED_CONN_ONLY_ENV"] = "mysql://u:p4ssword@h:3306/s"
+    monkeypatch.setenv("MINISCHED_CONN_ONLY_ENV", "mysql://u:p4ssword@h:3306/s")
+    [only] = json.loads(_ok(env, "connections", "get", "only_env", "-o", "json"))
+    assert (only["host"], only["port"], only["password"]) == ("h", 3306, "***")
+
+
+def test_export_then_import_round_trips(secrets_env: Env, tmp_path: Path) -> None:
+    env = secrets_env
+    _ok(env, "connections", "add", "warehouse", "--conn-uri", URI, "--conn-description", "dwh")
+    _ok(env, "connections", "add", "api", "--conn-type", "http", "--conn-extra", '{"a": [1, 2]}')
+    before = json.loads(_ok(env, "connections", "list", "--show-secrets", "-o", "json"))
+    path = tmp_path / "connections.json"
+    _ok(env, "connections", "export", str(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["warehouse"]["password"] == PASSWORD
+    for conn_id in ("warehouse", "api"):
+        _ok(env, "connections", "delete", conn_id)
+
+    assert _ok(env, "connections", "import", str(path)) == f"Imported 2 connection(s) from {path}\n"
+    assert json.loads(_ok(env, "connections", "list", "--show-secrets", "-o", "json")) == before
+    events = [event for (event,) in _raw("SELECT event FROM log WHERE event LIKE 'cli_connections%'")]
+    assert events.count("cli_connections_import") == 1 and events.count("cli_connections_export") == 1
+
+
+def test_import_is_all_or_nothing(secrets_env: Env, tmp_path: Path) -> None:
+    env = secrets_env
+    _ok(env, "connections", "add", "taken", "--conn-uri", URI)
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps({"fresh": {"conn_type": "http"}, "taken": {"conn_type": "http"}}))
+    assert "taken already exist" in _fails(env, "connections", "import", str(clash))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"fresh": {"conn_type": "http"}, "bad": {"conn_type": "http", "port": "x"}}))
+    assert "port 'x' is not a number" in _fails(env, "connections", "import", str(broken))
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("[1, 2")
+    assert "is not valid JSON" in _fails(env, "connections", "import", str(garbage))
+    assert _raw("SELECT conn_id FROM connection") == [("taken",)]
+
+    _ok(env, "connections", "import", str(clash), "--overwrite")
+    assert _raw("SELECT conn_id, conn_type FROM connection ORDER BY conn_id") == [
+        ("fresh", "http"),
+        ("taken", "http"),
+    ]
