@@ -38,6 +38,7 @@ class Settings:
     fernet_key: str
     #: Words that make a variable's key sensitive, beyond the built-in ones (its value is masked in logs).
     sensitive_var_keys: tuple[str, ...]
+    default_timezone: str
 
     def masked(self) -> dict[str, str]:
         """The effective settings as text, with any password and the Fernet keys hidden."""
@@ -108,6 +109,21 @@ def _parse_words(text: str) -> tuple[str, ...]:
 
 EXECUTORS = ("local", "sequential")
 
+
+def _parse_timezone_name(text: str) -> str:
+    """An IANA zone name (or UTC); checked here so a typo fails at start-up, not in a DAG file."""
+    import zoneinfo
+
+    name = text.strip()
+    if name.upper() in {"UTC", "ETC/UTC", "GMT", "Z"}:  # Airflow's own default is spelt "utc"
+        return "UTC"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown timezone {text!r}; use an IANA name like 'Europe/Berlin'") from None
+    return name
+
+
 _PARSERS: dict[str, Any] = {
     "home": lambda text: Path(text).expanduser(),
     "db_url": str,
@@ -121,6 +137,7 @@ _PARSERS: dict[str, Any] = {
     "scheduler_heartbeat": _parse_positive_float,
     "fernet_key": _parse_fernet_keys,
     "sensitive_var_keys": _parse_words,
+    "default_timezone": _parse_timezone_name,
 }
 
 
@@ -137,6 +154,7 @@ def _defaults(home: Path) -> dict[str, str]:
         "scheduler_heartbeat": "2",
         "fernet_key": "",
         "sensitive_var_keys": "",
+        "default_timezone": "UTC",
     }
 
 

@@ -66,3 +66,13 @@ def test_broken_toml_is_reported(tmp_path: Path) -> None:
 )
 def test_mask_secrets(text: str, expected: str) -> None:
     assert mask_secrets(text) == expected
+
+
+def test_default_timezone_is_utc_and_must_be_a_known_zone(tmp_path: Path) -> None:
+    home = {"MINISCHED_HOME": str(tmp_path)}
+    assert load_settings(environ=home).default_timezone == "UTC"
+    assert load_settings(environ={**home, "MINISCHED_DEFAULT_TIMEZONE": "utc"}).default_timezone == "UTC"
+    berlin = {**home, "MINISCHED_DEFAULT_TIMEZONE": "Europe/Berlin"}
+    assert load_settings(environ=berlin).default_timezone == "Europe/Berlin"
+    with pytest.raises(ConfigError, match="MINISCHED_DEFAULT_TIMEZONE: unknown timezone"):
+        load_settings(environ={**home, "MINISCHED_DEFAULT_TIMEZONE": "Mars/Olympus"})

@@ -101,7 +101,7 @@ class DAG:
     ) -> None:
         self.dag_id = validate_id("dag_id", dag_id)
         self.default_args: dict[str, Any] = _mapping(dag_id, "default_args", default_args)
-        self.start_date, self.end_date = _dates(dag_id, start_date, end_date, self.default_args)
+        self.start_date, self.end_date = _dates(dag_id, start_date, end_date, self.default_args, timezone)
         self.timezone, self.timetable = _timetable(
             dag_id, _pick_schedule(dag_id, schedule, schedule_interval), timezone, self.start_date
         )
@@ -359,11 +359,18 @@ def _pick_schedule(
 
 
 def _dates(
-    dag_id: str, start_date: object, end_date: object, default_args: Mapping[str, Any]
+    dag_id: str,
+    start_date: object,
+    end_date: object,
+    default_args: Mapping[str, Any],
+    tz: str | tzinfo | None,
 ) -> tuple[datetime | None, datetime | None]:
-    """start/end dates (from default_args if not given, as in Airflow), aware and ordered."""
-    start = _aware_date(dag_id, "start_date", start_date or default_args.get("start_date"))
-    end = _aware_date(dag_id, "end_date", end_date or default_args.get("end_date"))
+    """start/end dates (from default_args if not given, as in Airflow), aware and ordered.
+
+    A naive date is read in the DAG's ``timezone=``, else in the default timezone (Airflow's rule).
+    """
+    start = _aware_date(dag_id, "start_date", start_date or default_args.get("start_date"), tz)
+    end = _aware_date(dag_id, "end_date", end_date or default_args.get("end_date"), tz)
     if start and end and end < start:
         raise DagDefinitionError(
             f"DAG {dag_id!r}: end_date {end.isoformat()} is before start_date {start.isoformat()}"
@@ -391,7 +398,7 @@ def _timetable(
     return zone, timetable
 
 
-def _aware_date(dag_id: str, name: str, value: object) -> datetime | None:
+def _aware_date(dag_id: str, name: str, value: object, tz: str | tzinfo | None) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
@@ -401,11 +408,19 @@ def _aware_date(dag_id: str, name: str, value: object) -> datetime | None:
             f"use {name}=datetime(2024, 1, 1, tzinfo=timezone.utc)"
         )
     if value.tzinfo is None or value.utcoffset() is None:
-        raise DagDefinitionError(
-            f"DAG {dag_id!r}: {name} {value.isoformat()} is naive (has no timezone); "
-            "use tzinfo=timezone.utc, e.g. datetime(2024, 1, 1, tzinfo=timezone.utc)"
-        )
+        try:
+            zone = parse_timezone(tz) if tz is not None else default_timezone()
+        except DagDefinitionError as exc:
+            raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
+        return value.replace(tzinfo=zone)
     return value
+
+
+def default_timezone() -> tzinfo:
+    """The zone naive DAG datetimes are read in (``MINISCHED_DEFAULT_TIMEZONE``), as in Airflow."""
+    from minisched.settings import get_settings
+
+    return parse_timezone(get_settings().default_timezone)
 
 
 def _mapping(dag_id: str, name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -253,16 +253,37 @@ def test_upstream_list_of_a_task_without_dag() -> None:
         _ = EmptyOperator(task_id="lonely").upstream_list
 
 
-def test_naive_start_date_says_how_to_fix_it() -> None:
-    with pytest.raises(
-        DagDefinitionError, match=r"start_date 2024-01-01T00:00:00 is naive.*tzinfo=timezone.utc"
-    ):
-        DAG("naive", schedule="@daily", start_date=datetime(2024, 1, 1))
+def test_naive_start_date_is_read_in_utc_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    _default_timezone(monkeypatch, None)
+    dag = DAG("naive", schedule="@daily", start_date=datetime(2024, 1, 1), end_date=datetime(2024, 2, 1))
+    assert dag.start_date == START and dag.start_date.tzinfo is not None
+    assert dag.end_date == datetime(2024, 2, 1, tzinfo=UTC)
+    assert dag.timezone_name == "UTC"
 
 
-def test_naive_end_date_is_rejected() -> None:
-    with pytest.raises(DagDefinitionError, match=r"end_date .* is naive"):
-        DAG("naive_end", start_date=START, end_date=datetime(2024, 2, 1))
+def test_naive_start_date_is_read_in_the_configured_default_timezone(monkeypatch: pytest.MonkeyPatch) -> None:
+    _default_timezone(monkeypatch, "Europe/Berlin")
+    dag = DAG("berlin", schedule="0 6 * * *", start_date=datetime(2024, 7, 1))
+    assert dag.start_date == datetime(2024, 6, 30, 22, tzinfo=UTC)
+    assert dag.timezone_name == "Europe/Berlin"
+    interval = dag.next_dagrun_info(None, now=datetime(2024, 7, 3, tzinfo=UTC))
+    assert interval is not None and interval.start.hour == 4  # 06:00 in Berlin's summer time
+
+
+def test_naive_start_date_follows_an_explicit_dag_timezone(monkeypatch: pytest.MonkeyPatch) -> None:
+    _default_timezone(monkeypatch, "Europe/Berlin")
+    dag = DAG("tokyo", schedule="@daily", start_date=datetime(2024, 1, 1), timezone="Asia/Tokyo")
+    assert dag.start_date == datetime(2023, 12, 31, 15, tzinfo=UTC)
+
+
+def _default_timezone(monkeypatch: pytest.MonkeyPatch, name: str | None) -> None:
+    from minisched import settings as config
+
+    if name is None:
+        monkeypatch.delenv("MINISCHED_DEFAULT_TIMEZONE", raising=False)
+    else:
+        monkeypatch.setenv("MINISCHED_DEFAULT_TIMEZONE", name)
+    monkeypatch.setattr(config, "_current", None)
 
 
 def test_start_date_must_be_a_datetime() -> None:
