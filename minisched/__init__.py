@@ -1,6 +1,7 @@
 """minisched: a small, fast workflow scheduler with an Airflow-style metadata database.
 
-The authoring API is exported lazily so that `import minisched` (and the CLI) stays cheap.
+The authoring API is exported lazily, under Airflow's names, so that `import minisched` (and
+the CLI) stays cheap: `from minisched import DAG, task, TaskGroup` imports only the authoring layer.
 """
 
 from __future__ import annotations
@@ -9,13 +10,25 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_AUTHORING = "minisched.authoring"
+_EXCEPTIONS = "minisched.exceptions"
 _EXPORTS = {
-    "DAG": "minisched.authoring",
-    "BaseOperator": "minisched.authoring",
-    "PythonOperator": "minisched.authoring",
-    "BashOperator": "minisched.authoring",
-    "task": "minisched.authoring",
-    "SkipTask": "minisched.exceptions",
+    "DAG": _AUTHORING,
+    "dag": _AUTHORING,
+    "task": _AUTHORING,
+    "task_group": _AUTHORING,
+    "TaskGroup": _AUTHORING,
+    "BaseOperator": _AUTHORING,
+    "PythonOperator": _AUTHORING,
+    "BashOperator": _AUTHORING,
+    "EmptyOperator": _AUTHORING,
+    "chain": _AUTHORING,
+    "cross_downstream": _AUTHORING,
+    "get_current_context": _AUTHORING,
+    "TriggerRule": _AUTHORING,
+    "Param": _AUTHORING,
+    "SkipTask": _EXCEPTIONS,
+    "FailTask": _EXCEPTIONS,
     "Variable": "minisched.authoring.variable",
     "Connection": "minisched.authoring.connection",
     "BaseHook": "minisched.authoring.connection",
@@ -27,17 +40,42 @@ __all__ = [
     "BaseOperator",
     "BashOperator",
     "Connection",
+    "EmptyOperator",
+    "FailTask",
+    "Param",
     "PythonOperator",
     "SkipTask",
+    "TaskGroup",
+    "TriggerRule",
     "Variable",
+    "chain",
+    "cross_downstream",
+    "dag",
+    "get_current_context",
     "task",
+    "task_group",
 ]
 
 if TYPE_CHECKING:
-    from minisched.authoring import DAG, BaseOperator, BashOperator, PythonOperator, task
+    from minisched.authoring import (
+        DAG,
+        BaseOperator,
+        BashOperator,
+        EmptyOperator,
+        Param,
+        PythonOperator,
+        TaskGroup,
+        TriggerRule,
+        chain,
+        cross_downstream,
+        dag,
+        get_current_context,
+        task,
+        task_group,
+    )
     from minisched.authoring.connection import BaseHook, Connection
     from minisched.authoring.variable import Variable
-    from minisched.exceptions import SkipTask
+    from minisched.exceptions import FailTask, SkipTask
 
 
 def __getattr__(name: str) -> Any:

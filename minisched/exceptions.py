@@ -50,3 +50,14 @@ class SecretsError(MinischedError):
 
 class InvalidConnection(MinischedError, ValueError):
     """A connection's URI, JSON or a field is invalid; the message names the connection and the field."""
+
+
+class FailTask(MinischedError):
+    """Raise inside a task to fail the current try at once, without retries.
+
+    The equivalent of Airflow's ``AirflowFailException``.
+    """
+
+
+class ParamValidationError(MinischedError, ValueError):
+    """A DAG param's value (its default, or a run's conf) breaks the param's schema."""

@@ -1,13 +1,16 @@
-"""What DAG files use: DAG, operators, @task, schedules. Pure Python, no database imports."""
+"""What DAG files use: DAG, operators, @task, task groups, params, schedules. No database imports."""
 
-from minisched.authoring.baseoperator import BaseOperator, chain
-from minisched.authoring.context import build_context, task_context
+from minisched.authoring.baseoperator import BaseOperator, chain, cross_downstream
+from minisched.authoring.context import build_context, get_current_context, task_context
 from minisched.authoring.dag import DAG, collect_dags, current_dag
+from minisched.authoring.dag_decorator import dag
 from minisched.authoring.decorators import task
 from minisched.authoring.operators import BashOperator, EmptyOperator, PythonOperator
+from minisched.authoring.params import Param
 from minisched.authoring.schedules import DataInterval, Schedule, make_schedule
+from minisched.authoring.task_group import TaskGroup, task_group
 from minisched.authoring.trigger_rules import TriggerDecision, TriggerRule, evaluate_trigger_rule
-from minisched.exceptions import DagDefinitionError, SkipTask, TaskFailure
+from minisched.exceptions import DagDefinitionError, FailTask, SkipTask, TaskFailure
 
 __all__ = [
     "DAG",
@@ -16,18 +19,25 @@ __all__ = [
     "DagDefinitionError",
     "DataInterval",
     "EmptyOperator",
+    "FailTask",
+    "Param",
     "PythonOperator",
     "Schedule",
     "SkipTask",
     "TaskFailure",
+    "TaskGroup",
     "TriggerDecision",
     "TriggerRule",
     "build_context",
     "chain",
     "collect_dags",
+    "cross_downstream",
     "current_dag",
+    "dag",
     "evaluate_trigger_rule",
+    "get_current_context",
     "make_schedule",
     "task",
     "task_context",
+    "task_group",
 ]

@@ -7,9 +7,10 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, Union
 
 from minisched.authoring.dag import DAG, current_dag, validate_id
+from minisched.authoring.task_group import TaskGroup, current_task_group
 from minisched.authoring.trigger_rules import VALID_TRIGGER_RULES, TriggerRule
 from minisched.exceptions import DagDefinitionError
 
@@ -43,6 +44,8 @@ TASK_DEFAULTS: Mapping[str, Any] = {
 }
 
 _T = TypeVar("_T")
+Relatable = Union["BaseOperator", TaskGroup]
+Relatives = Union["BaseOperator", TaskGroup, Sequence[Union["BaseOperator", TaskGroup]]]
 
 
 class BaseOperator:
@@ -57,6 +60,7 @@ class BaseOperator:
         task_id: str,
         *,
         dag: DAG | None = None,
+        task_group: TaskGroup | None = None,
         default_args: Mapping[str, Any] | None = None,
         owner: str | NotSet = NOTSET,
         retries: int | NotSet | None = NOTSET,
@@ -74,14 +78,22 @@ class BaseOperator:
         doc_md: str | None = None,
         **unknown: Any,
     ) -> None:
-        self.task_id = validate_id("task_id", task_id)
+        validate_id("task_id", task_id)
         if unknown:
             raise DagDefinitionError(
                 f"task {task_id!r}: {type(self).__name__} got unknown argument(s) "
                 f"{', '.join(sorted(unknown))}; valid task arguments are {', '.join(TASK_DEFAULTS)}"
             )
-        dag = _resolve_dag(task_id, dag)
-        defaults = {**(dag.default_args if dag else {}), **(default_args or {})}
+        group = task_group if task_group is not None else current_task_group(dag)
+        dag = _resolve_dag(task_id, dag if dag is not None or group is None else group.dag)
+        self.task_group: TaskGroup | None = group
+        self.task_id = validate_id("task_id", group.child_id(task_id) if group else task_id)
+        task_id = self.task_id
+        defaults = {
+            **(dag.default_args if dag else {}),
+            **(group.default_args if group else {}),
+            **(default_args or {}),
+        }
 
         def arg(name: str, explicit: _T | NotSet) -> Any:
             return explicit if explicit is not NOTSET else defaults.get(name, TASK_DEFAULTS[name])
@@ -113,6 +125,8 @@ class BaseOperator:
         self._dag: DAG | None = None
         if dag is not None:
             self.dag = dag
+        if group is not None:
+            group.add(self)
 
     # -- DAG membership ----------------------------------------------------------------
 
@@ -159,12 +173,12 @@ class BaseOperator:
         tasks = self._require_dag().task_dict
         return [tasks[t] for t in self._downstream]
 
-    def set_downstream(self, other: BaseOperator | Sequence[BaseOperator]) -> None:
-        """Make ``other`` (a task or a list of tasks) run after this task."""
+    def set_downstream(self, other: Relatives) -> None:
+        """Make ``other`` (a task, a task group or a list of them) run after this task."""
         self._relate(other, upstream=False)
 
-    def set_upstream(self, other: BaseOperator | Sequence[BaseOperator]) -> None:
-        """Make ``other`` (a task or a list of tasks) run before this task."""
+    def set_upstream(self, other: Relatives) -> None:
+        """Make ``other`` (a task, a task group or a list of them) run before this task."""
         self._relate(other, upstream=True)
 
     def __rshift__(self, other: _T) -> _T:
@@ -188,7 +202,7 @@ class BaseOperator:
         return self
 
     def _relate(self, other: object, *, upstream: bool) -> None:
-        others = _as_tasks(other, self.task_id)
+        others = _as_tasks(other, self.task_id, upstream=upstream)
         dag = _common_dag(self, others)
         for task in (self, *others):
             if task.dag is None:
@@ -274,12 +288,15 @@ def retry_jitter_key(dag_id: str, task_id: str, logical_date: datetime | None, t
     return f"{dag_id}#{task_id}#{logical_date.isoformat()}#{try_number}"
 
 
-def chain(*tasks: BaseOperator | Sequence[BaseOperator]) -> None:
-    """``chain(a, [b, c], d)`` is ``a >> [b, c] >> d``; two adjacent lists pair up elementwise."""
+def chain(*tasks: Relatable | Sequence[Relatable]) -> None:
+    """``chain(a, [b, c], d)`` is ``a >> [b, c] >> d``; two adjacent lists pair up elementwise.
+
+    Tasks and task groups may be mixed, as in Airflow.
+    """
     for left, right in itertools.pairwise(tasks):
-        if isinstance(left, BaseOperator):
+        if isinstance(left, (BaseOperator, TaskGroup)):
             left.set_downstream(right)
-        elif isinstance(right, BaseOperator):
+        elif isinstance(right, (BaseOperator, TaskGroup)):
             right.set_upstream(left)
         else:
             if len(left) != len(right):
@@ -288,6 +305,12 @@ def chain(*tasks: BaseOperator | Sequence[BaseOperator]) -> None:
                 )
             for up, down in zip(left, right, strict=True):
                 up.set_downstream(down)
+
+
+def cross_downstream(from_tasks: Sequence[Relatable], to_tasks: Relatable | Sequence[Relatable]) -> None:
+    """Every task of ``from_tasks`` runs before every task of ``to_tasks``."""
+    for task in from_tasks:
+        task.set_downstream(to_tasks)
 
 
 class _Checker:
@@ -357,15 +380,19 @@ def _resolve_dag(task_id: str, dag: object) -> DAG | None:
     return dag
 
 
-def _as_tasks(other: object, task_id: str) -> list[BaseOperator]:
+def _as_tasks(other: object, task_id: str, *, upstream: bool) -> list[BaseOperator]:
+    """The tasks ``other`` stands for; a group upstream of a task means its leaves, downstream its roots."""
     items = list(other) if isinstance(other, (list, tuple, set, frozenset)) else [other]
     tasks: list[BaseOperator] = []
     for item in items:
-        if not isinstance(item, BaseOperator):
+        if isinstance(item, TaskGroup):
+            tasks.extend(item.leaves if upstream else item.roots)
+        elif isinstance(item, BaseOperator):
+            tasks.append(item)
+        else:
             raise DagDefinitionError(
-                f"task {task_id!r}: dependencies must be tasks or lists of tasks, got {item!r}"
+                f"task {task_id!r}: dependencies must be tasks, task groups or lists of them, got {item!r}"
             )
-        tasks.append(item)
     return tasks
 
 

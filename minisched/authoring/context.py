@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,30 @@ ENV_VARS: Mapping[str, str] = {
     "try_number": "MINISCHED_TRY_NUMBER",
 }
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_]\w*)((?:\.\w+)*)\s*\}\}")
+
+
+_current_context: ContextVar[dict[str, Any] | None] = ContextVar("minisched_task_context", default=None)
+
+
+def get_current_context() -> dict[str, Any]:
+    """The context of the try running in this process, from anywhere in the task's code (Airflow's)."""
+    context = _current_context.get()
+    if context is None:
+        raise RuntimeError(
+            "get_current_context() was called outside a running task; call it from inside "
+            "a task's callable (or a function it calls)"
+        )
+    return context
+
+
+@contextmanager
+def running_with_context(context: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Make ``context`` what ``get_current_context()`` returns while the block runs."""
+    token = _current_context.set(context)
+    try:
+        yield context
+    finally:
+        _current_context.reset(token)
 
 
 def build_context(  # noqa: PLR0917 -- the executor's call mirrors the contract's names

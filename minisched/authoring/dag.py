@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from minisched.authoring.params import Param, as_params, param_values, params_to_json, validate_conf
 from minisched.authoring.schedules import (
     DataInterval,
     Schedule,
@@ -24,10 +25,11 @@ from minisched.authoring.schedules import (
     parse_timezone,
     timezone_name,
 )
-from minisched.exceptions import DagDefinitionError
+from minisched.exceptions import DagDefinitionError, ParamValidationError
 
 if TYPE_CHECKING:
     from minisched.authoring.baseoperator import BaseOperator
+    from minisched.authoring.task_group import TaskGroup
 
 MAX_ID_LENGTH = 250
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -112,10 +114,12 @@ class DAG:
         self.description = description
         self.doc_md = doc_md
         self.dagrun_timeout = _optional_timedelta(dag_id, "dagrun_timeout", dagrun_timeout)
-        self.params: dict[str, Any] = _mapping(dag_id, "params", params)
+        self.param_specs: dict[str, Param] = as_params(dag_id, _mapping(dag_id, "params", params))
+        _check_params_of_scheduled_dag(dag_id, self.param_specs, self.timetable.summary)
         self.is_paused_upon_creation = is_paused_upon_creation
         self.fileloc = _caller_file()
         self.task_dict: dict[str, BaseOperator] = {}
+        self.task_group_dict: dict[str, TaskGroup] = {}
         self._weights: dict[str, int] | None = None
         collector = _collector.get()
         if collector is not None:
@@ -143,6 +147,11 @@ class DAG:
     def schedule(self) -> str | None:
         """The schedule text as stored in the ``dag`` table ("@daily", "0 * * * *", "1:00:00")."""
         return self.timetable.summary
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The param values a run gets before its conf is applied (Airflow's ``dag.params``)."""
+        return param_values(self.param_specs)
 
     @property
     def timezone_name(self) -> str:
@@ -188,8 +197,20 @@ class DAG:
                 f"duplicate task_id {task.task_id!r} in DAG {self.dag_id!r}; task ids must be "
                 "unique within a DAG, rename one of the tasks"
             )
+        if task.task_id in self.task_group_dict:
+            raise DagDefinitionError(
+                f"task_id {task.task_id!r} is already a task group's id in DAG {self.dag_id!r}; rename one"
+            )
         self.task_dict[task.task_id] = task
         self._weights = None
+
+    def add_task_group(self, group: TaskGroup) -> None:
+        """Register a task group; its id must not be another group's or a task's."""
+        if group.group_id in self.task_group_dict or group.group_id in self.task_dict:
+            raise DagDefinitionError(
+                f"duplicate task group id {group.group_id!r} in DAG {self.dag_id!r}; rename one of them"
+            )
+        self.task_group_dict[group.group_id] = group
 
     def topological_order(self) -> list[BaseOperator]:
         """Tasks ordered so every task comes after all its upstream tasks (stable)."""
@@ -414,6 +435,19 @@ def _aware_date(dag_id: str, name: str, value: object, tz: str | tzinfo | None) 
             raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
         return value.replace(tzinfo=zone)
     return value
+
+
+def _check_params_of_scheduled_dag(dag_id: str, params: Mapping[str, Param], schedule: str | None) -> None:
+    """Scheduled runs use the defaults, so they must all exist and validate (Airflow's rule)."""
+    if schedule is None:
+        return
+    try:
+        validate_conf(params_to_json(params), None)
+    except ParamValidationError as exc:
+        raise DagDefinitionError(
+            f"DAG {dag_id!r} has schedule {schedule!r} but its params do not validate without a "
+            f"conf ({exc}); give every param a valid default or use schedule=None"
+        ) from None
 
 
 def default_timezone() -> tzinfo:

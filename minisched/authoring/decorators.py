@@ -16,6 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from minisched.authoring.baseoperator import BaseOperator
 from minisched.authoring.dag import DAG, current_dag
 from minisched.authoring.operators import PythonOperator
+from minisched.authoring.task_group import TaskGroup, current_task_group
 from minisched.exceptions import DagDefinitionError
 
 P = ParamSpec("P")
@@ -39,13 +40,14 @@ class TaskFunction(Generic[P, R]):
     # Any, not P: context names in the signature are filled at run time, not by the caller.
     def __call__(self, *args: Any, **kwargs: Any) -> DecoratedPythonOperator:
         options = dict(self.task_kwargs)
-        dag = options.pop("dag", None) or current_dag()
+        group = options.pop("task_group", None) or current_task_group(options.get("dag"))
+        dag = options.pop("dag", None) or (group.dag if group else current_dag())
         if not isinstance(dag, DAG):
             raise DagDefinitionError(
                 f"@task function {self.function.__name__}() was called outside a DAG; "
                 "call it inside `with DAG(...)`"
             )
-        task_id = unique_task_id(dag, options.pop("task_id", None) or self.function.__name__)
+        task_id = unique_task_id(dag, options.pop("task_id", None) or self.function.__name__, group)
         upstream = [a for a in (*args, *kwargs.values()) if isinstance(a, BaseOperator)]
         operator = DecoratedPythonOperator(
             task_id,
@@ -53,6 +55,7 @@ class TaskFunction(Generic[P, R]):
             op_args=[None if isinstance(a, BaseOperator) else a for a in args],
             op_kwargs={k: None if isinstance(v, BaseOperator) else v for k, v in kwargs.items()},
             dag=dag,
+            task_group=group,
             **options,
         )
         for task in upstream:
@@ -89,11 +92,17 @@ def task(
     return decorate
 
 
-def unique_task_id(dag: DAG, task_id: str) -> str:
-    """``task_id``, or Airflow's next free ``task_id__N`` when the DAG already has it."""
-    if task_id not in dag.task_dict:
+def unique_task_id(dag: DAG, task_id: str, group: TaskGroup | None = None) -> str:
+    """``task_id``, or Airflow's next free ``task_id__N`` when the DAG already has it.
+
+    Inside a group the check uses the prefixed id; the returned id is unprefixed (the
+    operator adds the prefix).
+    """
+    full_id = group.child_id(task_id) if group else task_id
+    if full_id not in dag.task_dict:
         return task_id
     core = re.split(r"__\d+$", task_id)[0]
-    pattern = re.compile(rf"^{re.escape(core)}__(\d+)$")
+    full_core = group.child_id(core) if group else core
+    pattern = re.compile(rf"^{re.escape(full_core)}__(\d+)$")
     suffixes = [int(m[1]) for tid in dag.task_dict if (m := pattern.match(tid))]
     return f"{core}__{max(suffixes, default=0) + 1}"

@@ -15,7 +15,9 @@ from typing import Any
 
 from minisched.authoring.baseoperator import BaseOperator, compute_retry_delay, retry_jitter_key
 from minisched.authoring.dag import DAG, topological_sort
+from minisched.authoring.params import params_to_json
 from minisched.authoring.schedules import DataInterval, Schedule, make_schedule, to_utc
+from minisched.authoring.task_group import TaskGroup
 
 FORMAT_VERSION = 1
 
@@ -38,7 +40,19 @@ def serialize_dag(dag: DAG) -> dict[str, Any]:
         "description": dag.description,
         "owner": dag.owner,
         "is_paused_upon_creation": dag.is_paused_upon_creation,
+        "params": params_to_json(dag.param_specs),
+        "task_groups": [_serialize_group(group) for group in dag.task_group_dict.values()],
         "tasks": [_serialize_task(dag.task_dict[tid]) for tid in sorted(dag.task_dict)],
+    }
+
+
+def _serialize_group(group: TaskGroup) -> dict[str, Any]:
+    parent = group.parent_group
+    return {
+        "group_id": group.group_id,
+        "label": group.label,
+        "parent_group_id": parent.group_id if parent else None,
+        "tooltip": group.tooltip,
     }
 
 
@@ -60,6 +74,7 @@ def _serialize_task(task: BaseOperator) -> dict[str, Any]:
         "trigger_rule": task.trigger_rule.value,
         "depends_on_past": task.depends_on_past,
         "doc": task.doc,
+        "task_group": task.task_group.group_id if task.task_group else None,
     }
 
 
@@ -89,6 +104,7 @@ class SerializedTask:
     trigger_rule: str
     depends_on_past: bool
     doc: str | None
+    task_group: str | None = None
     dag_id: str = field(default="", compare=False)
 
     def next_retry_delay(self, try_number: int, logical_date: datetime | None = None) -> timedelta:
@@ -119,6 +135,25 @@ class SerializedTask:
             "trigger_rule": self.trigger_rule,
             "depends_on_past": self.depends_on_past,
             "doc": self.doc,
+            "task_group": self.task_group,
+        }
+
+
+@dataclass(frozen=True)
+class SerializedTaskGroup:
+    """A task group as ``dags show`` draws it: its id, its name, and the group it sits in."""
+
+    group_id: str
+    label: str
+    parent_group_id: str | None
+    tooltip: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group_id": self.group_id,
+            "label": self.label,
+            "parent_group_id": self.parent_group_id,
+            "tooltip": self.tooltip,
         }
 
 
@@ -141,6 +176,8 @@ class SerializedDag:
     owner: str
     is_paused_upon_creation: bool | None
     tasks: dict[str, SerializedTask]
+    params: dict[str, Any] = field(default_factory=dict)
+    task_groups: tuple[SerializedTaskGroup, ...] = ()
 
     @cached_property
     def schedule(self) -> Schedule:
@@ -202,6 +239,8 @@ class SerializedDag:
             "description": self.description,
             "owner": self.owner,
             "is_paused_upon_creation": self.is_paused_upon_creation,
+            "params": self.params,
+            "task_groups": [group.to_dict() for group in self.task_groups],
             "tasks": [self.tasks[tid].to_dict() for tid in sorted(self.tasks)],
         }
 
@@ -229,6 +268,9 @@ def deserialize_dag(data: dict[str, Any]) -> SerializedDag:
         owner=data["owner"],
         is_paused_upon_creation=data["is_paused_upon_creation"],
         tasks=tasks,
+        # Rows written before params and groups were serialized have neither key.
+        params=data.get("params", {}),
+        task_groups=tuple(SerializedTaskGroup(**group) for group in data.get("task_groups", ())),
     )
 
 
@@ -250,6 +292,7 @@ def _deserialize_task(data: dict[str, Any], dag_id: str) -> SerializedTask:
         trigger_rule=data["trigger_rule"],
         depends_on_past=data["depends_on_past"],
         doc=data["doc"],
+        task_group=data.get("task_group"),
         dag_id=dag_id,
     )
 

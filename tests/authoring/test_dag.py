@@ -242,7 +242,7 @@ def test_dependencies_across_dags_are_rejected() -> None:
 def test_dependency_on_something_that_is_not_a_task() -> None:
     with DAG("d"):
         a = EmptyOperator(task_id="a")
-        with pytest.raises(DagDefinitionError, match="must be tasks or lists of tasks, got 'b'"):
+        with pytest.raises(DagDefinitionError, match="must be tasks, task groups or lists of them, got 'b'"):
             a >> "b"
         with pytest.raises(DagDefinitionError, match="got 3"):
             [a, 3] >> EmptyOperator(task_id="c")  # type: ignore[operator]

@@ -80,6 +80,7 @@ def test_serialized_dag_is_plain_json_with_the_scheduler_fields() -> None:
         "trigger_rule": "all_done",
         "depends_on_past": False,
         "doc": None,
+        "task_group": None,
     }
     assert tasks["extract"]["priority_weight"] == 12  # 1 + 1 + 10 downstream
     assert tasks["extract"]["doc"] == "pulls rows"

@@ -82,7 +82,13 @@ BAD_FILES = [
     ),
     Bad("cron_with_three_fields", HEADER + dag_block("short_cron", schedule="'* * *'"), "expected 5 fields"),
     Bad("unknown_preset", HEADER + dag_block("preset", schedule="'@fortnightly'"), "unknown schedule preset"),
-    Bad("naive_start_date", HEADER + dag_block("naive", start="datetime(2024, 1, 1)"), "naive"),
+    Bad(
+        "scheduled_with_a_required_param",
+        "from minisched import Param\n"
+        + HEADER
+        + dag_block("needs_n", dag_args=", params={'n': Param(type='integer')}"),
+        "param 'n' is required",
+    ),
     Bad(
         "date_not_datetime",
         "from datetime import date\n" + HEADER + dag_block("day", start="date(2024, 1, 1)"),
