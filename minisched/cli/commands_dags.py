@@ -154,40 +154,79 @@ _MERMAID_SAFE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def render_mermaid(dag: SerializedDag) -> str:
-    """A Mermaid flowchart; ids Mermaid cannot parse (dots, dashes, `end`) get a safe node name."""
+    """A Mermaid flowchart, task groups as subgraphs; ids Mermaid cannot parse (dots, dashes,
+    `end`) get a safe node name."""
     names = _mermaid_names(dag.topological_order)
+    group_names = _mermaid_names(
+        [g.group_id for g in dag.task_groups], taken=set(names.values()), prefix="group"
+    )
+    labels = {g.group_id: g.label for g in dag.task_groups}
     lines = ["graph LR"]
-    for task_id, name in names.items():
-        tid = dag.tasks[task_id]
-        if name != task_id:
-            lines.append(f'    {name}["{task_id}"]')
-        elif not tid.upstream_task_ids and not tid.downstream_task_ids:
-            lines.append(f"    {name}")
+
+    def node(task_id: str) -> str:
+        name = names[task_id]
+        return f'{name}["{task_id}"]' if name != task_id else name
+
+    def emit(group_id: str, indent: str) -> None:
+        lines.append(f'{indent}subgraph {group_names[group_id]} ["{labels[group_id]}"]')
+        for child in _child_groups(dag, group_id):
+            emit(child, indent + "    ")
+        lines.extend(
+            f"{indent}    {node(t)}" for t in dag.topological_order if dag.tasks[t].task_group == group_id
+        )
+        lines.append(f"{indent}end")
+
+    for group_id in _child_groups(dag, None):
+        emit(group_id, "    ")
+    for task_id in dag.topological_order:
+        task = dag.tasks[task_id]
+        if task.task_group is None and (
+            names[task_id] != task_id or not (task.upstream_task_ids or task.downstream_task_ids)
+        ):
+            lines.append(f"    {node(task_id)}")
     for task_id in dag.topological_order:
         for downstream in dag.tasks[task_id].downstream_task_ids:
             lines.append(f"    {names[task_id]} --> {names[downstream]}")
     return "\n".join(lines)
 
 
-def _mermaid_names(task_ids: list[str]) -> dict[str, str]:
-    taken = set(task_ids)
+def _child_groups(dag: SerializedDag, parent: str | None) -> list[str]:
+    return [g.group_id for g in dag.task_groups if g.parent_group_id == parent]
+
+
+def _mermaid_names(ids: list[str], *, taken: set[str] | None = None, prefix: str = "task") -> dict[str, str]:
+    taken = set(ids) | (taken or set())
     names: dict[str, str] = {}
-    for index, task_id in enumerate(task_ids):
-        if _MERMAID_SAFE_ID.match(task_id) and task_id.lower() != "end":
-            names[task_id] = task_id
+    for index, given in enumerate(ids):
+        if prefix == "task" and _MERMAID_SAFE_ID.match(given) and given.lower() != "end":
+            names[given] = given
             continue
-        name = f"task_{index}"
+        name = f"{prefix}_{index}"
         while name in taken:
             name += "_"
         taken.add(name)
-        names[task_id] = name
+        names[given] = name
     return names
 
 
 def render_dot(dag: SerializedDag) -> str:
-    """A Graphviz digraph (`dot -Tpng`); ids never contain quotes, so quoting them is enough."""
+    """A Graphviz digraph (`dot -Tpng`), task groups as clusters; ids never contain quotes."""
+    labels = {g.group_id: g.label for g in dag.task_groups}
     lines = [f'digraph "{dag.dag_id}" {{', "    rankdir=LR;"]
-    lines.extend(f'    "{task_id}";' for task_id in dag.topological_order)
+
+    def emit(group_id: str, indent: str) -> None:
+        lines.append(f'{indent}subgraph "cluster_{group_id}" {{')
+        lines.append(f'{indent}    label="{labels[group_id]}";')
+        for child in _child_groups(dag, group_id):
+            emit(child, indent + "    ")
+        lines.extend(
+            f'{indent}    "{t}";' for t in dag.topological_order if dag.tasks[t].task_group == group_id
+        )
+        lines.append(f"{indent}}}")
+
+    for group_id in _child_groups(dag, None):
+        emit(group_id, "    ")
+    lines.extend(f'    "{t}";' for t in dag.topological_order if dag.tasks[t].task_group is None)
     for task_id in dag.topological_order:
         for downstream in dag.tasks[task_id].downstream_task_ids:
             lines.append(f'    "{task_id}" -> "{downstream}";')

@@ -79,8 +79,13 @@ def trigger_dag(
     logical_date: datetime | None = None,
     conf: dict[str, Any] | None = None,
 ) -> str:
-    """Create a queued manual run (with its task instances); returns its run_id."""
+    """Create a queued manual run (with its task instances); returns its run_id.
+
+    The DAG's params, overridden by ``conf``, must validate first (Airflow's trigger check);
+    otherwise nothing is created.
+    """
     dag = load_dag(dag_id, session=session)
+    check_conf(dag, conf)
     when = logical_date or utcnow()
     run = NewRun(
         dag_id,
@@ -95,6 +100,19 @@ def trigger_dag(
             f"(or with run_id {run.effective_run_id}); pick another --logical-date"
         )
     return run.effective_run_id
+
+
+def check_conf(dag: SerializedDag, conf: dict[str, Any] | None) -> None:
+    """Refuse a conf that leaves a param without a value or breaks a param's schema."""
+    from minisched.authoring.params import validate_conf
+    from minisched.exceptions import ParamValidationError
+
+    try:
+        validate_conf(dag.params, conf)
+    except ParamValidationError as exc:
+        raise MinischedError(
+            f"DAG {dag.dag_id!r}: {exc}; no run was created (fix --conf or the param's default)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -166,6 +184,7 @@ def run_dag_test(
             refresh_dag_folder(dags_folder, session=session)
         with create_session() as session:
             dag = load_dag(dag_id, session=session)
+            check_conf(dag, None)
             # The run belongs to this job while it lives: a scheduler running meanwhile leaves it alone.
             job_id = register_job(session=session, now=utcnow(), job_type=DAG_TEST_JOB_TYPE)
             # As `airflow dags test`: a run already at that date is replaced.
