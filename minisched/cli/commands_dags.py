@@ -270,3 +270,42 @@ def _set_paused(dag_id: str, dags_folder: Path | None, *, paused: bool) -> None:
     arguments = {"dag_id": dag_id, "dags_folder": str(dags_folder) if dags_folder else None}
     audit_cli("dags_pause" if paused else "dags_unpause", arguments, dag_id=dag_id)
     click.echo(f"DAG {dag_id} is {'paused' if paused else 'unpaused'}")
+
+
+@dags_group.command("port")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the ported file here (default: print it on stdout).",
+)
+def dags_port(file: Path, out: Path | None) -> None:
+    """Rewrite an Airflow 2 DAG FILE's imports to minisched's.
+
+    Line numbers do not change. Anything minisched lacks is left as it is and listed on stderr
+    as FILE:LINE; the exit code is then 1 (the ported file is still written).
+    """
+    import sys
+
+    from minisched.exceptions import MinischedError
+    from minisched.porting import port_source
+
+    try:
+        source = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MinischedError(f"cannot read {file}: {exc}") from None
+    result = port_source(source, str(file))
+    if out is None:
+        click.echo(result.source, nl=False)
+    else:
+        out.write_text(result.source, encoding="utf-8")
+    for item in result.leftovers:
+        click.echo(f"{out or file}:{item.line}: {item.what}: {item.why}", err=True)
+    summary = f"ported {len(result.ported)} imported name(s)" + (f" into {out}" if out else "")
+    if result.leftovers:
+        click.echo(
+            f"{summary}; {len(result.leftovers)} thing(s) minisched lacks are left (listed above)", err=True
+        )
+        sys.exit(1)
+    click.echo(summary, err=True)

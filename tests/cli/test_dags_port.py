@@ -1,0 +1,163 @@
+"""`minisched dags port`: Airflow DAG files run on minisched once their imports are rewritten."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from minisched.cli import cli
+from tests.conftest import Env
+from tests.scheduler.helpers import dag_runs
+
+AIRFLOW_DAGS = Path(__file__).parent.parent / "airflow_dags"
+
+AIRFLOW_FILE = '''"""docstring"""
+import os
+from airflow import DAG
+from airflow.operators.python import (
+    PythonOperator,
+    get_current_context as current,
+)
+from airflow.models import Variable, Param
+from airflow.exceptions import AirflowSkipException
+from airflow.operators.dummy import DummyOperator
+from airflow.utils.dates import days_ago
+from airflow.utils.trigger_rule import TriggerRule
+import airflow.utils.helpers
+if True:
+    from airflow.decorators import task; import sys
+
+with DAG("d", schedule=None, sla_miss_callback=print) as dag:
+    PythonOperator(task_id="p", python_callable=print, provide_context=True)
+    DummyOperator(task_id="e", trigger_rule=TriggerRule.NO_SUCH_RULE)
+
+    @task.virtualenv
+    def venv(): ...
+    venv.expand(x=[1, 2])
+'''
+
+
+def _port(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["dags", "port", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_port_rewrites_only_imports_keeps_line_numbers_and_lists_what_is_left(tmp_path: Path) -> None:
+    source = tmp_path / "af.py"
+    source.write_text(AIRFLOW_FILE)
+    code, out, err = _port(str(source))
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == len(AIRFLOW_FILE.splitlines())
+    assert lines[2] == "from minisched import DAG"
+    assert lines[3] == "from minisched import PythonOperator, get_current_context as current"
+    assert lines[4:6] == ["", ""]
+    assert lines[7] == "from minisched import Param; from airflow.models import Variable"
+    assert lines[8] == "from minisched import SkipTask as AirflowSkipException"
+    assert lines[9] == "from minisched import EmptyOperator as DummyOperator"
+    assert lines[10] == "from airflow.utils.dates import days_ago"
+    assert lines[14] == "    from minisched import task; import sys"
+    assert lines[16:] == AIRFLOW_FILE.splitlines()[16:]
+    assert err.splitlines() == [
+        f"{source}:8: airflow.models.Variable: minisched has no equivalent (yet)",
+        f"{source}:11: airflow.utils.dates.days_ago: minisched has no equivalent of this module",
+        f"{source}:13: import airflow.utils.helpers: import the names you use from minisched",
+        f"{source}:17: DAG(sla_miss_callback=...): minisched does not take this argument",
+        f"{source}:18: PythonOperator(provide_context=...): minisched does not take this argument",
+        f"{source}:19: TriggerRule.NO_SUCH_RULE: minisched's TriggerRule has no 'NO_SUCH_RULE'",
+        f"{source}:21: task.virtualenv: minisched's task has no 'virtualenv'",
+        f"{source}:23: .expand(): minisched has no dynamic task mapping (yet)",
+        "ported 8 imported name(s); 8 thing(s) minisched lacks are left (listed above)",
+    ]
+
+
+def test_port_writes_the_output_file_and_exits_0_when_nothing_is_left(tmp_path: Path) -> None:
+    out = tmp_path / "ported.py"
+    code, stdout, stderr = _port(str(AIRFLOW_DAGS / "with_params.py"), "-o", str(out))
+    assert (code, stdout) == (0, "")
+    assert stderr.strip() == f"ported 3 imported name(s) into {out}"
+    assert "from minisched import Param" in out.read_text() and "airflow" not in out.read_text()
+
+
+def test_port_of_a_broken_file_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    source, out = tmp_path / "bad.py", tmp_path / "out.py"
+    source.write_text("from airflow import DAG\nwith DAG(:\n")
+    code, _, err = _port(str(source), "-o", str(out))
+    assert code == 1 and not out.exists()
+    assert err.strip().startswith(f"Error: {source}:2: not valid Python (")
+    assert _port(str(tmp_path / "missing.py"))[0] == 2
+
+
+@dataclass(frozen=True)
+class Expected:
+    dag_id: str
+    run_state: str
+    states: dict[str, tuple[str, int]]  # task_id -> (state, try_number)
+    logs: dict[str, str]  # task_id -> text its log must contain
+
+
+EXPECTED = {
+    "grouped_etl.py": Expected(
+        "grouped_etl",
+        "success",
+        {
+            task_id: ("success", 1)
+            for task_id in [
+                "start",
+                "extract.users",
+                "extract.orders",
+                "transform.clean",
+                "transform.join",
+                "warehouse",
+                "lake",
+                "report_a",
+                "report_b",
+            ]
+        },
+        {"extract.users": "extract users", "transform.join": "joining"},
+    ),
+    "skips_and_rules.py": Expected(
+        "skips_and_rules",
+        "success",  # the only leaf, cleanup (all_done), succeeded
+        {
+            "maybe_skip": ("skipped", 1),
+            "always_works": ("success", 1),
+            "hard_fail": ("failed", 1),  # AirflowFailException: no retry despite retries=3
+            "after_skip": ("skipped", 0),
+            "none_failed": ("success", 1),
+            "one_failed": ("success", 1),
+            "cleanup": ("success", 1),
+        },
+        {"hard_fail": "bad credentials: retrying will not help"},
+    ),
+    "with_params.py": Expected(
+        "with_params", "success", {"report": ("success", 1)}, {"report": "rows=100 region=eu dry_run=False"}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_ported_airflow_dag_behaves_as_airflow_documents(env: Env, name: str) -> None:
+    expected = EXPECTED[name]
+    source = env.home / name
+    shutil.copyfile(AIRFLOW_DAGS / name, source)
+    ported = env.run_cli("dags", "port", str(source), "-o", str(env.dags_folder / name))
+    assert ported.exit_code == 0, ported.output
+    result = env.run_process("dags", "test", expected.dag_id, "2024-03-01", "--output", "json")
+    assert result.returncode == (0 if expected.run_state == "success" else 1), result.stderr
+    states = {row["task_id"]: (row["state"], row["try_number"]) for row in json.loads(result.stdout)}
+    assert states == expected.states
+    [run] = dag_runs(expected.dag_id)
+    assert run.state == expected.run_state
+    for task_id, text in expected.logs.items():
+        log = env.run_cli("tasks", "logs", expected.dag_id, run.run_id, task_id)
+        assert text in log.stdout, log.stdout
+
+
+def test_every_airflow_dag_file_has_expectations() -> None:
+    assert {path.name for path in AIRFLOW_DAGS.glob("*.py")} == set(EXPECTED)
