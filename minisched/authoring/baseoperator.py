@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, TypeVar, Union
 
@@ -41,9 +41,16 @@ TASK_DEFAULTS: Mapping[str, Any] = {
     "weight_rule": "downstream",
     "trigger_rule": TriggerRule.ALL_SUCCESS.value,
     "depends_on_past": False,
+    "on_execute_callback": None,
+    "on_success_callback": None,
+    "on_failure_callback": None,
+    "on_retry_callback": None,
+    "on_skipped_callback": None,
 }
+CALLBACK_KINDS: tuple[str, ...] = ("execute", "success", "failure", "retry", "skipped")
 
 _T = TypeVar("_T")
+Callbacks = Callable[[dict[str, Any]], Any] | Sequence[Callable[[dict[str, Any]], Any]] | None
 Relatable = Union["BaseOperator", TaskGroup]
 Relatives = Union["BaseOperator", TaskGroup, Sequence[Union["BaseOperator", TaskGroup]]]
 
@@ -54,6 +61,11 @@ class BaseOperator:
     Any argument left out comes from the DAG's ``default_args`` (then the operator's own
     ``default_args``), else from the defaults above, as in Airflow.
     """
+
+    #: Attributes rendered with Jinja just before a try runs (see ``authoring.templating``).
+    template_fields: Sequence[str] = ()
+    #: A templated string ending in one of these names a template file (relative to the DAG file).
+    template_ext: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -74,6 +86,11 @@ class BaseOperator:
         weight_rule: str | NotSet = NOTSET,
         trigger_rule: str | NotSet = NOTSET,
         depends_on_past: bool | NotSet = NOTSET,
+        on_execute_callback: Callbacks | NotSet = NOTSET,
+        on_success_callback: Callbacks | NotSet = NOTSET,
+        on_failure_callback: Callbacks | NotSet = NOTSET,
+        on_retry_callback: Callbacks | NotSet = NOTSET,
+        on_skipped_callback: Callbacks | NotSet = NOTSET,
         doc: str | None = None,
         doc_md: str | None = None,
         **unknown: Any,
@@ -119,6 +136,18 @@ class BaseOperator:
             check.choice("trigger_rule", arg("trigger_rule", trigger_rule), VALID_TRIGGER_RULES)
         )
         self.depends_on_past: bool = check.flag("depends_on_past", arg("depends_on_past", depends_on_past))
+        given = {
+            "execute": on_execute_callback,
+            "success": on_success_callback,
+            "failure": on_failure_callback,
+            "retry": on_retry_callback,
+            "skipped": on_skipped_callback,
+        }
+        #: kind ("execute", "success", ...) -> the callables the worker calls with the context.
+        self.callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = {
+            kind: check.callbacks(f"on_{kind}_callback", arg(f"on_{kind}_callback", value))
+            for kind, value in given.items()
+        }
         self.doc: str | None = doc if doc is not None else doc_md
         self._upstream: dict[str, None] = {}  # dicts as ordered sets: stable iteration
         self._downstream: dict[str, None] = {}
@@ -363,6 +392,15 @@ class _Checker:
         if positive and duration == timedelta(0):
             raise self.fail(name, "a positive timedelta or None", value)
         return duration
+
+    def callbacks(self, name: str, value: object) -> list[Callable[[dict[str, Any]], Any]]:
+        if value is None:
+            return []
+        items: list[object] = list(value) if isinstance(value, (list, tuple)) else [value]
+        functions: list[Callable[[dict[str, Any]], Any]] = [item for item in items if callable(item)]
+        if len(functions) != len(items):
+            raise self.fail(name, "a function taking the context, or a list of them", value)
+        return functions
 
     def choice(self, name: str, value: object, choices: Sequence[str]) -> str:
         if value not in choices:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,14 @@ ENV_VARS: Mapping[str, str] = {
     "ds": "MINISCHED_DS",
     "try_number": "MINISCHED_TRY_NUMBER",
 }
-_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_]\w*)((?:\.\w+)*)\s*\}\}")
+# What Airflow's BashOperator exports, so ported scripts that read them keep working.
+AIRFLOW_ENV_VARS: Mapping[str, str] = {
+    "dag_id": "AIRFLOW_CTX_DAG_ID",
+    "task_id": "AIRFLOW_CTX_TASK_ID",
+    "logical_date": "AIRFLOW_CTX_EXECUTION_DATE",
+    "try_number": "AIRFLOW_CTX_TRY_NUMBER",
+    "run_id": "AIRFLOW_CTX_DAG_RUN_ID",
+}
 
 
 _current_context: ContextVar[dict[str, Any] | None] = ContextVar("minisched_task_context", default=None)
@@ -77,11 +84,16 @@ def build_context(  # noqa: PLR0917 -- the executor's call mirrors the contract'
     """The context dict of one try; ``ds``/``ts`` are derived from the UTC logical date.
 
     Besides the contract's names it carries Airflow's ``ts``, ``ds_nodash``, ``ts_nodash``,
-    ``params`` (DAG params overridden by the run's conf) and ``execution_date`` (an alias
-    of ``logical_date`` that Airflow 2 still accepts), so ported callables keep working.
+    ``ts_nodash_with_tz``, ``task_instance_key_str``, ``macros``, ``params`` (DAG params
+    overridden by the run's conf) and ``execution_date`` (an alias of ``logical_date`` that
+    Airflow 2 still accepts), so ported callables and templates keep working. Datetimes are
+    plain aware ``datetime`` objects: ``str()`` prints them as Airflow's do.
     """
+    from minisched.authoring import macros
+
     logical = to_utc(logical_date)
     run_conf = dict(conf or {})
+    ds_nodash = logical.strftime("%Y%m%d")
     return {
         "dag_id": dag_id,
         "task_id": task_id,
@@ -91,12 +103,16 @@ def build_context(  # noqa: PLR0917 -- the executor's call mirrors the contract'
         "data_interval_start": to_utc(data_interval_start),
         "data_interval_end": to_utc(data_interval_end),
         "ds": logical.strftime("%Y-%m-%d"),
-        "ds_nodash": logical.strftime("%Y%m%d"),
+        "ds_nodash": ds_nodash,
         "ts": logical.isoformat(),
         "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
+        "ts_nodash_with_tz": logical.strftime("%Y%m%dT%H%M%S%z"),
+        "task_instance_key_str": f"{dag_id}__{task_id}__{ds_nodash}",
         "try_number": try_number,
         "conf": run_conf,
         "params": {**(params or {}), **run_conf},
+        "macros": macros,
+        "test_mode": False,
     }
 
 
@@ -110,9 +126,13 @@ def task_context(
     try_number: int,
     conf: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``build_context`` for a task object, taking dag_id and params from its DAG."""
+    """``build_context`` for a task object, with Airflow's ``dag``, ``task``, ``ti`` and ``dag_run``.
+
+    ``ti``/``task_instance`` and ``dag_run`` describe the try and its run; they are read-only
+    views built in the worker, not database rows.
+    """
     dag = task.dag
-    return build_context(
+    context = build_context(
         dag_id=dag.dag_id if dag else "",
         task_id=task.task_id,
         run_id=run_id,
@@ -123,39 +143,77 @@ def task_context(
         conf=conf,
         params=dag.params if dag else None,
     )
+    dag_run = RunView(
+        dag_id=context["dag_id"],
+        run_id=run_id,
+        run_type=run_id.split("__", 1)[0] if "__" in run_id else "manual",
+        logical_date=context["logical_date"],
+        data_interval_start=context["data_interval_start"],
+        data_interval_end=context["data_interval_end"],
+        conf=context["conf"],
+    )
+    ti = TaskInstanceView(
+        dag_id=context["dag_id"],
+        task_id=task.task_id,
+        run_id=run_id,
+        try_number=try_number,
+        logical_date=context["logical_date"],
+        task=task,
+        dag_run=dag_run,
+    )
+    context.update(dag=dag, task=task, ti=ti, task_instance=ti, dag_run=dag_run)
+    return context
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a task sees of its dag run (Airflow's ``dag_run`` in the context)."""
+
+    dag_id: str
+    run_id: str
+    run_type: str
+    logical_date: datetime
+    data_interval_start: datetime
+    data_interval_end: datetime
+    conf: dict[str, Any]
+
+    @property
+    def execution_date(self) -> datetime:
+        return self.logical_date
+
+    @property
+    def external_trigger(self) -> bool:
+        return self.run_type == "manual"
+
+
+@dataclass(frozen=True)
+class TaskInstanceView:
+    """What a task sees of its own task instance (Airflow's ``ti`` in the context)."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int
+    logical_date: datetime
+    task: BaseOperator = field(repr=False)
+    dag_run: RunView = field(repr=False)
+    map_index: int = -1
+
+    @property
+    def execution_date(self) -> datetime:
+        return self.logical_date
+
+    @property
+    def key(self) -> tuple[str, str, str, int, int]:
+        return (self.dag_id, self.task_id, self.run_id, self.try_number, self.map_index)
 
 
 def context_env(context: Mapping[str, Any]) -> dict[str, str]:
-    """The MINISCHED_* environment variables a BashOperator process gets."""
+    """The MINISCHED_* (and Airflow's AIRFLOW_CTX_*) environment variables a BashOperator process gets."""
     env: dict[str, str] = {}
-    for key, var in ENV_VARS.items():
+    for key, var in (*ENV_VARS.items(), *AIRFLOW_ENV_VARS.items()):
         value = context.get(key)
         if value is None:
             continue
         env[var] = value.isoformat() if isinstance(value, datetime) else str(value)
     return env
-
-
-def render_template(text: str, context: Mapping[str, Any]) -> str:
-    """Replace ``{{ name }}`` and ``{{ name.key }}`` for context names; leave the rest as is.
-
-    A tiny subset of Airflow's Jinja templating, enough for ``echo {{ ds }}`` and
-    ``{{ params.table }}``; other ``{{ ... }}`` text (filters, macros, Go templates in
-    shell commands) is passed through untouched.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        name, path = match[1], match[2]
-        if name not in context:
-            return match[0]
-        value: Any = context[name]
-        for part in path.split(".")[1:]:
-            if isinstance(value, Mapping) and part in value:
-                value = value[part]
-            elif hasattr(value, part):
-                value = getattr(value, part)
-            else:
-                return match[0]
-        return value.isoformat() if isinstance(value, datetime) else str(value)
-
-    return _TEMPLATE.sub(replace, text) if "{{" in text else text

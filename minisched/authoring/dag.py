@@ -100,6 +100,12 @@ class DAG:
         schedule_interval: str | timedelta | None = None,
         doc_md: str | None = None,
         is_paused_upon_creation: bool | None = None,
+        template_searchpath: str | Iterable[str] | None = None,
+        template_undefined: type | None = None,
+        user_defined_macros: Mapping[str, Any] | None = None,
+        user_defined_filters: Mapping[str, Callable[..., Any]] | None = None,
+        render_template_as_native_obj: bool = False,
+        jinja_environment_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.dag_id = validate_id("dag_id", dag_id)
         self.default_args: dict[str, Any] = _mapping(dag_id, "default_args", default_args)
@@ -117,6 +123,14 @@ class DAG:
         self.param_specs: dict[str, Param] = as_params(dag_id, _mapping(dag_id, "params", params))
         _check_params_of_scheduled_dag(dag_id, self.param_specs, self.timetable.summary)
         self.is_paused_upon_creation = is_paused_upon_creation
+        self.template_searchpath = _searchpath(dag_id, template_searchpath)
+        self.template_undefined = template_undefined
+        self.user_defined_macros = _mapping(dag_id, "user_defined_macros", user_defined_macros)
+        self.user_defined_filters = _mapping(dag_id, "user_defined_filters", user_defined_filters)
+        self.render_template_as_native_obj = _bool(
+            dag_id, "render_template_as_native_obj", render_template_as_native_obj
+        )
+        self.jinja_environment_kwargs = _mapping(dag_id, "jinja_environment_kwargs", jinja_environment_kwargs)
         self.fileloc = _caller_file()
         self.task_dict: dict[str, BaseOperator] = {}
         self.task_group_dict: dict[str, TaskGroup] = {}
@@ -483,6 +497,15 @@ def _optional_timedelta(dag_id: str, name: str, value: object) -> timedelta | No
             f"DAG {dag_id!r}: {name} must be a positive timedelta or None, got {value!r}"
         )
     return value
+
+
+def _searchpath(dag_id: str, value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    paths = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(path, str) for path in paths):
+        raise DagDefinitionError(f"DAG {dag_id!r}: template_searchpath must be a path or a list of paths")
+    return paths
 
 
 def _tags(dag_id: str, tags: Iterable[str] | None) -> list[str]:

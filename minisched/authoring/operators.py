@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from minisched.authoring.baseoperator import BaseOperator
-from minisched.authoring.context import context_env, render_template
+from minisched.authoring.context import context_env
 from minisched.exceptions import DagDefinitionError, SkipTask, TaskFailure
 
 if TYPE_CHECKING:
@@ -30,7 +30,11 @@ class PythonOperator(BaseOperator):
     it takes ``**kwargs`` (Airflow's rule). Unlike Airflow, ``op_kwargs`` are always passed,
     so a misspelt one fails with Python's TypeError instead of being silently dropped, and
     a context name that an ``op_args`` value already fills is not passed again.
+    ``op_args``, ``op_kwargs`` and ``templates_dict`` are Jinja-templated; the rendered
+    ``templates_dict`` reaches the callable as the context name ``templates_dict``.
     """
+
+    template_fields = ("templates_dict", "op_args", "op_kwargs")
 
     def __init__(
         self,
@@ -38,6 +42,7 @@ class PythonOperator(BaseOperator):
         python_callable: Callable[..., Any],
         op_args: Sequence[Any] | None = None,
         op_kwargs: Mapping[str, Any] | None = None,
+        templates_dict: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if not callable(python_callable):
@@ -48,13 +53,21 @@ class PythonOperator(BaseOperator):
             raise DagDefinitionError(f"task {task_id!r}: op_args must be a list, got {op_args!r}")
         if op_kwargs is not None and not isinstance(op_kwargs, Mapping):
             raise DagDefinitionError(f"task {task_id!r}: op_kwargs must be a dict, got {op_kwargs!r}")
+        if templates_dict is not None and not isinstance(templates_dict, Mapping):
+            raise DagDefinitionError(
+                f"task {task_id!r}: templates_dict must be a dict, got {templates_dict!r}"
+            )
         super().__init__(task_id, **kwargs)
+        self.templates_dict: dict[str, Any] | None = (
+            dict(templates_dict) if templates_dict is not None else None
+        )
         self.python_callable = python_callable
         self.op_args: list[Any] = list(op_args or [])
         self.op_kwargs: dict[str, Any] = dict(op_kwargs or {})
         self._plan: tuple[bool, frozenset[str]] | None = None
 
     def execute(self, context: dict[str, Any]) -> Any:
+        context["templates_dict"] = self.templates_dict
         return self.python_callable(*self.op_args, **self.callable_kwargs(context))
 
     def callable_kwargs(self, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,12 +107,16 @@ def _signature_plan(func: Callable[..., Any], n_positional: int) -> tuple[bool, 
 class BashOperator(BaseOperator):
     """Run ``bash -c bash_command``, streaming its output to ``sys.stdout`` line by line.
 
-    The process gets the MINISCHED_* context variables, runs in its own session and is
-    killed with its whole process group if the task is interrupted (timeout, SIGTERM).
-    Exit code ``skip_on_exit_code`` (99) skips the task; any other non-zero code fails it.
-    ``{{ ds }}``-style context names in the command and env values are substituted.
+    The process gets the MINISCHED_* and AIRFLOW_CTX_* context variables, runs in its own
+    session and is killed with its whole process group if the task is interrupted (timeout,
+    SIGTERM). Exit code ``skip_on_exit_code`` (99) skips the task; any other non-zero code
+    fails it. ``bash_command``, ``env`` and ``cwd`` are Jinja-templated; a command ending in
+    ``.sh`` or ``.bash`` names a script template next to the DAG file. As in Airflow, ``env``
+    replaces the inherited environment unless ``append_env=True``.
     """
 
+    template_fields = ("bash_command", "env", "cwd")
+    template_ext = (".sh", ".bash")
     kill_grace_seconds: float = 5.0
 
     def __init__(
@@ -108,7 +125,7 @@ class BashOperator(BaseOperator):
         bash_command: str,
         *,
         env: Mapping[str, str] | None = None,
-        append_env: bool = True,
+        append_env: bool = False,
         cwd: str | None = None,
         skip_on_exit_code: int | Sequence[int] | None = 99,
         **kwargs: Any,
@@ -132,7 +149,7 @@ class BashOperator(BaseOperator):
         import subprocess
 
         process = subprocess.Popen(
-            ["bash", "-c", render_template(self.bash_command, context)],
+            ["bash", "-c", self.bash_command],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -165,8 +182,8 @@ class BashOperator(BaseOperator):
         if self.env is None:
             env = dict(os.environ)
         else:
-            rendered = {k: render_template(str(v), context) for k, v in self.env.items()}
-            env = {**os.environ, **rendered} if self.append_env else rendered
+            given = {str(k): str(v) for k, v in self.env.items()}
+            env = {**os.environ, **given} if self.append_env else given
         env.update(context_env(context))
         return env
 

@@ -126,7 +126,7 @@ def finish(
         row = rows.get(result.ti_id)
         if row is None or row.try_number != result.try_number or row.state not in _IN_FLIGHT:
             continue
-        state = final_state(result.outcome, result.try_number, row.max_tries)
+        state = final_state(result.outcome, result.try_number, row.max_tries, retry=result.retry)
         retry_at = None
         if state == S.UP_FOR_RETRY:
             retry_at = retry_due_at(dags.get(row.dag_id), row.task_id, result)
@@ -197,13 +197,16 @@ def reap(
     return finish(results, session=session, cache=cache, now=now), len(results)
 
 
-def final_state(outcome: TryOutcome, try_number: int, max_tries: int) -> TaskInstanceState:
-    """A failed try is retried while tries remain (max_tries = retries; try_number counts from 1)."""
+def final_state(
+    outcome: TryOutcome, try_number: int, max_tries: int, *, retry: bool = True
+) -> TaskInstanceState:
+    """A failed try is retried while tries remain (max_tries = retries; try_number counts from 1),
+    unless the task said retrying cannot help (``retry=False``, from ``FailTask``)."""
     if outcome == "success":
         return S.SUCCESS
     if outcome == "skipped":
         return S.SKIPPED
-    return S.UP_FOR_RETRY if try_number <= max_tries else S.FAILED
+    return S.UP_FOR_RETRY if retry and try_number <= max_tries else S.FAILED
 
 
 def retry_due_at(dag: SerializedDag | None, task_id: str, result: TryResult) -> datetime:

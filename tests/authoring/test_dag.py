@@ -437,7 +437,8 @@ def test_numbers_are_read_as_seconds_for_durations() -> None:
         ({"retry_exponential_backoff": 1}, "retry_exponential_backoff must be True or False"),
         ({"depends_on_past": None}, "depends_on_past must be True or False"),
         ({"owner": 3}, "owner must be a non-empty string"),
-        ({"on_failure_callback": print}, "unknown argument.*on_failure_callback.*valid task arguments"),
+        ({"on_failure_callback": 3}, "on_failure_callback must be a function taking the context"),
+        ({"sla": 3}, "unknown argument.*sla.*valid task arguments"),
         ({"dag": "etl"}, "dag must be a DAG"),
     ],
 )

@@ -16,8 +16,9 @@ import pytest
 
 from minisched import DAG, BashOperator, PythonOperator, SkipTask, task
 from minisched.authoring import EmptyOperator, build_context, chain, task_context
-from minisched.authoring.context import CONTEXT_KEYS, render_template
+from minisched.authoring.context import CONTEXT_KEYS
 from minisched.authoring.decorators import DecoratedPythonOperator
+from minisched.authoring.templating import rendered_copy
 from minisched.exceptions import DagDefinitionError, TaskFailure
 
 LOGICAL = datetime(2024, 3, 5, 6, 7, 8, tzinfo=UTC)
@@ -72,15 +73,6 @@ def test_task_context_takes_dag_id_and_params_overridden_by_conf() -> None:
     )
     assert (ctx["dag_id"], ctx["task_id"]) == ("p", "e")
     assert ctx["params"] == {"table": "b", "limit": 5}
-
-
-def test_render_template_substitutes_context_names_only() -> None:
-    ctx = context(params={"table": "events"})
-    text = "{{ ds }} {{ds_nodash}} {{ params.table }} {{ logical_date }} {{ nope }} {{.State}} {{ ds | x }}"
-    assert render_template(text, ctx) == (
-        "2024-03-05 20240305 events 2024-03-05T06:07:08+00:00 {{ nope }} {{.State}} {{ ds | x }}"
-    )
-    assert render_template("{{ params.missing }}", ctx) == "{{ params.missing }}"
 
 
 # -- PythonOperator ------------------------------------------------------------------------
@@ -226,27 +218,26 @@ def test_bash_stderr_is_captured_too(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_bash_templates_are_rendered(capsys: pytest.CaptureFixture[str]) -> None:
     op = BashOperator(task_id="b", bash_command="echo {{ ds }} $X", env={"X": "{{ run_id }}"})
-    op.execute(context())
+    rendered_copy(op, context()).execute(context())
     assert capsys.readouterr().out == "2024-03-05 scheduled__2024-03-05T06:07:08+00:00\n"
 
 
-def test_bash_env_replaces_the_environment_when_append_env_is_false(
+def test_bash_env_replaces_the_environment_unless_append_env_is_true(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     os.environ["MINISCHED_TEST_INHERITED"] = "inherited"
+    command = "echo ${MINISCHED_TEST_INHERITED:-none} $Y $MINISCHED_DS $AIRFLOW_CTX_DAG_ID"
     try:
-        BashOperator(
-            task_id="a", bash_command="echo ${MINISCHED_TEST_INHERITED:-none} $Y", env={"Y": "y"}
-        ).execute(context())
-        BashOperator(
-            task_id="b",
-            bash_command="echo ${MINISCHED_TEST_INHERITED:-none} $Y $MINISCHED_DS",
-            env={"Y": "y"},
-            append_env=False,
-        ).execute(context())
+        BashOperator(task_id="a", bash_command=command, env={"Y": "y"}, append_env=True).execute(context())
+        BashOperator(task_id="b", bash_command=command, env={"Y": "y"}).execute(context())
+        BashOperator(task_id="c", bash_command=command).execute(context())
     finally:
         del os.environ["MINISCHED_TEST_INHERITED"]
-    assert capsys.readouterr().out.splitlines() == ["inherited y", "none y 2024-03-05"]
+    assert capsys.readouterr().out.splitlines() == [
+        "inherited y 2024-03-05 etl",
+        "none y 2024-03-05 etl",
+        "inherited 2024-03-05 etl",
+    ]
 
 
 def test_bash_cwd(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

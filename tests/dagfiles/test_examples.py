@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from minisched.authoring import DAG, SkipTask, TriggerDecision, evaluate_trigger_rule, task_context
+from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import import_dag_file
 from minisched.dagfiles.loader import list_dag_files
 from minisched.db.session import create_session
@@ -81,7 +82,7 @@ def _run_in_process(dag: DAG, conf: dict[str, Any] | None = None) -> dict[str, s
         )
         started = time.monotonic()
         try:
-            task.execute(context)
+            rendered_copy(task, context).execute(context)
             states[task.task_id] = "success"
         except SkipTask:
             states[task.task_id] = "skipped"

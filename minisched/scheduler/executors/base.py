@@ -46,6 +46,8 @@ class TryResult:
     pid: int
     #: One line saying why a failed try failed (exception, exit code, timeout); None on success.
     error: str | None = None
+    #: False when the task said retrying cannot help (``FailTask``): the try ends failed, not up_for_retry.
+    retry: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

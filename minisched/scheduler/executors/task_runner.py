@@ -21,17 +21,20 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from minisched import masking
-from minisched.authoring.context import task_context
+from minisched.authoring.context import running_with_context, task_context
+from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import ImportResult, import_dag_file
-from minisched.exceptions import SkipTask, TaskFailure, TaskTimeout
+from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout
 from minisched.host import hostname
 from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
+from minisched.scheduler.executors.callbacks import run_callbacks
 from minisched.scheduler.executors.logs import stamped
 
 if TYPE_CHECKING:
@@ -72,6 +75,16 @@ class _TryError(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class _Ending:
+    """How a try ended: its outcome, the one-line error, and whether a retry may help."""
+
+    outcome: TryOutcome
+    error: str | None = None
+    retry: bool = True
+    exception: BaseException | None = None
+
+
 def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> TryResult:
     """Run one try of `request`'s task to its end in this process and say how it went."""
     start_date = datetime.now(UTC)
@@ -79,44 +92,42 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
     _register_database_password()
     try:
         with _captured_output(request.log_path) as log:
-            outcome, error = _run_logged(request, dag_cache, log, started)
+            ending = _run_logged(request, dag_cache, log, started)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the log file itself could not be opened or written
-        outcome, error = "failed", f"Could not run the try: {describe_exception(exc)}"
-    if error is not None:
-        error = masking.mask_registered(error)
+        ending = _Ending("failed", f"Could not run the try: {describe_exception(exc)}")
+    if ending.error is not None:
+        ending = replace(ending, error=masking.mask_registered(ending.error))
     return TryResult(
         ti_id=request.ti_id,
         try_number=request.try_number,
-        outcome=outcome,
+        outcome=ending.outcome,
         start_date=start_date,
         end_date=datetime.now(UTC),
         hostname=hostname(),
         pid=os.getpid(),
-        error=error,
+        error=ending.error,
+        retry=ending.retry,
     )
 
 
-def _run_logged(
-    request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, started: float
-) -> tuple[TryOutcome, str | None]:
+def _run_logged(request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, started: float) -> _Ending:
     log.write(
         stamped(
             f"Running dag_id={request.dag_id} task_id={request.task_id} run_id={request.run_id} "
             f"try_number={request.try_number} pid={os.getpid()} host={hostname()} file={request.fileloc}"
         )
     )
-    outcome, error = _execute(request, dag_cache, log)
-    summary = f"Try finished: outcome={outcome} duration={time.monotonic() - started:.3f}s"
-    log.write(stamped(f"{summary} error={error}" if error else summary))
-    return outcome, error
+    ending = _execute(request, dag_cache, log)
+    summary = f"Try finished: outcome={ending.outcome} duration={time.monotonic() - started:.3f}s"
+    log.write(stamped(f"{summary} error={ending.error}" if ending.error else summary))
+    return ending
 
 
-def _execute(
-    request: TryRequest, dag_cache: DagFileCache | None, log: TextIO
-) -> tuple[TryOutcome, str | None]:
-    alarm: _Alarm | None = None
+def _execute(request: TryRequest, dag_cache: DagFileCache | None, log: TextIO) -> _Ending:
+    """Airflow's order: render the template fields, on_execute_callback, execute, then the
+    success, failure, retry or skipped callback; all with `get_current_context()` set."""
     try:
         task = _load_task(request, dag_cache)
         context = task_context(
@@ -128,33 +139,58 @@ def _execute(
             try_number=request.try_number,
             conf=request.conf,
         )
+    except _TryError as exc:
+        log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
+        return _Ending("failed", str(exc))
+    with running_with_context(context):
+        ending = _run_task(task, context, request, log)
+        if ending.exception is not None:
+            context["exception"] = ending.exception
+        run_callbacks(task, _callback_kind(ending, task, request), context, log)
+    return ending
+
+
+def _run_task(task: BaseOperator, context: dict[str, Any], request: TryRequest, log: TextIO) -> _Ending:
+    alarm: _Alarm | None = None
+    try:
+        rendered = rendered_copy(task, context)
+        context["task"] = rendered
+        run_callbacks(task, "execute", context, log)
         timeout = task.execution_timeout.total_seconds() if task.execution_timeout else request.timeout
         alarm = _Alarm(timeout)
         with alarm:
-            task.execute(context)
+            rendered.execute(context)
     except SkipTask as exc:
         if not (alarm and alarm.fired):
             log.write(stamped(f"Task skipped: {exc}" if str(exc) else "Task skipped"))
-            return "skipped", None
+            return _Ending("skipped")
         return _failed(exc, log, alarm)
-    except _TryError as exc:
-        log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
-        return "failed", str(exc)
+    except FailTask as exc:
+        log.write(stamped("Task failed without retrying (FailTask)"))
+        return replace(_failed(exc, log, alarm), retry=False)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
         return _failed(exc, log, alarm)
     if alarm.fired:  # the task swallowed the timeout exception; it still ran too long
-        return "failed", timeout_error(alarm.seconds or 0)
-    return "success", None
+        return _Ending("failed", timeout_error(alarm.seconds or 0))
+    return _Ending("success")
 
 
-def _failed(exc: BaseException, log: TextIO, alarm: _Alarm | None) -> tuple[TryOutcome, str]:
+def _callback_kind(ending: _Ending, task: BaseOperator, request: TryRequest) -> str:
+    """Which callback Airflow calls for this ending. A failed try with retries left calls the retry
+    callback; retries left is judged from the task's `retries` (the worker does not see max_tries)."""
+    if ending.outcome != "failed":
+        return ending.outcome
+    return "retry" if ending.retry and request.try_number <= task.retries else "failure"
+
+
+def _failed(exc: BaseException, log: TextIO, alarm: _Alarm | None) -> _Ending:
     log.write(stamped("Task failed with exception"))
     traceback.print_exception(exc, file=log)
     if alarm is not None and alarm.fired:
-        return "failed", timeout_error(alarm.seconds or 0)
-    return "failed", describe_exception(exc)
+        return _Ending("failed", timeout_error(alarm.seconds or 0), exception=exc)
+    return _Ending("failed", describe_exception(exc), exception=exc)
 
 
 def describe_exception(exc: BaseException) -> str:
