@@ -1,4 +1,4 @@
-"""`tasks states-for-dag-run`, `tasks logs`, `tasks clear` and `tasks test`."""
+"""`tasks states-for-dag-run`, `tasks logs`, `tasks clear`, `tasks test` and `tasks render`."""
 
 from __future__ import annotations
 
@@ -221,6 +221,37 @@ def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: 
     click.echo(f"{summary} ({result.error})" if result.error else summary, err=True)
     if result.outcome == "failed":
         sys.exit(1)
+
+
+@tasks_group.command("render")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("logical_date")
+@dags_folder_option
+def render(dag_id: str, task_id: str, logical_date: str, dags_folder: Path | None) -> None:
+    """Print TASK_ID's template fields rendered for LOGICAL_DATE, as a try would see them.
+
+    Runs nothing and records nothing; uses the recorded run at that date if there is one.
+    """
+    from minisched.db.session import create_session
+    from minisched.scheduler.executors.task_runner import DagFileCache
+    from minisched.scheduler.manual_runs import parse_datetime
+    from minisched.scheduler.task_render import format_rendered, render_task, run_to_render_for
+    from minisched.settings import configure
+
+    settings = configure({"dags_folder": dags_folder})
+    when = parse_datetime(logical_date, "LOGICAL_DATE")
+    files = DagFileCache()
+    fileloc = _find_dag_file(dag_id, task_id, settings.dags_folder, files)
+    dag = files.load(fileloc).dags[dag_id]
+    with create_session() as session:
+        run = run_to_render_for(dag, when, session=session)
+    fields = render_task(dag.task_dict[task_id], when, run)
+    if fields:
+        click.echo(format_rendered(fields), nl=False)
+    else:
+        kind = type(dag.task_dict[task_id]).__name__
+        click.echo(f"Task {task_id} ({kind}) has no template fields", err=True)
 
 
 def _find_dag_file(dag_id: str, task_id: str, dags_folder: Path, files: DagFileCache) -> str:
