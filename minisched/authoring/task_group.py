@@ -65,7 +65,6 @@ class TaskGroup:
         self.dag: DAG = owner
         self.parent_group = parent
         self.prefix_group_id = bool(prefix_group_id)
-        self.label = label
         self.tooltip = tooltip
         self.ui_color = ui_color
         self.ui_fgcolor = ui_fgcolor
@@ -73,6 +72,9 @@ class TaskGroup:
         self.default_args: dict[str, Any] = {**inherited, **(default_args or {})}
         wanted = parent.child_id(label) if parent else label
         self.group_id = _free_id(owner, wanted) if add_suffix_on_collision else wanted
+        prefix = f"{parent.group_id}." if parent and parent.prefix_group_id else ""
+        #: The name drawn on the group: its id without the parent's prefix (Airflow's label).
+        self.label = self.group_id.removeprefix(prefix)
         self.children: dict[str, BaseOperator | TaskGroup] = {}
         owner.add_task_group(self)
         if parent is not None:

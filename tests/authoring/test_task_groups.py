@@ -99,6 +99,7 @@ def test_task_group_decorator_builds_a_fresh_group_per_call() -> None:
         ["start", "etl.extract", "etl.extract__1", "etl__1.extract", "etl__1.extract__1", "returns_last.last"]
     )
     assert ("start", "etl.extract") in _edges(dag) and ("etl.extract__1", "etl__1.extract") in _edges(dag)
+    assert dag.task_group_dict["etl__1"].label == "etl__1"
     assert isinstance(first, TaskGroup) and last.task_id == "returns_last.last"  # type: ignore[union-attr]
 
 
