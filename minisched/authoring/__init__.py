@@ -1,6 +1,7 @@
 """What DAG files use: DAG, operators, @task, task groups, params, schedules. No database imports."""
 
 from minisched.authoring.baseoperator import BaseOperator, chain, cross_downstream
+from minisched.authoring.branching import BranchPythonOperator, ShortCircuitOperator
 from minisched.authoring.context import build_context, get_current_context, task_context
 from minisched.authoring.dag import DAG, collect_dags, current_dag
 from minisched.authoring.dag_decorator import dag
@@ -16,6 +17,7 @@ __all__ = [
     "DAG",
     "BaseOperator",
     "BashOperator",
+    "BranchPythonOperator",
     "DagDefinitionError",
     "DataInterval",
     "EmptyOperator",
@@ -23,6 +25,7 @@ __all__ = [
     "Param",
     "PythonOperator",
     "Schedule",
+    "ShortCircuitOperator",
     "SkipTask",
     "TaskFailure",
     "TaskGroup",

@@ -242,6 +242,19 @@ class BaseOperator:
             else:
                 dag._add_edge(self, task)
 
+    def get_flat_relative_ids(self, *, upstream: bool = False) -> set[str]:
+        """Every task downstream of this one (upstream with ``upstream=True``), however far."""
+        tasks = self._require_dag().task_dict
+        found: set[str] = set()
+        todo = list(self._upstream if upstream else self._downstream)
+        while todo:
+            task_id = todo.pop()
+            if task_id not in found:
+                found.add(task_id)
+                relative = tasks[task_id]
+                todo.extend(relative._upstream if upstream else relative._downstream)
+        return found
+
     def _require_dag(self) -> DAG:
         if self._dag is None:
             raise DagDefinitionError(

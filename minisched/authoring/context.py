@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -198,6 +198,12 @@ class TaskInstanceView:
     task: BaseOperator = field(repr=False)
     dag_run: RunView = field(repr=False)
     map_index: int = -1
+    #: Tasks of this run the try asked to skip (branching); the scheduler skips them on success.
+    skipped_task_ids: list[str] = field(default_factory=list, compare=False)
+
+    def skip(self, task_ids: Iterable[str]) -> None:
+        """Have these tasks of the run marked ``skipped`` once this try succeeds."""
+        self.skipped_task_ids.extend(t for t in task_ids if t not in self.skipped_task_ids)
 
     @property
     def execution_date(self) -> datetime:

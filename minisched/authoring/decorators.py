@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from minisched.authoring.baseoperator import BaseOperator
+from minisched.authoring.branching import BranchPythonOperator, ShortCircuitOperator
 from minisched.authoring.dag import DAG, current_dag
 from minisched.authoring.operators import PythonOperator
 from minisched.authoring.task_group import TaskGroup, current_task_group
@@ -27,18 +28,32 @@ class DecoratedPythonOperator(PythonOperator):
     """The task a ``@task`` function creates; a PythonOperator under another name."""
 
 
+class DecoratedBranchOperator(BranchPythonOperator):
+    """The task a ``@task.branch`` function creates."""
+
+
+class DecoratedShortCircuitOperator(ShortCircuitOperator):
+    """The task a ``@task.short_circuit`` function creates."""
+
+
 class TaskFunction(Generic[P, R]):
     """A ``@task``-decorated function: calling it in a DAG creates a task."""
 
     __name__: str
 
-    def __init__(self, function: Callable[P, R], task_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        function: Callable[P, R],
+        task_kwargs: dict[str, Any],
+        operator_class: type[PythonOperator] = DecoratedPythonOperator,
+    ) -> None:
         self.function = function
         self.task_kwargs = task_kwargs
+        self.operator_class = operator_class
         functools.update_wrapper(self, function)
 
     # Any, not P: context names in the signature are filled at run time, not by the caller.
-    def __call__(self, *args: Any, **kwargs: Any) -> DecoratedPythonOperator:
+    def __call__(self, *args: Any, **kwargs: Any) -> PythonOperator:
         options = dict(self.task_kwargs)
         group = options.pop("task_group", None) or current_task_group(options.get("dag"))
         dag = options.pop("dag", None) or (group.dag if group else current_dag())
@@ -49,7 +64,7 @@ class TaskFunction(Generic[P, R]):
             )
         task_id = unique_task_id(dag, options.pop("task_id", None) or self.function.__name__, group)
         upstream = [a for a in (*args, *kwargs.values()) if isinstance(a, BaseOperator)]
-        operator = DecoratedPythonOperator(
+        operator = self.operator_class(
             task_id,
             python_callable=self.function,
             op_args=[None if isinstance(a, BaseOperator) else a for a in args],
@@ -64,32 +79,49 @@ class TaskFunction(Generic[P, R]):
 
     def override(self, **task_kwargs: Any) -> TaskFunction[P, R]:
         """A copy with other task arguments: ``report.override(task_id="report_eu")()``."""
-        return TaskFunction(self.function, {**self.task_kwargs, **task_kwargs})
+        return TaskFunction(self.function, {**self.task_kwargs, **task_kwargs}, self.operator_class)
 
 
-@overload
-def task(python_callable: Callable[P, R], /) -> TaskFunction[P, R]: ...
+class TaskDecorator:
+    """``@task`` and its variants ``@task.branch`` and ``@task.short_circuit``, as in Airflow."""
+
+    def __init__(self, operator_class: type[PythonOperator] = DecoratedPythonOperator) -> None:
+        self.operator_class = operator_class
+
+    @overload
+    def __call__(self, python_callable: Callable[P, R], /) -> TaskFunction[P, R]: ...
+
+    @overload
+    def __call__(
+        self, python_callable: None = None, /, **task_kwargs: Any
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
+
+    def __call__(
+        self, python_callable: Callable[P, R] | None = None, /, **task_kwargs: Any
+    ) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
+        """Decorate a function as a task: ``@task`` or ``@task(retries=3, pool="db", ...)``."""
+        if python_callable is not None:
+            if not callable(python_callable):
+                raise DagDefinitionError(f"@task must decorate a function, got {python_callable!r}")
+            return TaskFunction(python_callable, task_kwargs, self.operator_class)
+
+        def decorate(function: Callable[P, R]) -> TaskFunction[P, R]:
+            return TaskFunction(function, task_kwargs, self.operator_class)
+
+        return decorate
+
+    @property
+    def branch(self) -> TaskDecorator:
+        """``@task.branch``: the function returns the task id(s) to follow (BranchPythonOperator)."""
+        return TaskDecorator(DecoratedBranchOperator)
+
+    @property
+    def short_circuit(self) -> TaskDecorator:
+        """``@task.short_circuit``: a falsy return value skips what follows (ShortCircuitOperator)."""
+        return TaskDecorator(DecoratedShortCircuitOperator)
 
 
-@overload
-def task(
-    python_callable: None = None, /, **task_kwargs: Any
-) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
-
-
-def task(
-    python_callable: Callable[P, R] | None = None, /, **task_kwargs: Any
-) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
-    """Decorate a function as a task: ``@task`` or ``@task(retries=3, pool="db", ...)``."""
-    if python_callable is not None:
-        if not callable(python_callable):
-            raise DagDefinitionError(f"@task must decorate a function, got {python_callable!r}")
-        return TaskFunction(python_callable, task_kwargs)
-
-    def decorate(function: Callable[P, R]) -> TaskFunction[P, R]:
-        return TaskFunction(function, task_kwargs)
-
-    return decorate
+task = TaskDecorator()
 
 
 def unique_task_id(dag: DAG, task_id: str, group: TaskGroup | None = None) -> str:

@@ -104,6 +104,16 @@ FINISH = (
         next_retry_at=bindparam("b_retry_at"),
     )
 )
+#: finish, for a branching try that succeeded: the tasks of its run it named -> skipped, if not started.
+SKIP_NAMED = (
+    update(TI)
+    .where(
+        tuple_(TI.c.dag_id, TI.c.run_id, TI.c.task_id).in_(bindparam("keys", expanding=True)),
+        or_(TI.c.state.is_(None), TI.c.state == S.SCHEDULED),
+    )
+    .values(state=S.SKIPPED, start_date=bindparam("b_now"), end_date=bindparam("b_now"))
+    .returning(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number)
+)
 #: withdraw: queued -> scheduled for a try that never started, giving its try number back.
 WITHDRAW = (
     update(TI)

@@ -121,6 +121,7 @@ def finish(
     dags = cache.get_many({row.dag_id for row in rows.values()}, session=session)
     params: list[dict[str, Any]] = []
     events = []
+    skips: list[tuple[str, str, str]] = []
     finished: dict[RunKey, set[str]] = defaultdict(set)
     for result in results:
         row = rows.get(result.ti_id)
@@ -135,9 +136,29 @@ def finish(
         events.append(ti_event(state, row, result.try_number, result.end_date, extra))
         if state != S.UP_FOR_RETRY:
             finished[(row.dag_id, row.run_id)].add(row.task_id)
+        if state == S.SUCCESS:
+            skips.extend((row.dag_id, row.run_id, task_id) for task_id in result.skip_task_ids)
     if params:
         session.execute(sql.FINISH, params)
     record_events(events, session=session)
+    for key, task_ids in _skip_named(skips, session=session, now=now).items():
+        finished[key] |= task_ids
+    return finished
+
+
+def _skip_named(
+    keys: list[tuple[str, str, str]], *, session: Session, now: datetime
+) -> dict[RunKey, set[str]]:
+    """none or scheduled -> skipped for the tasks succeeded branching tries named (one UPDATE for the
+    batch). A worker never writes the database, so BranchPythonOperator and ShortCircuitOperator name
+    the tasks to skip in their result instead of skipping them as Airflow's do."""
+    if not keys:
+        return {}
+    skipped = session.execute(sql.SKIP_NAMED, {"keys": keys, "b_now": now}).all()
+    record_events((ti_event(S.SKIPPED, row, row.try_number, now) for row in skipped), session=session)
+    finished: dict[RunKey, set[str]] = defaultdict(set)
+    for row in skipped:
+        finished[(row.dag_id, row.run_id)].add(row.task_id)
     return finished
 
 

@@ -102,6 +102,38 @@ class Expected:
 
 
 EXPECTED = {
+    "branching.py": Expected(
+        "branching",
+        "success",
+        {
+            "branch": ("success", 1),
+            "branch_a": ("success", 1),
+            "branch_b": ("skipped", 0),
+            "join": ("success", 1),
+            "pick": ("success", 1),
+            "group_a.work": ("skipped", 0),
+            "group_b.first": ("success", 1),
+            "group_b.second": ("success", 1),
+            "condition_is_true": ("success", 1),
+            "true_1": ("success", 1),
+            "condition_is_false": ("success", 1),
+            "false_1": ("skipped", 0),
+            "false_2": ("skipped", 0),
+            "task_1": ("success", 1),
+            "task_2": ("success", 1),
+            "short_circuit": ("success", 1),
+            "task_3": ("success", 1),
+            "task_4": ("skipped", 0),
+            "task_5": ("success", 1),
+            "task_6": ("skipped", 0),
+            "task_7": ("success", 1),
+        },
+        {
+            "branch": "Following branch ['branch_a']; skipping branch_b",
+            "pick": "picking for 2024-03-01",
+            "condition_is_false": "Condition result is False",
+        },
+    ),
     "grouped_etl.py": Expected(
         "grouped_etl",
         "success",

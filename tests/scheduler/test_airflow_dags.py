@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from tests.conftest import Env
-from tests.scheduler.helpers import Procs, dag_runs, run_to_end, ti_states
+from tests.scheduler.helpers import Procs, dag_runs, run_to_end, task_instances, ti_states
 
 GROUPED = textwrap.dedent(
     """
@@ -118,3 +118,18 @@ def dag_source_with(body: str) -> str:
     from tests.scheduler.helpers import dag_source
 
     return dag_source(body)
+
+
+def test_the_scheduler_follows_branches_and_short_circuits(env: Env, procs: Procs) -> None:
+    from tests.cli.test_dags_port import AIRFLOW_DAGS, EXPECTED
+
+    expected = EXPECTED["branching.py"]
+    ported = env.run_cli(
+        "dags", "port", str(AIRFLOW_DAGS / "branching.py"), "-o", str(env.dags_folder / "b.py")
+    )
+    assert ported.exit_code == 0, ported.output
+    assert env.run_cli("dags", "list").exit_code == 0
+    assert env.run_cli("dags", "trigger", "branching").exit_code == 0
+    [run] = run_to_end(procs, "branching")
+    assert run.state == expected.run_state
+    assert {ti.task_id: (ti.state, ti.try_number) for ti in task_instances("branching")} == expected.states

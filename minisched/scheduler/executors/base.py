@@ -48,6 +48,8 @@ class TryResult:
     error: str | None = None
     #: False when the task said retrying cannot help (``FailTask``): the try ends failed, not up_for_retry.
     retry: bool = True
+    #: Tasks of the same run a succeeded branching try skips (transitions.finish marks them).
+    skip_task_ids: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -83,6 +83,7 @@ class _Ending:
     error: str | None = None
     retry: bool = True
     exception: BaseException | None = None
+    skip_task_ids: tuple[str, ...] = ()
 
 
 def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> TryResult:
@@ -109,6 +110,7 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
         pid=os.getpid(),
         error=ending.error,
         retry=ending.retry,
+        skip_task_ids=ending.skip_task_ids,
     )
 
 
@@ -174,7 +176,7 @@ def _run_task(task: BaseOperator, context: dict[str, Any], request: TryRequest, 
         return _failed(exc, log, alarm)
     if alarm.fired:  # the task swallowed the timeout exception; it still ran too long
         return _Ending("failed", timeout_error(alarm.seconds or 0))
-    return _Ending("success")
+    return _Ending("success", skip_task_ids=tuple(context["ti"].skipped_task_ids))
 
 
 def _callback_kind(ending: _Ending, task: BaseOperator, request: TryRequest) -> str:
