@@ -93,6 +93,9 @@ def test_examples_show_what_the_issue_asks_for(env: Env) -> None:
     assert {t["operator"] for t in taskflow.values()} == {"DecoratedPythonOperator"}
     assert rows["example_manual_conf"].schedule is None and rows["example_manual_conf"].next_dagrun is None
     assert all(rows[d].next_dagrun is not None for d in ("example_etl_hourly", "example_taskflow"))
+    branching = _tasks("example_branching")
+    assert branching["weekday_or_weekend"]["operator"] == "DecoratedBranchOperator"
+    assert branching["join"]["trigger_rule"] == "none_failed_min_one_success"
 
 
 def test_airflow_idiom_examples_show_groups_templates_and_callbacks(
