@@ -219,6 +219,33 @@ def test_finish_of_the_last_try_fails_the_task(rows: Rows) -> None:
     assert rows.row("a").state == "failed"
 
 
+def test_finish_of_a_try_that_says_no_retry_fails_the_task_with_retries_left(rows: Rows) -> None:
+    from dataclasses import replace
+
+    ti_id = rows.put("a", "running", try_number=1)
+    result = replace(_result(ti_id, 1, "failed", "bad credentials"), retry=False)
+    assert _finish([result]) == {(DAG_ID, rows.run_id): {"a"}}
+    assert (rows.row("a").state, rows.events("a")) == ("failed", ["failed"])
+
+
+def test_finish_of_a_branching_success_skips_the_named_tasks_that_have_not_started(rows: Rows) -> None:
+    from dataclasses import replace
+
+    ti_id = rows.put("a", "running", try_number=1)
+    rows.put("b", None)
+    rows.put("c", "scheduled")
+    rows.put("d", "running", try_number=1)
+    result = replace(_result(ti_id, 1, "success"), skip_task_ids=("b", "c", "d"))
+    assert _finish([result]) == {(DAG_ID, rows.run_id): {"a", "b", "c"}}
+    assert [rows.row(t).state for t in "abcd"] == ["success", "skipped", "skipped", "running"]
+    assert (rows.events("b"), rows.events("d")) == (["skipped"], [])
+    failed_id = rows.put("low", "running", try_number=1)
+    rows.put("high", None)
+    failed = replace(_result(failed_id, 1, "failed"), skip_task_ids=("high",))
+    _finish([failed])
+    assert rows.row("high").state is None  # only a success skips
+
+
 @pytest.mark.parametrize(
     ("state", "try_number"), [("running", 2), ("scheduled", 1), ("failed", 1), (None, 1)]
 )
