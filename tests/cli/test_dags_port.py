@@ -167,6 +167,26 @@ EXPECTED = {
         },
         {"hard_fail": "bad credentials: retrying will not help"},
     ),
+    "templated.py": Expected(
+        "templated",
+        "success",
+        {t: ("success", 1) for t in ["templated", "bash_task", "python_task", "current"]},
+        {
+            "templated": "2024-03-01\n2024-03-08\n2024-03-01\n2024-03-08\n2024-03-01\n2024-03-08\n",
+            "bash_task": "here is the message: '' home=unset",
+            "python_task": "a is 20240301 and the query is select * from events where day = '2024-03-01'",
+            "current": "logical date is 2024-03-01 00:00:00+00:00 run manual__2024-03-01T00:00:00+00:00",
+        },
+    ),
+    "failure_callback.py": Expected(
+        "failure_callback",
+        "failed",
+        {"task1": ("success", 1), "task2": ("failed", 2), "task3": ("upstream_failed", 0)},
+        {
+            "task1": "Succeeded: failure_callback__task1__20240301",
+            "task2": "Task has failed, task_instance_key_str: failure_callback__task2__20240301",
+        },
+    ),
     "with_params.py": Expected(
         "with_params", "success", {"report": ("success", 1)}, {"report": "rows=100 region=eu dry_run=False"}
     ),
