@@ -74,12 +74,12 @@ if TYPE_CHECKING:
         TriggerRule,
         chain,
         cross_downstream,
-        dag,
         get_current_context,
         task,
-        task_group,
     )
     from minisched.authoring.connection import BaseHook, Connection
+    from minisched.authoring.dag_decorator import dag
+    from minisched.authoring.task_group import task_group
     from minisched.authoring.variable import Variable
     from minisched.exceptions import FailTask, SkipTask
 

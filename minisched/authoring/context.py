@@ -84,12 +84,13 @@ def build_context(  # noqa: PLR0917 -- the executor's call mirrors the contract'
     """The context dict of one try; ``ds``/``ts`` are derived from the UTC logical date.
 
     Besides the contract's names it carries Airflow's ``ts``, ``ds_nodash``, ``ts_nodash``,
-    ``ts_nodash_with_tz``, ``task_instance_key_str``, ``macros``, ``params`` (DAG params
+    ``ts_nodash_with_tz``, ``task_instance_key_str``, ``macros``, ``var``, ``conn``, ``params`` (DAG params
     overridden by the run's conf) and ``execution_date`` (an alias of ``logical_date`` that
     Airflow 2 still accepts), so ported callables and templates keep working. Datetimes are
     plain aware ``datetime`` objects: ``str()`` prints them as Airflow's do.
     """
     from minisched.authoring import macros
+    from minisched.authoring.template_accessors import ConnectionAccessor, VariableAccessor
 
     logical = to_utc(logical_date)
     run_conf = dict(conf or {})
@@ -112,6 +113,8 @@ def build_context(  # noqa: PLR0917 -- the executor's call mirrors the contract'
         "conf": run_conf,
         "params": {**(params or {}), **run_conf},
         "macros": macros,
+        "var": VariableAccessor(),
+        "conn": ConnectionAccessor(),
         "test_mode": False,
     }
 

@@ -171,3 +171,52 @@ def test_tasks_render_prints_the_rendered_fields_without_running(env: Env) -> No
         "Error: Could not render template field 'bash_command' of task 'broken_template': "
         "UndefinedError: 'nope' is undefined"
     )
+
+
+VAR_CONN_DAG = textwrap.dedent(
+    """
+    with DAG("lookups", schedule=None, start_date=START):
+        BashOperator(
+            task_id="lookups",
+            bash_command=(
+                "echo region={{ var.value.region }} limit={{ var.json.cfg.limit }} "
+                "fallback={{ var.value.get('missing', 'none') }} host={{ conn.warehouse.host }} "
+                "login={{ conn.get('warehouse').login }} secret={{ conn.warehouse.password }}"
+            ),
+        )
+        BashOperator(task_id="missing", bash_command="echo {{ var.value.not_there }}")
+    """
+)
+
+
+def test_templates_read_variables_and_connections_lazily(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minisched import masking
+    from tests.secrets.conftest import new_key, use_keys
+
+    use_keys(env, monkeypatch, new_key())
+    try:
+        _run_lookups(env)
+    finally:
+        masking.forget_all()  # the connection's password was registered in this process too
+
+
+def _run_lookups(env: Env) -> None:
+    env.write_dag("lookups.py", dag_source(VAR_CONN_DAG))
+    assert env.run_cli("variables", "set", "region", "eu-west").exit_code == 0
+    assert env.run_cli("variables", "set", "cfg", '{"limit": 42}').exit_code == 0
+    added = env.run_cli(
+        "connections", "add", "warehouse", "--conn-uri", "postgres://loader:s3cr3t-pw@db.example:5432/dw"
+    )
+    assert added.exit_code == 0, added.output
+    result = env.run_process("dags", "test", "lookups", "2024-03-01", "--output", "json")
+    assert {row["task_id"]: row["state"] for row in json.loads(result.stdout)} == {
+        "lookups": "success",
+        "missing": "failed",
+    }
+    [run] = dag_runs("lookups")
+    log = env.run_cli("tasks", "logs", "lookups", run.run_id, "lookups").stdout
+    assert "region=eu-west limit=42 fallback=none host=db.example login=loader secret=***" in log
+    assert "s3cr3t-pw" not in log
+    missing = env.run_cli("tasks", "logs", "lookups", run.run_id, "missing").stdout
+    assert "Could not render template field 'bash_command' of task 'missing': VariableNotFound: " in missing
+    assert "variable 'not_there' is not set" in missing
