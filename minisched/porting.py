@@ -195,9 +195,15 @@ def _keyword_leftovers(node: ast.Call, local: str, target: Any) -> Iterator[Left
 
 
 def _accepted_keywords(target: Any) -> set[str] | None:
-    """The keyword arguments an operator, DAG or TaskGroup takes, up its MRO; None for others."""
-    from minisched.authoring import DAG, BaseOperator, TaskGroup
+    """The keyword arguments an operator, DAG or TaskGroup takes, up its MRO (for ``@task(...)`` and
+    ``@dag(...)``, those of the operator or DAG they make); None for anything else."""
+    from minisched.authoring import DAG, BaseOperator, TaskGroup, dag
+    from minisched.authoring.decorators import TaskDecorator
 
+    if isinstance(target, TaskDecorator):
+        target = target.operator_class
+    elif target is dag:
+        return {"dag_id"} | (_accepted_keywords(DAG) or set())
     if not inspect.isclass(target) or not issubclass(target, (BaseOperator, DAG, TaskGroup)):
         return None
     names: set[str] = set()
