@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -76,3 +79,56 @@ def test_default_timezone_is_utc_and_must_be_a_known_zone(tmp_path: Path) -> Non
     assert load_settings(environ=berlin).default_timezone == "Europe/Berlin"
     with pytest.raises(ConfigError, match="MINISCHED_DEFAULT_TIMEZONE: unknown timezone"):
         load_settings(environ={**home, "MINISCHED_DEFAULT_TIMEZONE": "Mars/Olympus"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://u:p@ss@host/db", "postgresql://u:***@host/db"),
+        (
+            '{"url": "redis://:tok@h:1/0", "x": "a://b:c@d"}',
+            '{"url": "redis://:***@h:1/0", "x": "a://b:***@d"}',
+        ),
+        ("see http://host/path?next=a:b@c", "see http://host/path?next=a:b@c"),
+        ("a://b:c", "a://b:c"),
+        ("Password = x1 password=x2", "Password = *** password=***"),
+    ],
+)
+def test_mask_secrets_edge_cases(text: str, expected: str) -> None:
+    assert mask_secrets(text) == expected
+
+
+#: name -> (text, length once masked)
+_ADVERSARIAL = {
+    "letters": ("a" * 2_000_000, 2_000_000),
+    "schemes": ("x://y:" * 400_000, 2_400_000),
+    "marks": ("://" * 700_000, 2_100_000),
+    "at-signs": ("a://b:" + "@" * 2_000_000, len("a://b:***@")),
+    "passwords": ("password " * 250_000, 2_250_000),
+    "equals": ("password" + " " * 1_000_000 + "=" * 1_000_000, 1_000_012),
+}
+
+
+@pytest.mark.parametrize("name", list(_ADVERSARIAL))
+def test_masking_is_linear(name: str) -> None:
+    """2 MB of adversarial text is masked within 20 s of CPU time; a quadratic masker needs hours.
+
+    CPU time (RLIMIT_CPU), not wall-clock: a loaded machine slows the test, it cannot fail it.
+    """
+    code = textwrap.dedent(
+        f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
+        from minisched.db.audit import mask_extra
+        from tests.test_settings import _ADVERSARIAL
+        text = _ADVERSARIAL[{name!r}][0]
+        masked = mask_extra({{"conf": [text], "description": text}})
+        assert masked["description"] == masked["conf"][0]
+        print(len(masked["description"]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) == _ADVERSARIAL[name][1]

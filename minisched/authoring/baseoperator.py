@@ -13,6 +13,7 @@ from minisched.authoring.dag import DAG, current_dag, validate_id
 from minisched.authoring.task_group import TaskGroup, current_task_group
 from minisched.authoring.trigger_rules import VALID_TRIGGER_RULES, TriggerRule
 from minisched.exceptions import DagDefinitionError
+from minisched.inputs import MAX_INT, MIN_INT
 
 
 class ArgNotSet(enum.Enum):
@@ -375,20 +376,20 @@ class _Checker:
         return value
 
     def integer(self, name: str, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, "an int", value)
+        if isinstance(value, bool) or not isinstance(value, int) or not MIN_INT <= value <= MAX_INT:
+            raise self.fail(name, f"an int from {MIN_INT} to {MAX_INT}", value)
         return value
 
     def retries(self, value: object) -> int:
         if value is None:
             return 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail("retries", "an int >= 0", value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_INT:
+            raise self.fail("retries", f"an int from 0 to {MAX_INT - 1}", value)
         return value
 
     def pool_slots(self, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail("pool_slots", "an int >= 1", value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
+            raise self.fail("pool_slots", f"an int from 1 to {MAX_INT}", value)
         return value
 
     def duration(self, name: str, value: object) -> timedelta:

@@ -26,12 +26,12 @@ from minisched.authoring.schedules import (
     timezone_name,
 )
 from minisched.exceptions import DagDefinitionError, ParamValidationError
+from minisched.inputs import MAX_ID_LENGTH, MAX_INT, MIN_INT
 
 if TYPE_CHECKING:
     from minisched.authoring.baseoperator import BaseOperator
     from minisched.authoring.task_group import TaskGroup
 
-MAX_ID_LENGTH = 250
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _AUTHORING_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -62,7 +62,7 @@ def current_dag() -> DAG | None:
 
 
 def validate_id(kind: str, value: object) -> str:
-    """Check a dag_id or task_id: the scheduler uses ids in run ids, file names and URLs."""
+    """Check a dag_id or task_id: the scheduler uses ids in run ids, log folder names and URLs."""
     if not isinstance(value, str):
         raise DagDefinitionError(f"{kind} must be a string, got {type(value).__name__} {value!r}")
     if not value or len(value) > MAX_ID_LENGTH or not _ID_PATTERN.match(value):
@@ -311,9 +311,16 @@ def compute_priority_weights(dag: DAG) -> dict[str, int]:
     if "upstream" in rules:
         ancestors = _closures(order, lambda t: tasks[t]._upstream, bit)
         related.update({t: ancestors[t] for t in tasks if tasks[t].weight_rule == "upstream"})
+    # Clamped, as Airflow does, so that a sum of large weights still fits the INTEGER column.
     return {
-        task_id: task.priority_weight
-        + sum(weight * (related[task_id] & mask).bit_count() for weight, mask in masks.items())
+        task_id: min(
+            MAX_INT,
+            max(
+                MIN_INT,
+                task.priority_weight
+                + sum(weight * (related[task_id] & mask).bit_count() for weight, mask in masks.items()),
+            ),
+        )
         for task_id, task in tasks.items()
     }
 
@@ -486,8 +493,8 @@ def _bool(dag_id: str, name: str, value: object) -> bool:
 
 
 def _positive_int(dag_id: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DagDefinitionError(f"DAG {dag_id!r}: {name} must be an int >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
+        raise DagDefinitionError(f"DAG {dag_id!r}: {name} must be an int from 1 to {MAX_INT}, got {value!r}")
     return value
 
 

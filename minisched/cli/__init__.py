@@ -24,6 +24,18 @@ from minisched.cli.commands_variables import variables_group
 class MinischedGroup(click.Group):
     """Turns every failure into one line on stderr and exit code 1 (click's usage errors keep exit 2)."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse an argument that is not UTF-8 (Python hands it over as lone surrogates) up front:
+        no driver can store it, and a command would otherwise fail halfway with an encoding error."""
+        from minisched.inputs import InvalidInput, check_text
+
+        for position, arg in enumerate(args, start=1):
+            try:
+                check_text(arg, f"argument {position}")
+            except InvalidInput as exc:
+                raise click.UsageError(str(exc), ctx) from None
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         from minisched.exceptions import MinischedError
         from minisched.settings import ConfigError, mask_secrets

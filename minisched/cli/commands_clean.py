@@ -6,6 +6,7 @@ import click
 
 from minisched.cli.audit import audit_cli
 from minisched.cli.output import output_option
+from minisched.cli.params import count
 
 TABLES = ("dag_run", "log", "import_error", "job")
 COUNT_COLUMNS = ["table", "rows"]
@@ -33,7 +34,7 @@ def _parse_tables(_ctx: click.Context, _param: click.Parameter, value: str | Non
     callback=_parse_tables,
     help=f"Comma-separated tables to clean (default: all of {','.join(TABLES)}).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, hidden=True)
+@click.option("--batch-size", type=count(1), default=1000, show_default=True, hidden=True)
 @output_option
 def clean(*, before: str, dry_run: bool, yes: bool, tables: list[str], batch_size: int, output: str) -> None:
     """Delete finished dag runs (with their task instances), log rows, import errors and finished jobs
@@ -42,7 +43,7 @@ def clean(*, before: str, dry_run: bool, yes: bool, tables: list[str], batch_siz
     from minisched.cli.output import print_rows, render_table
     from minisched.db.clean import clean_tables, count_rows
     from minisched.db.session import create_session
-    from minisched.scheduler.manual_runs import parse_datetime
+    from minisched.inputs import parse_datetime
 
     cutoff = parse_datetime(before, "--before")
     with create_session() as session:

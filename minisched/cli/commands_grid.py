@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from minisched.cli.output import output_option
+from minisched.cli.params import count
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -19,9 +20,7 @@ COLOURS = {"success": "green", "failed": "red", "running": "cyan", "queued": "ye
 
 
 @click.command("runs")
-@click.option(
-    "--limit", "-n", type=click.IntRange(min=1), default=25, show_default=True, help="Runs per DAG."
-)
+@click.option("--limit", "-n", type=count(1), default=25, show_default=True, help="Runs per DAG.")
 @click.option("--dag-id", "-d", help="Only this DAG.")
 @output_option
 def runs(limit: int, dag_id: str | None, output: str) -> None:

@@ -6,6 +6,7 @@ import click
 
 from minisched.cli.audit import audit_cli
 from minisched.cli.output import output_option
+from minisched.cli.params import count
 
 POOL_COLUMNS = ["pool", "slots", "occupied_slots", "open_slots"]
 
@@ -32,7 +33,7 @@ def list_pools(output: str) -> None:
 
 @pools_group.command("set")
 @click.argument("name")
-@click.argument("slots", type=click.IntRange(min=0))
+@click.argument("slots", type=count(0))
 @click.option("--description", help="What the pool is for.")
 def set_pool(name: str, slots: int, description: str | None) -> None:
     """Create pool NAME with SLOTS slots, or change an existing pool's slots."""

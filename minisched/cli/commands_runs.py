@@ -8,6 +8,7 @@ import click
 
 from minisched.cli.audit import audit_cli
 from minisched.cli.output import output_option
+from minisched.cli.params import count
 
 RUN_COLUMNS = ["dag_id", "run_id", "run_type", "state", "logical_date", "start_date", "end_date"]
 TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
@@ -28,7 +29,8 @@ def trigger(dag_id: str, logical_date: str | None, conf: str | None, dags_folder
     folder is read first, so a DAG file just dropped there can be triggered at once.
     """
     from minisched.db.session import create_session
-    from minisched.scheduler.manual_runs import parse_conf, parse_datetime, trigger_dag
+    from minisched.inputs import parse_conf, parse_datetime
+    from minisched.scheduler.manual_runs import trigger_dag
 
     when = parse_datetime(logical_date, "--logical-date") if logical_date else None
     parsed_conf = parse_conf(conf)
@@ -48,7 +50,7 @@ def trigger(dag_id: str, logical_date: str | None, conf: str | None, dags_folder
 @click.command("list-runs")
 @click.argument("dag_id")
 @click.option("--state", help="Only runs in this state (queued, running, success, failed).")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=count(1), default=100, show_default=True)
 @output_option
 def list_runs(dag_id: str, state: str | None, limit: int, output: str) -> None:
     """List DAG_ID's runs, newest first."""
@@ -79,8 +81,9 @@ def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output
     import sys
 
     from minisched.cli.output import print_rows
+    from minisched.inputs import parse_datetime
     from minisched.models import DagRunState
-    from minisched.scheduler.manual_runs import parse_datetime, run_dag_test
+    from minisched.scheduler.manual_runs import run_dag_test
     from minisched.settings import configure
 
     settings = configure({"dags_folder": dags_folder})
@@ -116,9 +119,9 @@ def backfill(
 
     from minisched.dagfiles.loader import refresh_dag_folder
     from minisched.db.session import create_session
+    from minisched.inputs import parse_datetime
     from minisched.models import DagRunState
     from minisched.scheduler.backfill import BackfillPlan, BackfillProgress, run_backfill, runs_to_reset
-    from minisched.scheduler.manual_runs import parse_datetime
     from minisched.settings import configure
 
     settings = configure({"dags_folder": dags_folder})

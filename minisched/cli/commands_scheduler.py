@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from minisched.cli.audit import audit_cli
+from minisched.cli.params import count
 
 
 @click.command()
 @click.option("--dags-folder", type=click.Path(file_okay=False, path_type=Path), help="Folder of DAG files.")
-@click.option("--num-runs", "-n", type=click.IntRange(min=1), help="Stop after this many loops.")
+@click.option("--num-runs", "-n", type=count(1), help="Stop after this many loops.")
 @click.option("--executor", type=click.Choice(["local", "sequential"]), help="Where tries run.")
-@click.option("--parallelism", type=click.IntRange(min=1), help="How many tries run at once.")
+@click.option("--parallelism", type=count(1), help="How many tries run at once.")
 def scheduler(
     dags_folder: Path | None, num_runs: int | None, executor: str | None, parallelism: int | None
 ) -> None:

@@ -10,6 +10,7 @@ import click
 from minisched.cli.audit import audit_cli
 from minisched.cli.commands_runs import dags_folder_option
 from minisched.cli.output import output_option
+from minisched.cli.params import count
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -52,7 +53,7 @@ def states_for_dag_run(dag_id: str, run_id: str, output: str) -> None:
 @click.argument("dag_id")
 @click.argument("run_id")
 @click.argument("task_id")
-@click.option("--try", "try_number", type=click.IntRange(min=1), help="Which try (default: the latest).")
+@click.option("--try", "try_number", type=count(1), help="Which try (default: the latest).")
 def logs(dag_id: str, run_id: str, task_id: str, try_number: int | None) -> None:
     """Print the captured output of one try of a task instance."""
     from sqlalchemy import select
@@ -111,8 +112,9 @@ def clear(
     from minisched.cli.output import print_rows
     from minisched.dagfiles.loader import refresh_dag_folder
     from minisched.db.session import create_session
+    from minisched.inputs import parse_datetime
     from minisched.scheduler.clear import RunFilter, clear_task_instances, plan_clear, select_tasks
-    from minisched.scheduler.manual_runs import load_dag, parse_datetime
+    from minisched.scheduler.manual_runs import load_dag
     from minisched.settings import configure
 
     settings = configure({"dags_folder": dags_folder})
@@ -191,10 +193,10 @@ def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: 
     import sys
     import tempfile
 
+    from minisched.inputs import parse_datetime
     from minisched.models.types import utcnow
     from minisched.scheduler.executors.base import TryRequest
     from minisched.scheduler.executors.task_runner import DagFileCache, run_try
-    from minisched.scheduler.manual_runs import parse_datetime
     from minisched.settings import configure
 
     settings = configure({"dags_folder": dags_folder})
@@ -234,8 +236,8 @@ def render(dag_id: str, task_id: str, logical_date: str, dags_folder: Path | Non
     Runs nothing and records nothing; uses the recorded run at that date if there is one.
     """
     from minisched.db.session import create_session
+    from minisched.inputs import parse_datetime
     from minisched.scheduler.executors.task_runner import DagFileCache
-    from minisched.scheduler.manual_runs import parse_datetime
     from minisched.scheduler.task_render import format_rendered, render_task, run_to_render_for
     from minisched.settings import configure
 

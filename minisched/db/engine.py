@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import weakref
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,12 @@ def parse_db_url(url: str) -> URL:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"invalid database URL {mask_secrets(url)!r}: {exc}") from None
+    if parsed.host and "@" in parsed.host:
+        # The password held an unencoded '@': the rest of it was read as part of the host name.
+        raise ConfigError(
+            f"the database URL {mask_secrets(url)!r} has an '@' in its password or host; "
+            "URL-encode it (write %40 for @, e.g. urllib.parse.quote_plus(password))"
+        )
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
@@ -56,7 +64,7 @@ def make_engine(url: str, *, for_migrations: bool = False, echo: bool = False) -
 def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _make_private(Path(database).expanduser())
     engine = create_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
 
     @event.listens_for(engine, "connect")
@@ -77,6 +85,27 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _make_private(path: Path) -> None:
+    """The SQLite file is 0600 whatever the umask: it holds run confs, the audit trail and, later,
+    secrets. SQLite gives its -wal and -shm files the database file's mode.
+
+    An existing file is changed by path only: closing any descriptor of a database file would drop
+    the POSIX locks this process's open SQLite connections hold on it.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            with contextlib.suppress(OSError):  # not our file: leave it to its owner
+                os.chmod(path, mode & 0o700)
+
+
+def backend_name(engine: Engine) -> str:
+    return engine.dialect.name
 
 
 def _reset_engines_after_fork() -> None:

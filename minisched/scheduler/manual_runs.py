@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +21,6 @@ from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import NewRun, create_dag_runs, run_id_for
 from minisched.scheduler.executors.base import BaseExecutor
 from minisched.scheduler.job import DAG_TEST_JOB_TYPE, register_job
-
-
-def parse_datetime(text: str, what: str = "date") -> datetime:
-    """An ISO-8601 date or datetime; without an offset it is read as UTC (as Airflow does)."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise MinischedError(
-            f"invalid {what} {text!r}: use ISO-8601, e.g. 2024-01-31 or 2024-01-31T06:00:00+00:00"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def parse_conf(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        conf = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MinischedError(
-            f"--conf is not valid JSON ({exc.msg} at position {exc.pos}): {text!r}"
-        ) from None
-    if not isinstance(conf, dict):
-        raise MinischedError(f"--conf must be a JSON object like '{{\"key\": 1}}', got {text!r}")
-    return conf
 
 
 @provide_session

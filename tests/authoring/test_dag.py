@@ -325,8 +325,8 @@ def test_start_date_timezone_drives_the_schedule_unless_timezone_is_given() -> N
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_active_runs": 0}, "max_active_runs must be an int >= 1"),
-        ({"max_active_tasks": -1}, "max_active_tasks must be an int >= 1"),
+        ({"max_active_runs": 0}, "max_active_runs must be an int from 1 to 2147483647"),
+        ({"max_active_tasks": -1}, "max_active_tasks must be an int from 1 to 2147483647"),
         ({"catchup": "yes"}, "catchup must be True or False"),
         ({"default_args": ["retries"]}, "default_args must be a dict"),
         ({"params": "x"}, "params must be a dict"),
@@ -421,14 +421,14 @@ def test_numbers_are_read_as_seconds_for_durations() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"retries": -1}, "retries must be an int >= 0, got -1"),
-        ({"retries": "3"}, "retries must be an int >= 0"),
+        ({"retries": -1}, "retries must be an int from 0 to 2147483646, got -1"),
+        ({"retries": "3"}, "retries must be an int from 0 to"),
         ({"retry_delay": timedelta(seconds=-1)}, "retry_delay must be a timedelta >= 0"),
         ({"retry_delay": "5m"}, "retry_delay must be a timedelta"),
         ({"max_retry_delay": "x"}, "max_retry_delay must be a timedelta"),
         ({"execution_timeout": timedelta(0)}, "execution_timeout must be a positive timedelta"),
         ({"pool": ""}, "pool must be a non-empty string"),
-        ({"pool_slots": 0}, "pool_slots must be an int >= 1"),
+        ({"pool_slots": 0}, "pool_slots must be an int from 1 to 2147483647"),
         ({"priority_weight": 1.5}, "priority_weight must be an int"),
         (
             {"weight_rule": "sideways"},

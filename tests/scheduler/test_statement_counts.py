@@ -87,9 +87,10 @@ def _counting() -> Iterator[list[str]]:
 
 def _statements_per_iteration(env: Env, dag_id: str, runs: int) -> list[list[str]]:
     from minisched.db.session import create_session
+    from minisched.inputs import parse_datetime
     from minisched.scheduler.executors.inprocess import InProcessExecutor
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
-    from minisched.scheduler.manual_runs import parse_datetime, trigger_dag
+    from minisched.scheduler.manual_runs import trigger_dag
 
     with create_session() as session:
         for day in range(runs):
