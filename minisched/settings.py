@@ -39,6 +39,8 @@ class Settings:
     #: Words that make a variable's key sensitive, beyond the built-in ones (its value is masked in logs).
     sensitive_var_keys: tuple[str, ...]
     default_timezone: str
+    #: A try's log file stops growing here (a truncation marker says so); the rest is discarded.
+    task_log_max_bytes: int
 
     def masked(self) -> dict[str, str]:
         """The effective settings as text, with any password and the Fernet keys hidden."""
@@ -138,6 +140,7 @@ _PARSERS: dict[str, Any] = {
     "fernet_key": _parse_fernet_keys,
     "sensitive_var_keys": _parse_words,
     "default_timezone": _parse_timezone_name,
+    "task_log_max_bytes": _parse_positive_int,
 }
 
 
@@ -155,6 +158,7 @@ def _defaults(home: Path) -> dict[str, str]:
         "fernet_key": "",
         "sensitive_var_keys": "",
         "default_timezone": "UTC",
+        "task_log_max_bytes": str(100 * 1024 * 1024),
     }
 
 
@@ -248,6 +252,28 @@ def _mask_url_passwords(text: str) -> str:
         mark = text.find("://", max(end, start))
     parts.append(text[done:])
     return "".join(parts)
+
+
+#: A try's environment keeps MINISCHED_CONN_* and MINISCHED_VAR_* (tasks read them on purpose) and
+#: loses every other MINISCHED_ variable whose name ends like a credential: MINISCHED_DB_URL,
+#: MINISCHED_FERNET_KEY, MINISCHED_CELERY_BROKER_URL, and any future one named the same way.
+_TASK_VISIBLE_PREFIXES = (ENV_PREFIX + "CONN_", ENV_PREFIX + "VAR_")
+_SECRET_SUFFIXES = ("_URL", "_URI", "_KEY", "_PASSWORD", "_SECRET", "_TOKEN")
+
+
+def is_hidden_from_tasks(name: str) -> bool:
+    """Whether the environment variable `name` is minisched's own credential (see the rule above)."""
+    upper = name.upper()
+    return (
+        upper.startswith(ENV_PREFIX)
+        and not upper.startswith(_TASK_VISIBLE_PREFIXES)
+        and upper.endswith(_SECRET_SUFFIXES)
+    )
+
+
+def task_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` as a try may see it: without minisched's own credentials."""
+    return {name: value for name, value in environ.items() if not is_hidden_from_tasks(name)}
 
 
 _current: Settings | None = None

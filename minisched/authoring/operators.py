@@ -179,11 +179,14 @@ class BashOperator(BaseOperator):
             _kill_group(process, self.kill_grace_seconds)
 
     def _environment(self, context: Mapping[str, Any]) -> dict[str, str]:
+        from minisched.settings import task_environ  # at run time only: authoring stays import-light
+
+        inherited = task_environ(os.environ)
         if self.env is None:
-            env = dict(os.environ)
+            env = inherited
         else:
             given = {str(k): str(v) for k, v in self.env.items()}
-            env = {**os.environ, **given} if self.append_env else given
+            env = {**inherited, **given} if self.append_env else given
         env.update(context_env(context))
         return env
 

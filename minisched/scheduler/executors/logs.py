@@ -10,6 +10,7 @@ import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 
 def log_path_for(
@@ -36,8 +37,24 @@ def stamped(message: str) -> str:
 
 def append_log_line(log_path: str | os.PathLike[str], message: str) -> None:
     """Add a minisched line to a try's log from outside the try (e.g. the worker died); best effort."""
+    with contextlib.suppress(OSError), open_log(log_path) as log:
+        log.write(stamped(message).encode("utf-8", "backslashreplace"))
+
+
+def open_log(log_path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a try's log for appending. Whatever the umask, the file is 0600 and the
+    folders made for it 0700: a log holds what the task printed, secrets included."""
     path = Path(log_path)
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log:
-            log.write(stamped(message))
+    _make_private_dirs(path.parent)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+
+def _make_private_dirs(folder: Path) -> None:
+    # Path.mkdir(parents=True) gives the parents the umask's default mode; each level gets 0700 here.
+    missing: list[Path] = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another worker
+            level.mkdir(mode=0o700)
