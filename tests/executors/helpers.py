@@ -84,6 +84,30 @@ def noop():
     return None
 
 
+def wait_for_go():
+    started("wait_for_go")
+    while not (OUT / "go").exists():
+        time.sleep(0.01)
+    print("went on after the worker died")
+
+
+def kill_parent():
+    (OUT / "parent.pid").write_text(str(os.getppid()))
+    os.kill(os.getppid(), signal.SIGKILL)
+    print("the task goes on")
+
+
+def secret_error():
+    raise ValueError("cannot reach postgresql://admin:hunter2@db.internal/prod")
+
+
+def chatty():
+    line = "x" * 99 + "\\n"
+    for _ in range(30_000):
+        sys.stdout.write(line)
+    print("postgresql://admin:hunter2@db.internal/prod", flush=True)
+
+
 def exits():
     sys.exit(2)
 
@@ -100,6 +124,16 @@ with DAG("exec_test", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=time
     PythonOperator(task_id="span", python_callable=span)
     PythonOperator(task_id="noop", python_callable=noop)
     PythonOperator(task_id="exits", python_callable=exits)
+    PythonOperator(task_id="wait_for_go", python_callable=wait_for_go)
+    PythonOperator(task_id="kill_parent", python_callable=kill_parent)
+    PythonOperator(task_id="secret_error", python_callable=secret_error)
+    PythonOperator(task_id="chatty", python_callable=chatty)
+    BashOperator(task_id="bash_env", bash_command="env; echo ppid=$PPID")
+    BashOperator(task_id="bash_daemon", bash_command=f"setsid sleep 1000 & echo $! > {OUT}/daemon.pid")
+    BashOperator(
+        task_id="bash_double_fork",
+        bash_command=f"(setsid sh -c 'sleep 1000 & echo $! > {OUT}/orphan.pid' &); sleep 0.2",
+    )
     BashOperator(task_id="bash_ok", bash_command="echo bash says $MINISCHED_DS try $MINISCHED_TRY_NUMBER")
     BashOperator(task_id="bash_skip", bash_command="exit 99")
     BashOperator(task_id="bash_fail", bash_command="echo failing; exit 3")

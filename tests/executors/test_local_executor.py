@@ -123,6 +123,31 @@ def test_sigkill_of_a_worker_mid_try_fails_the_try(dag_file: Path, make_executor
     assert after.outcome == "success"
 
 
+def test_a_task_that_kills_its_parent_still_reports_its_outcome(
+    dag_file: Path, make_executor: MakeExecutor
+) -> None:
+    executor = make_executor(1)
+    waiting = request(dag_file, "wait_for_go")
+    executor.submit([waiting, request(dag_file, "noop")])
+    try_pid = read_pid(out_dir(dag_file) / "wait_for_go.pid")
+    keeper = _parent_of(try_pid)
+    assert keeper != os.getpid()
+    os.kill(keeper, signal.SIGKILL)  # what `os.kill(os.getppid(), SIGKILL)` in the task does
+    wait_for(lambda: not pid_alive(keeper), what="the keeper to die")
+    assert executor.poll(timeout=0.2) == [] and pid_alive(try_pid)
+    (out_dir(dag_file) / "go").write_text("")
+    results = {result.ti_id: result for result in collect(executor, 2)}
+    assert (results[waiting.ti_id].outcome, results[waiting.ti_id].pid) == ("success", try_pid)
+    assert "went on after the worker died" in log_text(waiting)
+    assert all(result.outcome == "success" for result in results.values())  # the next try: a new worker
+    assert try_pid not in executor.worker_pids
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 def test_an_idle_worker_that_dies_is_replaced(dag_file: Path, make_executor: MakeExecutor) -> None:
     executor = make_executor(1)
     run_all(executor, [request(dag_file, "noop")])
@@ -170,7 +195,7 @@ def test_unknown_dag_or_task_fails_and_the_worker_keeps_going(
     assert errors[0] == f"DAG 'gone' is no longer defined in {dag_file}"
     assert errors[1] == f"Task 'gone' is no longer in DAG 'exec_test' ({dag_file})"
     assert errors[2] is None
-    assert len({result.pid for result in results.values()}) == 1
+    assert len(executor.worker_pids) == 1
 
 
 def test_stop_waits_for_tries_that_finish_within_grace(dag_file: Path, make_executor: MakeExecutor) -> None:

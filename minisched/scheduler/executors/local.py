@@ -1,9 +1,11 @@
 """The local executor: a pool of warm, forked worker processes, one try at a time each.
 
-A worker imports a DAG file once (per change) and runs many tries of it, so a try costs a pipe round
-trip, not a process start. A try that crashes its worker or outlives its deadline costs only that
-worker, which is replaced on demand. Workers die with the scheduler: PR_SET_PDEATHSIG on Linux, and
-EOF on their pipe everywhere.
+A worker imports a DAG file once (per change) and runs many tries of it, each in a process forked for
+that try alone (see try_process.py), so a try costs a pipe round trip and a fork, not an interpreter
+start, and whatever the task does -- crash, kill its parent, leave daemons -- it cannot reach the
+scheduler. A worker that dies anyway is replaced on demand; its try, if still running, reports on the
+pipe itself. Workers die with the scheduler: PR_SET_PDEATHSIG on Linux, and EOF on their pipe
+everywhere.
 
 Drive the executor from one long-lived thread (the scheduler loop): Linux delivers the parent-death
 signal when the *thread* that forked a worker exits.
@@ -13,10 +15,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import signal
-import sys
 import time
 import weakref
 from collections import deque
@@ -30,14 +30,20 @@ from types import FrameType
 
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 from minisched.scheduler.executors.logs import append_log_line
+from minisched.scheduler.executors.process_tree import (
+    become_subreaper,
+    children_of,
+    kill_leftovers,
+    set_parent_death_signal,
+)
 from minisched.scheduler.executors.task_runner import DagFileCache, run_try, timeout_error
+from minisched.settings import get_settings, is_hidden_from_tasks
 
 STOPPED_ERROR = "Scheduler stopped before the try finished"
 #: A busy worker gets its next tries in advance only while its current one is younger than this (s),
 #: and at most this many: a try that turns out long delays at most that many tries queued behind it.
 PREFETCH_WINDOW = 0.02
 PREFETCH_DEPTH = 3
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(eq=False)
@@ -51,11 +57,19 @@ class _Worker:
     started_at: datetime | None = None
     deadline: float | None = None
     stopping: bool = False
+    #: The worker died during a try (e.g. the try killed it) while its try process may still run:
+    #: that process reports on the pipe itself, so the pipe is watched until a result or EOF.
+    orphaned: bool = False
     #: The next tries, already in the worker's pipe: each starts the moment the one before ends.
     prefetched: deque[TryRequest] = field(default_factory=deque)
 
     def send_signal(self, signum: int) -> None:
-        """Through multiprocessing, which never signals a pid it has already reaped (and may be reused)."""
+        """To the worker through multiprocessing, which never signals a pid it has already reaped;
+        SIGKILL also to the worker's process group, which holds its try process even once the worker
+        is gone (a group id is not reused while a member lives)."""
+        if signum == signal.SIGKILL or self.orphaned:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signum)
         with contextlib.suppress(ProcessLookupError, ValueError):
             if signum == signal.SIGKILL:
                 self.process.kill()
@@ -121,7 +135,8 @@ class LocalExecutor(BaseExecutor):
 
     @property
     def worker_pids(self) -> list[int]:
-        return [worker.pid for worker in self._workers]
+        """The processes that run the tries (each the child of its keeper); for diagnostics."""
+        return [next(iter(children_of(worker.pid)), worker.pid) for worker in self._workers]
 
     def stop(self, grace: float) -> list[TryResult]:
         """Wait `grace` for busy workers, then SIGTERM them (their try fails, child processes are
@@ -197,6 +212,7 @@ class LocalExecutor(BaseExecutor):
                 worker.request is not None
                 and len(worker.prefetched) < PREFETCH_DEPTH
                 and not worker.stopping
+                and not worker.orphaned
                 and worker.started_at is not None
                 and (now - worker.started_at).total_seconds() < PREFETCH_WINDOW
             ):
@@ -231,7 +247,7 @@ class LocalExecutor(BaseExecutor):
         inherited = [parent_conn, *(worker.conn for worker in self._workers)]
         inherited_fds = [w.exit_fd for w in self._workers if w.exit_fd != w.process.sentinel]
         process = self._context.Process(
-            target=_worker_main,
+            target=_keeper_main,
             kwargs={
                 "conn": child_conn,
                 "inherited": inherited,
@@ -259,7 +275,9 @@ class LocalExecutor(BaseExecutor):
         self._reap_exiting()
         handles: dict[Connection | int, _Worker] = {}
         for worker in self._workers:
-            handles[worker.conn] = handles[worker.exit_fd] = worker
+            handles[worker.conn] = worker
+            if worker.exit_fd >= 0:
+                handles[worker.exit_fd] = worker
         if not handles:
             if timeout > 0:
                 time.sleep(timeout)
@@ -286,7 +304,11 @@ class LocalExecutor(BaseExecutor):
         except (EOFError, OSError):
             pass
         else:
-            if worker.process.is_alive():
+            if worker.orphaned or worker.process.is_alive():
+                return None
+            if worker.request is not None:
+                worker.orphaned = True  # its try may live on: wait for its result or EOF
+                _close_exit_fd(worker)
                 return None
         request, started_at = worker.request, worker.started_at
         exitcode = self._retire(worker, kill=False)
@@ -300,6 +322,9 @@ class LocalExecutor(BaseExecutor):
             append_log_line(worker.request.log_path, f"Try failed: {STOPPED_ERROR}")
             result = replace(result, error=STOPPED_ERROR)
         worker.request = worker.started_at = worker.deadline = None
+        if worker.orphaned:  # no worker reads its pipe any more; its prefetched tries go back
+            self._retire(worker, kill=False)
+            return result
         if worker.prefetched:
             if worker.stopping:  # it exits after this try and never reads the next ones
                 self._never_started += worker.prefetched
@@ -432,7 +457,7 @@ class WorkerTerminated(BaseException):
 _terminating = False
 
 
-def _worker_main(
+def _keeper_main(
     *,
     conn: Connection,
     inherited: list[Connection],
@@ -441,49 +466,82 @@ def _worker_main(
     first: TryRequest,
     reuse: bool,
 ) -> None:
-    _become_worker(parent_pid)
+    """The worker's parent, so that `os.getppid()` in a task names this process, never the scheduler.
+
+    It forks the worker, passes SIGTERM on to it, and exits the way the worker exited, so the
+    scheduler sees the worker's exit code. If a task kills it, the worker goes on with its try and
+    reports on the pipe; the scheduler waits for that (see `_Worker.orphaned`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+    # Its own process group, which the worker and its tries share: one killpg reaches all of them.
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
     for other in inherited:  # so siblings and the parent see EOF when they should
         other.close()
     for fd in inherited_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+    keeper_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _worker_main(conn=conn, keeper_pid=keeper_pid, first=first, reuse=reuse)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    conn.close()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: os.kill(pid, signal.SIGTERM))
+    _, status = os.waitpid(pid, 0)
+    _exit_like(os.waitstatus_to_exitcode(status))
+
+
+def _exit_like(exitcode: int) -> None:
+    if exitcode < 0:
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP keep their default
+            signal.signal(-exitcode, signal.SIG_DFL)
+        os.kill(os.getpid(), -exitcode)
+    os._exit(exitcode if exitcode >= 0 else 1)
+
+
+def _worker_main(*, conn: Connection, keeper_pid: int, first: TryRequest, reuse: bool) -> None:
+    _become_worker()
     dag_cache = DagFileCache()
     request: TryRequest | None = first
     try:
         while request is not None:
-            conn.send(run_try(request, dag_cache=dag_cache))
-            if not reuse or _terminating:
+            result = run_try(request, dag_cache=dag_cache)
+            kill_leftovers()  # whatever the try started, detached grandchildren included
+            conn.send(result)
+            # A worker whose keeper is gone is no longer counted on: it takes no further try.
+            if not reuse or _terminating or os.getppid() != keeper_pid:
                 return
             request = conn.recv()
     except (EOFError, OSError, WorkerTerminated):
         return
 
 
-def _become_worker(parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+def _become_worker() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
         signal.signal(signum, signal.SIG_DFL)
     with contextlib.suppress(ValueError, OSError):
         signal.set_wakeup_fd(-1)
-    # SIGTERM, not SIGKILL: the handler fails the running try, and a BashOperator then kills its
-    # command's process group, so nothing a try started outlives a scheduler that was SIGKILLed.
-    _set_parent_death_signal(signal.SIGTERM)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+    # What a try leaves behind (a daemon, a `setsid cmd &`) is re-parented here, to be killed.
+    become_subreaper()
+    get_settings()  # resolved before the environment loses minisched's credentials
+    for name in [name for name in os.environ if is_hidden_from_tasks(name)]:
+        del os.environ[name]
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     global _terminating
     _terminating = True
     raise WorkerTerminated("the worker process received SIGTERM")
-
-
-def _set_parent_death_signal(signum: int) -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
 
 
 # -- scheduler exit ----------------------------------------------------------------------

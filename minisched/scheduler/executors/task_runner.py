@@ -23,7 +23,6 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -35,7 +34,9 @@ from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout
 from minisched.host import hostname
 from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
 from minisched.scheduler.executors.callbacks import run_callbacks
+from minisched.scheduler.executors.log_sink import LogSink, LogWriter
 from minisched.scheduler.executors.logs import stamped
+from minisched.settings import get_settings, mask_secrets
 
 if TYPE_CHECKING:
     from minisched.authoring.baseoperator import BaseOperator
@@ -143,7 +144,7 @@ def _execute(request: TryRequest, dag_cache: DagFileCache | None, log: TextIO) -
         )
     except _TryError as exc:
         log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
-        return _Ending("failed", str(exc))
+        return _Ending("failed", mask_secrets(str(exc)))
     with running_with_context(context):
         ending = _run_task(task, context, request, log)
         if ending.exception is not None:
@@ -200,7 +201,7 @@ def describe_exception(exc: BaseException) -> str:
     message = str(exc).strip()
     if not isinstance(exc, TaskFailure) or not message:
         message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    line = " ".join(message.split())
+    line = mask_secrets(" ".join(message.split()))
     return line if len(line) <= MAX_ERROR_LENGTH else line[: MAX_ERROR_LENGTH - 3] + "..."
 
 
@@ -266,16 +267,20 @@ def _register_database_password() -> None:
 
 @contextlib.contextmanager
 def _captured_output(log_path: str) -> Iterator[TextIO]:
-    path = Path(log_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        path.open("a", encoding="utf-8", errors="backslashreplace", buffering=1) as raw,
-        _masked(raw) as log,
-        _redirected_fds(log),
-        _redirected_streams(log),
-        _redirected_logging(log),
-    ):
-        yield log
+    """Python-level output masked (registered secrets, then URL passwords) and capped on its way to
+    the private log file; fds 1/2 point at that file directly."""
+    max_bytes = get_settings().task_log_max_bytes
+    sink = LogSink(log_path, max_bytes)
+    try:
+        with (
+            _masked(cast(TextIO, LogWriter(sink, sink.fileno()))) as log,
+            _redirected_fds(log),
+            _redirected_streams(log),
+            _redirected_logging(log),
+        ):
+            yield log
+    finally:
+        sink.close()
 
 
 @contextlib.contextmanager

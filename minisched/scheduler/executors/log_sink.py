@@ -1,0 +1,108 @@
+"""What a try prints, on its way into the log file: secrets masked, size capped.
+
+Everything written through Python -- print, sys.stdout/stderr, logging, a BashOperator's command
+output (streamed through Python) -- goes through `LogWriter`. Masking works line by line (a URL
+written in two calls is still one line); a line longer than MAX_LINE is masked in pieces. Past
+`max_bytes` the file gets one truncation marker, and the rest is counted and discarded: the try goes
+on, it just cannot fill the disk. A process that writes to fd 1/2 itself (os.system, C code) writes
+to the file directly; what it wrote is capped once the try has ended.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from minisched.scheduler.executors.logs import open_log, stamped
+from minisched.settings import mask_secrets
+
+MAX_LINE = 64 * 1024
+
+
+class LogSink:
+    def __init__(self, log_path: str | os.PathLike[str], max_bytes: int) -> None:
+        self._file = open_log(log_path)
+        self._max_bytes = self._room = max_bytes
+        self._partial = b""
+        self.discarded = 0
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes of output; complete lines are written now, a partial one waits."""
+        buffered = self._partial + data
+        end = buffered.rfind(b"\n") + 1
+        if end == 0 and len(buffered) > MAX_LINE:
+            end = len(buffered)
+        self._partial = buffered[end:]
+        if end:
+            self._write(buffered[:end])
+
+    def close(self) -> None:
+        """Write what is left, and say how much was discarded."""
+        try:
+            if self._partial:
+                self._write(self._partial + b"\n")
+                self._partial = b""
+            if self.discarded:
+                note = f"{self.discarded} more bytes of output were discarded"
+                self._file.write(stamped(note).encode())
+            self._file.flush()
+            self._trim_direct_writes()
+        finally:
+            self._file.close()
+
+    def _trim_direct_writes(self) -> None:
+        """Cap what processes writing to fd 1/2 directly (os.system, C code) added to the file."""
+        size = os.fstat(self._file.fileno()).st_size
+        slack = 4 * len(self._marker()) + MAX_LINE
+        if size > self._max_bytes + slack:
+            os.ftruncate(self._file.fileno(), self._max_bytes)
+            note = stamped(f"{size - self._max_bytes} bytes written to fd 1/2 directly were discarded")
+            self._file.write(b"\n" + self._marker() + note.encode())
+
+    def _write(self, raw: bytes) -> None:
+        if self.discarded:
+            self.discarded += len(raw)
+            return
+        masked = mask_secrets(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        if len(masked) <= self._room:
+            self._room -= len(masked)
+            self._file.write(masked)
+        else:
+            kept = masked[: self._room]
+            self.discarded = len(masked) - len(kept)
+            self._file.write(kept + (b"\n" if kept and not kept.endswith(b"\n") else b"") + self._marker())
+        self._file.flush()
+
+    def _marker(self) -> bytes:
+        message = (
+            f"Log truncated: this try wrote more than {self._max_bytes} bytes "
+            "(MINISCHED_TASK_LOG_MAX_BYTES); the rest of its output is discarded"
+        )
+        return stamped(message).encode()
+
+
+class LogWriter(io.TextIOBase):
+    """A text stream over a LogSink: what sys.stdout, sys.stderr and logging write to during a try."""
+
+    def __init__(self, sink: LogSink, fileno: int) -> None:
+        super().__init__()
+        self._sink = sink
+        self._fileno = fileno
+
+    encoding = "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fileno
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        self._sink.feed(text.encode("utf-8", "backslashreplace"))
+        return len(text)
