@@ -97,15 +97,21 @@ def kill_parent():
     print("the task goes on")
 
 
+def whose_parent():
+    (OUT / "parent.pid").write_text(str(os.getppid()))
+
+
 def secret_error():
     raise ValueError("cannot reach postgresql://admin:hunter2@db.internal/prod")
 
 
 def chatty():
+    print("early: postgresql://admin:hunter2@db.internal/prod")
     line = "x" * 99 + "\\n"
     for _ in range(30_000):
         sys.stdout.write(line)
-    print("postgresql://admin:hunter2@db.internal/prod", flush=True)
+    os.system("yes direct-fd-write | head -c 3000000")
+    print("the end")
 
 
 def exits():
@@ -127,12 +133,18 @@ with DAG("exec_test", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=time
     PythonOperator(task_id="wait_for_go", python_callable=wait_for_go)
     PythonOperator(task_id="kill_parent", python_callable=kill_parent)
     PythonOperator(task_id="secret_error", python_callable=secret_error)
+    PythonOperator(task_id="whose_parent", python_callable=whose_parent)
     PythonOperator(task_id="chatty", python_callable=chatty)
     BashOperator(task_id="bash_env", bash_command="env; echo ppid=$PPID")
-    BashOperator(task_id="bash_daemon", bash_command=f"setsid sleep 1000 & echo $! > {OUT}/daemon.pid")
+    BashOperator(
+        task_id="bash_daemon", bash_command=f"setsid sleep 1000 > /dev/null 2>&1 & echo $! > {OUT}/daemon.pid"
+    )
     BashOperator(
         task_id="bash_double_fork",
-        bash_command=f"(setsid sh -c 'sleep 1000 & echo $! > {OUT}/orphan.pid' &); sleep 0.2",
+        bash_command=(
+            f"(setsid sh -c 'sleep 1000 > /dev/null 2>&1 & echo $! > {OUT}/orphan.pid' > /dev/null 2>&1 &);"
+            " sleep 0.2"
+        ),
     )
     BashOperator(task_id="bash_ok", bash_command="echo bash says $MINISCHED_DS try $MINISCHED_TRY_NUMBER")
     BashOperator(task_id="bash_skip", bash_command="exit 99")

@@ -57,8 +57,8 @@ class _Worker:
     started_at: datetime | None = None
     deadline: float | None = None
     stopping: bool = False
-    #: The worker died during a try (e.g. the try killed it) while its try process may still run:
-    #: that process reports on the pipe itself, so the pipe is watched until a result or EOF.
+    #: Its keeper died (a task killed its parent) but the worker may live on, serving its pipe as
+    #: before: from then on only the pipe's EOF says that the worker is gone.
     orphaned: bool = False
     #: The next tries, already in the worker's pipe: each starts the moment the one before ends.
     prefetched: deque[TryRequest] = field(default_factory=deque)
@@ -212,7 +212,6 @@ class LocalExecutor(BaseExecutor):
                 worker.request is not None
                 and len(worker.prefetched) < PREFETCH_DEPTH
                 and not worker.stopping
-                and not worker.orphaned
                 and worker.started_at is not None
                 and (now - worker.started_at).total_seconds() < PREFETCH_WINDOW
             ):
@@ -306,10 +305,11 @@ class LocalExecutor(BaseExecutor):
         else:
             if worker.orphaned or worker.process.is_alive():
                 return None
-            if worker.request is not None:
-                worker.orphaned = True  # its try may live on: wait for its result or EOF
-                _close_exit_fd(worker)
-                return None
+            # The keeper is gone (a task killed it), the worker may not be: it serves on, and its
+            # pipe's EOF now says when it is gone.
+            worker.orphaned = True
+            _close_exit_fd(worker)
+            return None
         request, started_at = worker.request, worker.started_at
         exitcode = self._retire(worker, kill=False)
         if request is None:
@@ -322,9 +322,6 @@ class LocalExecutor(BaseExecutor):
             append_log_line(worker.request.log_path, f"Try failed: {STOPPED_ERROR}")
             result = replace(result, error=STOPPED_ERROR)
         worker.request = worker.started_at = worker.deadline = None
-        if worker.orphaned:  # no worker reads its pipe any more; its prefetched tries go back
-            self._retire(worker, kill=False)
-            return result
         if worker.prefetched:
             if worker.stopping:  # it exits after this try and never reads the next ones
                 self._never_started += worker.prefetched
@@ -470,7 +467,7 @@ def _keeper_main(
 
     It forks the worker, passes SIGTERM on to it, and exits the way the worker exited, so the
     scheduler sees the worker's exit code. If a task kills it, the worker goes on with its try and
-    reports on the pipe; the scheduler waits for that (see `_Worker.orphaned`).
+    the ones after, reporting on its pipe as before (see `_Worker.orphaned`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     # Its own process group, which the worker and its tries share: one killpg reaches all of them.
@@ -484,12 +481,11 @@ def _keeper_main(
     for fd in inherited_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-    keeper_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
-            _worker_main(conn=conn, keeper_pid=keeper_pid, first=first, reuse=reuse)
+            _worker_main(conn=conn, first=first, reuse=reuse)
         except BaseException:
             code = 1
         finally:
@@ -508,7 +504,7 @@ def _exit_like(exitcode: int) -> None:
     os._exit(exitcode if exitcode >= 0 else 1)
 
 
-def _worker_main(*, conn: Connection, keeper_pid: int, first: TryRequest, reuse: bool) -> None:
+def _worker_main(*, conn: Connection, first: TryRequest, reuse: bool) -> None:
     _become_worker()
     dag_cache = DagFileCache()
     request: TryRequest | None = first
@@ -517,8 +513,7 @@ def _worker_main(*, conn: Connection, keeper_pid: int, first: TryRequest, reuse:
             result = run_try(request, dag_cache=dag_cache)
             kill_leftovers()  # whatever the try started, detached grandchildren included
             conn.send(result)
-            # A worker whose keeper is gone is no longer counted on: it takes no further try.
-            if not reuse or _terminating or os.getppid() != keeper_pid:
+            if not reuse or _terminating:
                 return
             request = conn.recv()
     except (EOFError, OSError, WorkerTerminated):
