@@ -54,15 +54,49 @@ def states_for_dag_run(dag_id: str, run_id: str, output: str) -> None:
 @click.argument("run_id")
 @click.argument("task_id")
 @click.option("--try", "try_number", type=count(1), help="Which try (default: the latest).")
-def logs(dag_id: str, run_id: str, task_id: str, try_number: int | None) -> None:
-    """Print the captured output of one try of a task instance."""
+@click.option("--tail", "-n", "tail", type=count(0), help="Only the last N lines.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output while the try runs.")
+def logs(
+    *, dag_id: str, run_id: str, task_id: str, try_number: int | None, tail: int | None, follow: bool
+) -> None:
+    """Print the captured output of one try of a task instance (streamed, however large)."""
+    from minisched.exceptions import MinischedError
+    from minisched.scheduler.executors import log_reader
+    from minisched.scheduler.executors.logs import log_path_for
+    from minisched.settings import get_settings
+
+    latest = _latest_try(dag_id, run_id, task_id)
+    wanted = try_number or latest
+    if wanted < 1 or wanted > latest:
+        raise MinischedError(f"{task_id!r} in {run_id!r} has had {latest} tries; there is no try {wanted}")
+    path = log_path_for(get_settings().logs_folder, dag_id, run_id, task_id, wanted)
+    if not path.is_file():
+        raise MinischedError(f"no log for try {wanted} of {task_id!r} at {path}")
+    import sys
+
+    out = sys.stdout.buffer
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    def running() -> bool:
+        return _try_is_running(dag_id, run_id, task_id, wanted)
+
+    with path.open("rb") as log:
+        start = log_reader.tail_offset(log, tail) if tail is not None else 0
+        if follow:
+            log_reader.follow(log, start, write, running)
+        else:
+            log_reader.copy_from(log, start, write)
+
+
+def _latest_try(dag_id: str, run_id: str, task_id: str) -> int:
     from sqlalchemy import select
 
     from minisched.db.session import create_session
     from minisched.exceptions import MinischedError
     from minisched.models import TaskInstance
-    from minisched.scheduler.executors.logs import log_path_for
-    from minisched.settings import get_settings
 
     with create_session() as session:
         latest = session.scalar(
@@ -75,13 +109,22 @@ def logs(dag_id: str, run_id: str, task_id: str, try_number: int | None) -> None
             f"no task instance {task_id!r} in run {run_id!r} of DAG {dag_id!r}; "
             f"`minisched tasks states-for-dag-run {dag_id} {run_id}` lists its tasks"
         )
-    wanted = try_number or latest
-    if wanted < 1 or wanted > latest:
-        raise MinischedError(f"{task_id!r} in {run_id!r} has had {latest} tries; there is no try {wanted}")
-    path = log_path_for(get_settings().logs_folder, dag_id, run_id, task_id, wanted)
-    if not path.is_file():
-        raise MinischedError(f"no log for try {wanted} of {task_id!r} at {path}")
-    click.echo(path.read_text(encoding="utf-8", errors="replace"), nl=False)
+    return latest
+
+
+def _try_is_running(dag_id: str, run_id: str, task_id: str, try_number: int) -> bool:
+    from sqlalchemy import select
+
+    from minisched.db.session import create_session
+    from minisched.models import TaskInstance, TaskInstanceState
+
+    with create_session() as session:
+        row = session.execute(
+            select(TaskInstance.state, TaskInstance.try_number).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        ).one_or_none()
+    return row is not None and row.try_number == try_number and row.state == TaskInstanceState.RUNNING
 
 
 @tasks_group.command("clear")
