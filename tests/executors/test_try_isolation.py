@@ -16,6 +16,8 @@ from tests.executors.helpers import log_text, out_dir, pid_alive, read_pid, requ
 
 MakeExecutor = Callable[..., LocalExecutor]
 
+FERNET_KEY = "x8yuvrIRODeaq0u7oGV5ItLe5-WS9Hsxo6u58pGqpNI="  # a valid key; tasks must not see it
+
 
 def _parent_of(pid: int) -> int:
     text = Path(f"/proc/{pid}/stat").read_text()
@@ -99,7 +101,7 @@ def test_a_task_environment_has_no_minisched_credentials(
 ) -> None:
     configured(
         MINISCHED_DB_URL="postgresql://minisched:s3cret@db.internal/meta",
-        MINISCHED_FERNET_KEY="fernet-key-value",
+        MINISCHED_FERNET_KEY=FERNET_KEY,
         MINISCHED_CELERY_BROKER_URL="redis://:broker-pw@cache/0",
         MINISCHED_VAR_GREETING="hello",
         MINISCHED_CONN_WAREHOUSE="postgresql://wh@warehouse/db",
@@ -109,7 +111,7 @@ def test_a_task_environment_has_no_minisched_credentials(
     [result] = run_all(executor, [env_try]).values()
     assert result.outcome == "success"
     text = log_text(env_try)
-    for hidden in ("MINISCHED_DB_URL", "s3cret", "MINISCHED_FERNET_KEY", "fernet-key-value", "broker-pw"):
+    for hidden in ("MINISCHED_DB_URL", "s3cret", "MINISCHED_FERNET_KEY", FERNET_KEY, "broker-pw"):
         assert hidden not in text
     assert "MINISCHED_VAR_GREETING=hello" in text and "MINISCHED_CONN_WAREHOUSE=" in text
     assert "MINISCHED_DAG_ID=exec_test" in text

@@ -37,6 +37,8 @@ KILLER = textwrap.dedent(
     """
 )
 
+FERNET_KEY = "x8yuvrIRODeaq0u7oGV5ItLe5-WS9Hsxo6u58pGqpNI="  # a valid key; tasks must not see it
+
 
 def test_a_task_that_kills_its_parent_leaves_the_scheduler_running(env: Env, procs: Procs) -> None:
     env.write_dag("killer.py", dag_source(KILLER, imports="import signal"))
@@ -72,7 +74,7 @@ def test_a_bash_task_running_env_shows_no_database_url_and_its_log_is_private(en
     run_id = env.run_cli("dags", "trigger", "show_env").stdout.strip()
     previous = os.umask(0)
     try:
-        [run] = run_to_end(procs, "show_env", extra_env={"MINISCHED_FERNET_KEY": "not-for-tasks"})
+        [run] = run_to_end(procs, "show_env", extra_env={"MINISCHED_FERNET_KEY": FERNET_KEY})
     finally:
         os.umask(previous)
     assert run.state == "success"
@@ -80,7 +82,7 @@ def test_a_bash_task_running_env_shows_no_database_url_and_its_log_is_private(en
         text = env.run_cli("tasks", "logs", "show_env", run_id, task_id).stdout
         assert visible in text
         assert "MINISCHED_DB_URL" not in text and env.db_url not in text
-        assert "MINISCHED_FERNET_KEY" not in text and "not-for-tasks" not in text
+        assert "MINISCHED_FERNET_KEY" not in text and FERNET_KEY not in text
     log = next(env.logs_folder.glob("dag_id=show_env/run_id=*/task_id=env/attempt=1.log"))
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     for folder in (log.parent, log.parent.parent, log.parent.parent.parent):
