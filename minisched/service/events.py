@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from minisched.models import ImportError_, Log
+from minisched.service.dates import as_utc
 from minisched.service.errors import NotFound
 from minisched.service.paging import Page, count, ordered
 
@@ -49,9 +50,9 @@ def list_events(
     if owner is not None:
         query = query.where(Log.owner == owner)
     if before is not None:
-        query = query.where(Log.dttm < before)
+        query = query.where(Log.dttm < as_utc(before))
     if after is not None:
-        query = query.where(Log.dttm > after)
+        query = query.where(Log.dttm > as_utc(after))
     total = count(query, session=session)
     return list(session.scalars(ordered(query, page, EVENT_ORDER, "-event_log_id", (Log.id.desc(),)))), total
 

@@ -16,6 +16,7 @@ from minisched.models.types import utcnow
 from minisched.scheduler.clear import ClearableTi, RunFilter, clear_task_instances, plan_clear
 from minisched.service.actor import Actor, audit
 from minisched.service.dags import dag_not_found, get_structure
+from minisched.service.dates import as_utc, as_utc_or_none
 from minisched.service.errors import Conflict, InvalidInput, NotFound
 from minisched.service.paging import Page, count, ordered
 
@@ -51,9 +52,9 @@ def list_runs(
     if states:
         query = query.where(DagRun.state.in_(list(states)))
     if logical_date_gte is not None:
-        query = query.where(DagRun.logical_date >= logical_date_gte)
+        query = query.where(DagRun.logical_date >= as_utc(logical_date_gte))
     if logical_date_lte is not None:
-        query = query.where(DagRun.logical_date <= logical_date_lte)
+        query = query.where(DagRun.logical_date <= as_utc(logical_date_lte))
     total = count(query, session=session)
     rows = session.scalars(ordered(query, page, ORDER_COLUMNS, "-logical_date", (DagRun.id.desc(),)))
     return list(rows), total
@@ -113,6 +114,7 @@ def trigger(
 
     require_dag(dag_id, session=session)
     get_structure(dag_id, session=session)
+    logical_date = as_utc_or_none(logical_date)
     try:
         run_id = trigger_dag(dag_id, session=session, logical_date=logical_date, conf=conf)
     except MinischedError as exc:

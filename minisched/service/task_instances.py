@@ -22,6 +22,7 @@ from minisched.scheduler.clear import (
 )
 from minisched.service.actor import Actor, audit
 from minisched.service.dags import get_structure
+from minisched.service.dates import as_utc_or_none
 from minisched.service.errors import InvalidInput, NotFound
 from minisched.service.paging import Page, count, ordered
 from minisched.service.runs import _refuse_in_flight, get_run
@@ -102,8 +103,8 @@ def clear(dag_id: str, request: ClearRequest, *, actor: Actor, session: Session)
         get_run(dag_id, request.dag_run_id, session=session)
     runs = RunFilter(
         run_ids=[request.dag_run_id] if request.dag_run_id else None,
-        start=request.start_date,
-        end=request.end_date,
+        start=as_utc_or_none(request.start_date),
+        end=as_utc_or_none(request.end_date),
     )
     plan = plan_clear(dag, task_ids, session=session, runs=runs, only_failed=request.only_failed)
     if request.dry_run:
