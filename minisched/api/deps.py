@@ -10,10 +10,15 @@ from sqlalchemy.orm import Session
 
 from minisched.service.actor import Actor
 from minisched.service.paging import MAX_LIMIT, Page
+from minisched.service.tokens import TokenInfo
 
 
 class TokenVerifier(Protocol):
+    """Checks API tokens (by value) and UI sessions (by the token's row id)."""
+
     def actor(self, token: str, via: str) -> Actor | None: ...
+    def check(self, token: str) -> TokenInfo | None: ...
+    def by_id(self, token_id: int) -> TokenInfo | None: ...
 
 
 def get_session() -> Iterator[Session]:

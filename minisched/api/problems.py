@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minisched.api.schemas import Problem
@@ -31,7 +31,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def problem(
     status: int, detail: str, request: Request, headers: dict[str, str] | None = None
-) -> JSONResponse:
+) -> Response:
+    """Problem JSON for the API; for a UI path, the UI's error page (when the UI is mounted)."""
+    page_error = getattr(request.app.state, "page_error", None)
+    if page_error is not None and not request.url.path.startswith("/api/"):
+        return cast(Response, page_error(status, detail))
     body = Problem(
         type=f"https://httpstatuses.io/{status}",
         title=TITLES.get(status, "Error"),
@@ -55,15 +59,15 @@ def status_of(exc: MinischedError) -> int:
 def install(app: FastAPI) -> None:
     """Handlers for our errors, FastAPI's validation errors (400, not 422) and HTTP errors."""
 
-    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MinischedError)
         return problem(status_of(exc), str(exc), request)
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return problem(400, describe_validation(exc), request)
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         return problem(exc.status_code, str(exc.detail), request, headers=getattr(exc, "headers", None))
 

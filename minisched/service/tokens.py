@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from minisched.models.api_token import ApiToken
@@ -84,30 +84,38 @@ class TokenChecker:
         self._open_session = open_session
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._by_hash: dict[str, tuple[float, TokenInfo | None]] = {}
+        self._cache: dict[str | int, tuple[float, TokenInfo | None]] = {}
 
     def check(self, token: str) -> TokenInfo | None:
+        """The token's row, looked up by its hash."""
         digest = hash_token(token)
+        return self._cached(digest, lambda: self._load(ApiToken.token_hash == digest))
+
+    def by_id(self, token_id: int) -> TokenInfo | None:
+        """The row of a UI session's token (gone once the token is revoked)."""
+        return self._cached(token_id, lambda: self._load(ApiToken.id == token_id))
+
+    def _cached(self, key: str | int, load: Callable[[], TokenInfo | None]) -> TokenInfo | None:
         now = time.monotonic()
         with self._lock:
-            cached = self._by_hash.get(digest)
+            cached = self._cache.get(key)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        info = self._load(digest)
+        info = load()
         with self._lock:
-            if len(self._by_hash) > 10_000:
-                self._by_hash.clear()
-            self._by_hash[digest] = (now, info)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now, info)
         return info
 
     def actor(self, token: str, via: str) -> Actor | None:
         info = self.check(token)
         return Actor(info.name, info.role, via) if info else None
 
-    def _load(self, digest: str) -> TokenInfo | None:
+    def _load(self, condition: ColumnElement[bool]) -> TokenInfo | None:
         session = self._open_session()
         try:
-            row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+            row = session.scalar(select(ApiToken).where(condition))
             if row is None:
                 return None
             now = utcnow()

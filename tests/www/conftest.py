@@ -1,0 +1,44 @@
+"""A logged-in browser-like client for the UI (cookie session, CSRF token, same-origin posts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import make_tokens
+from tests.conftest import Env
+
+ORIGIN = {"Origin": "http://testserver"}
+
+
+@dataclass
+class Browser:
+    client: TestClient
+    tokens: dict[str, str]
+    env: Env
+
+    def login(self, role: str = "op") -> None:
+        response = self.client.post("/login", data={"token": self.tokens[role], "next": "/"}, headers=ORIGIN)
+        assert response.status_code == 303, response.text
+
+    def csrf(self, path: str = "/") -> str:
+        match = re.search(r'name="csrf_token" value="([^"]+)"', self.client.get(path).text)
+        assert match, "no CSRF token on the page"
+        return match.group(1)
+
+    def post(self, path: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        return self.client.post(path, data={**data, "csrf_token": self.csrf()}, headers=ORIGIN, **kwargs)
+
+
+@pytest.fixture
+def browser(env: Env) -> Iterator[Browser]:
+    from minisched.api.app import create_app
+
+    tokens = make_tokens()
+    with TestClient(create_app(), follow_redirects=False) as client:
+        yield Browser(client, tokens, env)
