@@ -29,9 +29,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def problem(
-    status: int, detail: str, request: Request, headers: dict[str, str] | None = None
-) -> Response:
+def problem(status: int, detail: str, request: Request, headers: dict[str, str] | None = None) -> Response:
     """Problem JSON for the API; for a UI path, the UI's error page (when the UI is mounted)."""
     page_error = getattr(request.app.state, "page_error", None)
     if page_error is not None and not request.url.path.startswith("/api/"):
