@@ -53,7 +53,7 @@ def decode_token(token: str) -> int:
 
 def log_file(dag_id: str, run_id: str, task_id: str, try_number: int, *, session: Session) -> Path:
     """The path of a try's log; NotFound when the task instance has had no such try."""
-    from minisched.scheduler.task_runner import log_path_for
+    from minisched.scheduler.executors.logs import log_path_for
     from minisched.settings import get_settings
 
     ti, _ = get_task_instance(dag_id, run_id, task_id, session=session)
