@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated, Protocol
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from minisched.service.actor import Actor
@@ -78,3 +78,7 @@ def require(role: str) -> Callable[[Request], Actor]:
 Viewer = Annotated[Actor, Depends(require("viewer"))]
 Op = Annotated[Actor, Depends(require("op"))]
 Admin = Annotated[Actor, Depends(require("admin"))]
+
+
+#: A row id or try number in a path: a positive 32-bit integer (bigger ones cannot exist in the tables).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]

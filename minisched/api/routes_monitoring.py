@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from minisched.api import convert, schemas
-from minisched.api.deps import PageDep, SessionDep, Viewer
+from minisched.api.deps import PageDep, RowId, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
 from minisched.service import events
 
@@ -44,7 +44,7 @@ def get_import_errors(session: SessionDep, page: PageDep, _actor: Viewer) -> sch
 
 
 @router.get("/importErrors/{import_error_id}", response_model=schemas.DagImportError, tags=["ImportError"])
-def get_import_error(import_error_id: int, session: SessionDep, _actor: Viewer) -> schemas.DagImportError:
+def get_import_error(import_error_id: RowId, session: SessionDep, _actor: Viewer) -> schemas.DagImportError:
     return convert.import_error(events.get_import_error(import_error_id, session=session))
 
 
@@ -79,5 +79,5 @@ def get_event_logs(
 
 
 @router.get("/eventLogs/{event_log_id}", response_model=schemas.EventLog, tags=["EventLog"])
-def get_event_log(event_log_id: int, session: SessionDep, _actor: Viewer) -> schemas.EventLog:
+def get_event_log(event_log_id: RowId, session: SessionDep, _actor: Viewer) -> schemas.EventLog:
     return convert.event_log(events.get_event(event_log_id, session=session))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from minisched.api import convert, schemas
-from minisched.api.deps import Op, PageDep, SessionDep, Viewer
+from minisched.api.deps import Op, PageDep, RowId, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
 from minisched.service import logs, task_instances
 
@@ -89,7 +89,7 @@ def get_log(
     dag_id: str,
     dag_run_id: str,
     task_id: str,
-    task_try_number: int,
+    task_try_number: RowId,
     request: Request,
     session: SessionDep,
     _actor: Viewer,
