@@ -142,6 +142,10 @@ def gantt_svg(tis: Sequence[TaskInstance], now: datetime, link: Callable[[str], 
 
 
 def _seconds(value: float) -> str:
+    if value == 0:
+        return "0s"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
     if value < 60:
         return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"
     minutes, seconds = divmod(int(value), 60)

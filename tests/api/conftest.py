@@ -14,11 +14,14 @@ from tests.conftest import Env
 DAG_SOURCE = textwrap.dedent(
     """
     from datetime import datetime, timezone
-    from minisched import DAG, BashOperator
+    from minisched import DAG, BashOperator, PythonOperator
+
+    def print_conf(conf, **_):
+        print("extracting", conf)
 
     with DAG("{dag_id}", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
              tags=["demo"], default_args={{"owner": "data"}}) as dag:
-        extract = BashOperator(task_id="extract", bash_command="echo extracting {{{{ dag_run.conf }}}}")
+        extract = PythonOperator(task_id="extract", python_callable=print_conf)
         load = BashOperator(task_id="load", bash_command="{load_command}")
         report = BashOperator(task_id="report", bash_command="echo done")
         extract >> load >> report

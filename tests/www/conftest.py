@@ -27,9 +27,10 @@ class Browser:
         assert response.status_code == 303, response.text
 
     def csrf(self, path: str = "/") -> str:
-        match = re.search(r'name="csrf_token" value="([^"]+)"', self.client.get(path).text)
-        assert match, "no CSRF token on the page"
-        return match.group(1)
+        """The CSRF token the page's forms carry (every form on it must carry the same one)."""
+        values = set(re.findall(r'name="csrf_token" value="([^"]*)"', self.client.get(path).text))
+        assert len(values) == 1 and "" not in values, f"forms on {path} carry CSRF tokens {values}"
+        return values.pop()
 
     def post(self, path: str, data: dict[str, Any], **kwargs: Any) -> Any:
         return self.client.post(path, data={**data, "csrf_token": self.csrf()}, headers=ORIGIN, **kwargs)

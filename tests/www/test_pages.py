@@ -52,6 +52,7 @@ def test_dag_list_toggles_pause_with_csrf_and_origin(browser: Browser) -> None:
     browser.login()
     page = browser.client.get("/").text
     assert 'data-dag-id="demo"' in page and "1 DAG file failed to import" in page
+    assert page.count('name="csrf_token"') == 2
     no_token = browser.client.post("/dags/demo/pause", data={"is_paused": "true"}, headers=ORIGIN)
     assert no_token.status_code == 403 and "CSRF" in no_token.text
     csrf = browser.csrf()
@@ -109,7 +110,7 @@ def test_grid_graph_details_code(browser: Browser) -> None:
     details = browser.client.get("/dags/demo?tab=details").text
     assert "BashOperator" in details and "all_success" in details
     code = browser.client.get("/dags/demo?tab=code").text
-    assert "BashOperator(task_id=&#34;extract&#34;" in code
+    assert "PythonOperator(task_id=&#34;extract&#34;" in code
 
 
 def test_run_page_task_log_clear_and_mark(browser: Browser) -> None:

@@ -23,7 +23,8 @@
           token = page.continuation_token;
           if (atBottom) { log.scrollTop = log.scrollHeight; }
           if (page.more || page.running) { setTimeout(poll, page.more ? 50 : 1500); }
-          else if (status) { status.textContent = "try finished"; }
+          else if (log.getAttribute("data-following")) { window.location.reload(); }
+          else if (status) { status.textContent = ""; }
         })
         .catch(function () { setTimeout(poll, 3000); });
     };
