@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from minisched.db.session import create_session
 from minisched.models import DagRun
+from minisched.models.types import utcnow
 from minisched.service import dags, events, grid, runs
 from minisched.service.paging import Page
 from minisched.www.common import back_to, for_change, viewer
@@ -78,6 +79,7 @@ def dag_page(
     ctx.update(nav="dags", dag=info, structure=structure, task_ids=structure.topological_order, tab=tab)
     ctx.update(grid=shown, offset=offset, limit=RUNS_PER_GRID)
     ctx["refresh"] = any(is_active(run.state) for run in shown.runs)
+    ctx["bar_heights"] = _bar_heights(shown.runs)
     if tab == "graph":
         latest = shown.runs[-1] if shown.runs else None
         ctx["graph"] = graph_svg(structure, _states_of(shown, latest), _task_links(dag_id, latest))
@@ -85,6 +87,17 @@ def dag_page(
     if tab == "code":
         ctx["code"] = _read_code(info.fileloc)
     return page("dag.html", **ctx)
+
+
+def _bar_heights(shown_runs: list[DagRun]) -> dict[str, int]:
+    """A run's bar in the grid is as tall as its duration is long, relative to the longest shown."""
+    now = utcnow()
+    seconds = {
+        run.run_id: ((run.end_date or now) - run.start_date).total_seconds() if run.start_date else 0.0
+        for run in shown_runs
+    }
+    longest = max(seconds.values(), default=0.0) or 1.0
+    return {run_id: 8 + round(40 * value / longest) for run_id, value in seconds.items()}
 
 
 def _states_of(shown: grid.GridPage, run: DagRun | None) -> dict[str, str | None]:
