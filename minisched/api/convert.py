@@ -134,13 +134,13 @@ def references(dag_id: str, tis: list[ClearableTi]) -> schemas.TaskInstanceRefer
     )
 
 
-def pool(usage: PoolUsage) -> schemas.Pool:
+def pool(usage: PoolUsage, by_state: dict[tuple[str, str], int]) -> schemas.Pool:
     return schemas.Pool(
         name=usage.pool,
         slots=usage.slots,
         occupied_slots=usage.occupied_slots,
-        running_slots=usage.occupied_slots,
-        queued_slots=0,
+        running_slots=by_state.get((usage.pool, "running"), 0),
+        queued_slots=by_state.get((usage.pool, "queued"), 0),
         open_slots=usage.open_slots,
         description=usage.description,
     )

@@ -10,6 +10,7 @@ from minisched.api import convert, schemas
 from minisched.api.deps import Op, PageDep, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
 from minisched.service import dags
+from minisched.service.errors import NotFound
 
 router = APIRouter(tags=["DAG"], responses=ERROR_RESPONSES)
 
@@ -53,8 +54,6 @@ def get_tasks(
 
 @router.get("/dags/{dag_id}/tasks/{task_id}", response_model=schemas.Task)
 def get_task(dag_id: str, task_id: str, session: SessionDep, _actor: Viewer) -> schemas.Task:
-    from minisched.service.errors import NotFound
-
     structure = dags.get_structure(dag_id, session=session)
     if task_id not in structure.tasks:
         raise NotFound(f"DAG {dag_id!r} has no task {task_id!r}")

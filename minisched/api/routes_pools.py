@@ -16,12 +16,13 @@ router = APIRouter(tags=["Pool"], responses=ERROR_RESPONSES)
 @router.get("/pools", response_model=schemas.PoolCollection)
 def get_pools(session: SessionDep, page: PageDep, _actor: Viewer) -> schemas.PoolCollection:
     rows, total = pools.list_pools(session=session, page=page)
-    return schemas.PoolCollection(pools=[convert.pool(row) for row in rows], total_entries=total)
+    by_state = pools.slots_by_state(session=session)
+    return schemas.PoolCollection(pools=[convert.pool(row, by_state) for row in rows], total_entries=total)
 
 
 @router.get("/pools/{pool_name}", response_model=schemas.Pool)
 def get_pool(pool_name: str, session: SessionDep, _actor: Viewer) -> schemas.Pool:
-    return convert.pool(pools.get_pool(pool_name, session=session))
+    return convert.pool(pools.get_pool(pool_name, session=session), pools.slots_by_state(session=session))
 
 
 @router.post("/pools", response_model=schemas.Pool)
@@ -29,7 +30,7 @@ def post_pool(body: schemas.PoolBody, session: SessionDep, actor: Op) -> schemas
     saved = pools.save_pool(
         body.name, body.slots, actor=actor, session=session, description=body.description, must_be_new=True
     )
-    return convert.pool(saved)
+    return convert.pool(saved, pools.slots_by_state(session=session))
 
 
 @router.patch("/pools/{pool_name}", response_model=schemas.Pool)
@@ -46,7 +47,7 @@ def patch_pool(pool_name: str, body: schemas.PoolPatch, session: SessionDep, act
         description=body.description,
         must_exist=True,
     )
-    return convert.pool(saved)
+    return convert.pool(saved, pools.slots_by_state(session=session))
 
 
 @router.delete("/pools/{pool_name}", status_code=204, response_class=Response)

@@ -150,7 +150,7 @@ def set_run_state(dag_id: str, run_id: str, state: str, *, actor: Actor, session
     if state not in MARKABLE_RUN_STATES:
         raise InvalidInput(f"a run can be marked {' or '.join(MARKABLE_RUN_STATES)}, not {state!r}")
     run = get_run(dag_id, run_id, session=session)
-    _refuse_in_flight(dag_id, [run_id], None, session=session)
+    refuse_in_flight(dag_id, [run_id], None, session=session)
     now = utcnow()
     ti_state = "success" if state == DagRunState.SUCCESS else "skipped"
     session.execute(
@@ -174,7 +174,7 @@ def set_run_state(dag_id: str, run_id: str, state: str, *, actor: Actor, session
     return get_run(dag_id, run_id, session=session)
 
 
-def _refuse_in_flight(
+def refuse_in_flight(
     dag_id: str, run_ids: Sequence[str], task_ids: Sequence[str] | None, *, session: Session
 ) -> None:
     query = select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(

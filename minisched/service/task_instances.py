@@ -25,7 +25,7 @@ from minisched.service.dags import get_structure
 from minisched.service.dates import as_utc_or_none
 from minisched.service.errors import InvalidInput, NotFound
 from minisched.service.paging import Page, count, ordered
-from minisched.service.runs import _refuse_in_flight, get_run
+from minisched.service.runs import get_run, refuse_in_flight
 
 ORDER_COLUMNS = {
     "task_id": TaskInstance.task_id,
@@ -153,7 +153,7 @@ def set_state(
     missing = sorted(set(task_ids) - {ti.task_id for ti, _ in rows})
     if missing:
         raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task(s) {', '.join(map(repr, missing))}")
-    _refuse_in_flight(dag_id, [run_id], task_ids, session=session)
+    refuse_in_flight(dag_id, [run_id], task_ids, session=session)
     if dry_run:
         return [(ti, when) for ti, when in rows]
     now = utcnow()

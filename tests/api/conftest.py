@@ -5,11 +5,15 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Env
+
+if TYPE_CHECKING:
+    from minisched.service.tokens import TokenChecker
 
 DAG_SOURCE = textwrap.dedent(
     """
@@ -45,7 +49,7 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     def get(self, path: str, role: str = "viewer", **kwargs: object) -> object:
-        return self.client.get(f"/api/v1{path}", headers=self.headers(role), **kwargs)  # type: ignore[arg-type]
+        return self.client.get(f"/api/v1{path}", headers=self.headers(role), **kwargs)
 
 
 def make_tokens() -> dict[str, str]:
@@ -58,10 +62,18 @@ def make_tokens() -> dict[str, str]:
         }
 
 
+def token_checker(ttl: float = 0.0) -> TokenChecker:
+    """The table-backed token checker; ttl 0 makes a revocation visible at once."""
+    from minisched.db.session import new_session
+    from minisched.service.tokens import TokenChecker
+
+    return TokenChecker(new_session, ttl=ttl)
+
+
 @pytest.fixture
 def api(env: Env) -> Iterator[Api]:
     from minisched.api.app import create_app
 
     tokens = make_tokens()
-    with TestClient(create_app(), raise_server_exceptions=True) as client:
+    with TestClient(create_app(token_checker()), raise_server_exceptions=True) as client:
         yield Api(client, tokens, env)

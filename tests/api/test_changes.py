@@ -170,3 +170,18 @@ def test_logs_are_paged_by_byte_offset(api: Api) -> None:
     assert "".join(pieces) == full and len(pieces) > 5
     assert api.get(f"/dags/demo/dagRuns/{run_id}/taskInstances/load/logs/2").status_code == 404
     assert api.get(url + "?token=garbage").status_code == 400
+
+
+def test_pool_slots_split_into_queued_and_running(api: Api) -> None:
+    from sqlalchemy import update
+
+    from minisched.db.session import create_session
+    from minisched.models import TaskInstance
+
+    _tested_run(api)
+    with create_session() as session:
+        session.execute(update(TaskInstance).where(TaskInstance.task_id == "load").values(state="running"))
+        session.execute(update(TaskInstance).where(TaskInstance.task_id == "report").values(state="queued"))
+    pool = json_of(api.get("/pools/default_pool"))
+    assert (pool["occupied_slots"], pool["running_slots"], pool["queued_slots"]) == (2, 1, 1)
+    assert pool["open_slots"] == 126

@@ -78,7 +78,6 @@ def test_every_page_costs_the_same_statements_for_small_and_big_dags(browser: Br
     (small_run,) = _trigger("small", 1)
     big_runs = _trigger("big", BIG_RUNS)
     browser.login()
-    browser.client.app.state.tokens._ttl = 3600  # type: ignore[attr-defined]
     for tab in ("grid", "graph", "details", "code"):
         assert _statements(browser, f"/dags/small?tab={tab}") == _statements(
             browser, f"/dags/big?tab={tab}"
@@ -94,7 +93,6 @@ def test_list_pages_cost_the_same_statements_for_one_or_many_rows(browser: Brows
     assert browser.env.run_cli("dags", "list").exit_code == 0
     _trigger("only", 1)
     browser.login()
-    browser.client.app.state.tokens._ttl = 3600  # type: ignore[attr-defined]
     pages = ("/", "/pools", "/import-errors", "/audit")
     few = {path: _statements(browser, path) for path in pages}
     for index in range(25):
