@@ -18,8 +18,8 @@ from minisched.cli.commands_pools import pools_group
 from minisched.cli.commands_runs import backfill, list_runs, test, trigger
 from minisched.cli.commands_scheduler import scheduler
 from minisched.cli.commands_tasks import tasks_group
-from minisched.cli.commands_variables import variables_group
 from minisched.cli.commands_tokens import tokens_group
+from minisched.cli.commands_variables import variables_group
 from minisched.cli.commands_webserver import webserver
 
 
