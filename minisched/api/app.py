@@ -16,7 +16,14 @@ def create_app(tokens: TokenVerifier | None = None, *, with_ui: bool = True) -> 
     """`tokens` checks Bearer tokens and UI logins (default: the `api_token` table)."""
     from importlib.metadata import version
 
-    from minisched.api import routes_dags, routes_monitoring, routes_pools, routes_runs, routes_task_instances
+    from minisched.api import (
+        routes_dags,
+        routes_monitoring,
+        routes_pools,
+        routes_runs,
+        routes_secrets,
+        routes_task_instances,
+    )
 
     app = FastAPI(
         title="minisched API",
@@ -28,7 +35,15 @@ def create_app(tokens: TokenVerifier | None = None, *, with_ui: bool = True) -> 
     )
     app.state.tokens = tokens if tokens is not None else _table_tokens()
     api = APIRouter(prefix=API_PREFIX)
-    for module in (routes_monitoring, routes_dags, routes_runs, routes_task_instances, routes_pools):
+    routers = (
+        routes_monitoring,
+        routes_dags,
+        routes_runs,
+        routes_task_instances,
+        routes_pools,
+        routes_secrets,
+    )
+    for module in routers:
         api.include_router(module.router)
     app.include_router(api)
     problems.install(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from minisched.api import convert, schemas
 from minisched.api.deps import Op, PageDep, RowId, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
+from minisched.models.xcom import XCom
 from minisched.service import logs, task_instances
 
 router = APIRouter(tags=["TaskInstance"], responses=ERROR_RESPONSES)
@@ -116,3 +118,40 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(64 * 1024):
             yield chunk
+
+
+@router.get(
+    RUN + "/taskInstances/{task_id}/xcomEntries", response_model=schemas.XComCollection, tags=["XCom"]
+)
+def get_xcom_entries(
+    dag_id: str, dag_run_id: str, task_id: str, session: SessionDep, page: PageDep, _actor: Viewer
+) -> schemas.XComCollection:
+    from minisched.service import xcom
+
+    rows, total = xcom.list_entries(dag_id, dag_run_id, task_id, session=session, page=page)
+    return schemas.XComCollection(
+        xcom_entries=[_xcom(row, with_value=False) for row in rows], total_entries=total
+    )
+
+
+@router.get(
+    RUN + "/taskInstances/{task_id}/xcomEntries/{xcom_key}", response_model=schemas.XComEntry, tags=["XCom"]
+)
+def get_xcom_entry(
+    dag_id: str, dag_run_id: str, task_id: str, xcom_key: str, session: SessionDep, _actor: Viewer
+) -> schemas.XComEntry:
+    from minisched.service import xcom
+
+    return _xcom(xcom.get_entry(dag_id, dag_run_id, task_id, xcom_key, session=session), with_value=True)
+
+
+def _xcom(row: XCom, *, with_value: bool) -> schemas.XComEntry:
+    return schemas.XComEntry(
+        key=row.key,
+        timestamp=row.timestamp,
+        map_index=row.map_index,
+        task_id=row.task_id,
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        value=json.dumps(row.value) if with_value else None,
+    )

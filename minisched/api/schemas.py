@@ -282,3 +282,65 @@ class HealthInfo(BaseModel):
 class VersionInfo(BaseModel):
     version: str
     git_version: str | None = None
+
+
+class ConnectionOut(BaseModel):
+    """A connection as the API shows it: never its password; secret-looking extras masked."""
+
+    connection_id: str
+    conn_type: str
+    description: str | None
+    host: str | None
+    login: str | None
+    schema_: str | None = Field(serialization_alias="schema")
+    port: int | None
+    extra: str | None
+
+
+class ConnectionCollection(BaseModel):
+    connections: list[ConnectionOut]
+    total_entries: int
+
+
+class ConnectionIn(Strict):
+    connection_id: str = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-]+$")
+    conn_type: str = Field(min_length=1, max_length=500)
+    description: str | None = None
+    host: str | None = None
+    login: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+    port: int | None = Field(default=None, ge=0, le=65535)
+    password: str | None = None
+    extra: str | None = None
+
+
+class VariableOut(BaseModel):
+    key: str
+    value: str | None
+    description: str | None
+
+
+class VariableCollection(BaseModel):
+    variables: list[VariableOut]
+    total_entries: int
+
+
+class VariableIn(Strict):
+    key: str = Field(min_length=1, max_length=250)
+    value: str
+    description: str | None = None
+
+
+class XComEntry(BaseModel):
+    key: str
+    timestamp: datetime
+    map_index: int
+    task_id: str
+    dag_id: str
+    run_id: str
+    value: str | None = None
+
+
+class XComCollection(BaseModel):
+    xcom_entries: list[XComEntry]
+    total_entries: int

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Env
+from tests.secrets.conftest import new_key, use_keys
 
 if TYPE_CHECKING:
     from minisched.service.tokens import TokenChecker
@@ -22,6 +23,7 @@ DAG_SOURCE = textwrap.dedent(
 
     def print_conf(conf, **_):
         print("extracting", conf)
+        return {{"rows": 3}}
 
     with DAG("{dag_id}", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
              tags=["demo"], default_args={{"owner": "data"}}) as dag:
@@ -71,9 +73,13 @@ def token_checker(ttl: float = 0.0) -> TokenChecker:
 
 
 @pytest.fixture
-def api(env: Env) -> Iterator[Api]:
+def api(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """A client of the API alone, with a Fernet key configured (connections and variables need one)."""
+    from minisched import masking
     from minisched.api.app import create_app
 
+    use_keys(env, monkeypatch, new_key())
     tokens = make_tokens()
     with TestClient(create_app(token_checker()), raise_server_exceptions=True) as client:
         yield Api(client, tokens, env)
+    masking.forget_all()

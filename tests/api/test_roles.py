@@ -31,6 +31,12 @@ ENDPOINTS = [
     ("POST", "/pools", {"name": "p_new", "slots": 1}, "op"),
     ("PATCH", "/pools/default_pool", {"slots": 128}, "op"),
     ("DELETE", "/pools/p_gone", None, "op"),
+    ("GET", RUN + "/taskInstances/extract/xcomEntries", None, "viewer"),
+    ("GET", "/connections", None, "admin"),
+    ("POST", "/connections", {"connection_id": "c_new", "conn_type": "http"}, "admin"),
+    ("GET", "/variables", None, "admin"),
+    ("POST", "/variables", {"key": "v_new", "value": "1"}, "admin"),
+    ("DELETE", "/variables/v_gone", None, "admin"),
 ]
 
 
@@ -39,6 +45,7 @@ def demo(api: Api) -> Api:
     write_dag(api.env)
     assert api.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
     api.client.post("/api/v1/pools", json={"name": "p_gone", "slots": 1}, headers=api.headers("admin"))
+    api.client.post("/api/v1/variables", json={"key": "v_gone", "value": "1"}, headers=api.headers("admin"))
     return api
 
 
