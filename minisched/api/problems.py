@@ -7,6 +7,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minisched.api.schemas import Problem
@@ -69,9 +70,25 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return problem(exc.status_code, str(exc.detail), request, headers=getattr(exc, "headers", None))
 
+    async def on_bad_value(request: Request, exc: Exception) -> Response:
+        return problem(400, f"a value cannot be stored: {first_line(exc)}", request)
+
+    async def on_conflict(request: Request, exc: Exception) -> Response:
+        return problem(409, f"the change conflicts with the stored data: {first_line(exc)}", request)
+
     app.add_exception_handler(MinischedError, on_error)
+    # What only the database can judge (NUL characters, too long, out of range, a duplicate key) is
+    # the caller's input, not a server fault.
+    app.add_exception_handler(DataError, on_bad_value)
+    app.add_exception_handler(UnicodeEncodeError, on_bad_value)
+    app.add_exception_handler(IntegrityError, on_conflict)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def describe_validation(exc: RequestValidationError) -> str:

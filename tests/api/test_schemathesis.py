@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -16,14 +17,16 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.api.conftest import make_tokens, write_dag
 from tests.conftest import Env
+from tests.secrets.conftest import new_key, use_keys
 
 MAX_EXAMPLES = 10
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-def test_every_operation_matches_the_spec(env: Env) -> None:
+def test_every_operation_matches_the_spec(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     from minisched.api.app import create_app
 
+    use_keys(env, monkeypatch, new_key())
     write_dag(env)
     assert env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
     headers = {"Authorization": f"Bearer {make_tokens()['admin']}"}
