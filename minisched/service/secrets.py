@@ -130,14 +130,15 @@ def list_variables(*, session: Session, page: Page) -> tuple[list[tuple[str, str
 
 
 def save_variable(
-    key: str, value: str, description: str | None, *, actor: Actor, session: Session, must_be_new: bool
+    key: str, value: str, description: str | None, *, actor: Actor, session: Session, must_be_new: bool | None
 ) -> tuple[str, str | None, str | None]:
+    """Create (`must_be_new`), change (False) or either (None) variable `key`."""
     from minisched.db.variables import set_variable
 
     exists = session.scalar(select(Variable.id).where(Variable.key == key)) is not None
-    if must_be_new and exists:
+    if must_be_new is True and exists:
         raise Conflict(f"variable {key!r} already exists; PATCH /api/v1/variables/{key} changes it")
-    if not must_be_new and not exists:
+    if must_be_new is False and not exists:
         raise NotFound(f"variable {key!r} does not exist; POST /api/v1/variables creates it")
     try:
         set_variable(key, value, description, session=session)

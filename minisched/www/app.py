@@ -19,7 +19,7 @@ login_router = APIRouter(include_in_schema=False)
 
 
 def install_ui(app: FastAPI) -> None:
-    from minisched.www import pages_actions, pages_admin, pages_dags, pages_runs
+    from minisched.www import pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (
@@ -28,6 +28,7 @@ def install_ui(app: FastAPI) -> None:
         pages_runs.router,
         pages_actions.router,
         pages_admin.router,
+        pages_secrets.router,
     ):
         app.include_router(router)
 

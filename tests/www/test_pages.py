@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from tests.api.conftest import write_dag
+from tests.secrets.conftest import new_key, use_keys
 from tests.www.conftest import ORIGIN, Browser
 
 
@@ -164,3 +166,30 @@ def test_unknown_pages_are_html(browser: Browser) -> None:
     missing = browser.client.get("/dags/nope")
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
     assert "nope" in missing.text
+
+
+def test_connections_and_variables_pages_are_for_admins(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_keys(browser.env, monkeypatch, new_key())
+    browser.login("op")
+    assert browser.client.get("/connections").status_code == 403
+    assert "Connections" not in browser.client.get("/").text
+    browser.client.post("/logout", data={"csrf_token": browser.csrf()}, headers=ORIGIN)
+    browser.login("admin")
+    added = browser.post(
+        "/connections",
+        {"conn_id": "wh", "conn_type": "postgres", "host": "db", "password": "pw-123", "port": "5432"},
+    )
+    assert added.status_code == 303
+    page = browser.client.get("/connections").text
+    assert 'data-conn-id="wh"' in page and "pw-123" not in page
+    assert browser.post("/variables", {"key": "api_key", "value": "k-999"}).status_code == 303
+    assert browser.post("/variables", {"key": "region", "value": "eu"}).status_code == 303
+    assert browser.post("/variables", {"key": "region", "value": "us"}).status_code == 303
+    variables = browser.client.get("/variables").text
+    assert "k-999" not in variables and "***" in variables and "<code>us</code>" in variables
+    assert browser.post("/variables/region/delete", {}).status_code == 303
+    assert browser.post("/connections/wh/delete", {}).status_code == 303
+    assert 'data-conn-id="wh"' not in browser.client.get("/connections").text
+    assert [owner for owner, _ in _events("ui_variable_set")] == ["admin-user"] * 3
