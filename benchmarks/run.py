@@ -48,6 +48,7 @@ BENCHMARKS = (
     Benchmark("parsing", "benchmarks.bench_parsing", "5. Parsing a DAG folder"),
     Benchmark("memory", "benchmarks.bench_memory", "6. Scheduler memory"),
     Benchmark("latency", "benchmarks.bench_latency", "7. Scheduling latency"),
+    Benchmark("webserver", "benchmarks.bench_webserver", "8. Web server"),
 )
 AIRFLOW = Benchmark("airflow", "benchmarks.bench_airflow", "Airflow 2.10.5 side by side", per_backend=False)
 

@@ -32,6 +32,12 @@ FIGURES = [
     ),
     "dags_test.parallel.marginal_wall_ms_per_task",
     "dags_test.chain.marginal_wall_ms_per_task",
+    # 8. web server
+    "webserver.dag_list.ms",
+    "webserver.dag_list.statements",
+    "webserver.grid.ms",
+    "webserver.grid.statements",
+    "webserver.api_dags.rps",
     # 2. SQL per loop
     *(
         f"sql_per_loop.{mode}.{case}"

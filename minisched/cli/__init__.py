@@ -18,7 +18,9 @@ from minisched.cli.commands_pools import pools_group
 from minisched.cli.commands_runs import backfill, list_runs, test, trigger
 from minisched.cli.commands_scheduler import scheduler
 from minisched.cli.commands_tasks import tasks_group
+from minisched.cli.commands_tokens import tokens_group
 from minisched.cli.commands_variables import variables_group
+from minisched.cli.commands_webserver import webserver
 
 
 class MinischedGroup(click.Group):
@@ -100,6 +102,8 @@ for command in (
     rotate_fernet_key,
     runs,
     scheduler,
+    webserver,
+    tokens_group,
     config_command,
     version_command,
 ):

@@ -4,6 +4,7 @@ from typing import cast
 
 from sqlalchemy import Table
 
+from minisched.models.api_token import ApiToken
 from minisched.models.base import Base
 from minisched.models.connection import Connection
 from minisched.models.dag import DagModel, SerializedDagModel
@@ -27,6 +28,7 @@ def table_of(model: type[Base]) -> Table:
 __all__ = [
     "DEFAULT_POOL_NAME",
     "DEFAULT_POOL_SLOTS",
+    "ApiToken",
     "Base",
     "Connection",
     "DagFile",

@@ -13,7 +13,7 @@ from minisched.db.engine import make_engine
 from minisched.models import Base
 from tests.conftest import Env
 
-HEAD = "0005_connections_variables_xcom"
+HEAD = "0006_api_token"
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -129,6 +129,10 @@ HEAD_ROWS: list[tuple[str, dict[str, object]]] = [
     ),
 ]
 SECRET_TABLES = ("connection", "variable", "xcom")
+API_TOKEN_ROW = (
+    "INSERT INTO api_token (name, role, token_hash, created_at) VALUES ('ci', 'op', :digest, :now)",
+    {"digest": "0" * 64, "now": NOW},
+)
 
 
 def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
@@ -144,6 +148,11 @@ def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
         "(SELECT count(*) FROM dag_file)",
     ) == [(1, 1, 1)]
     assert _rows(url, "SELECT task_id, map_index, key FROM xcom") == [("t1", -1, "return_value")]
+    _execute(url, API_TOKEN_ROW)
+    migrate.downgrade(url, "0005_connections_variables_xcom")
+    assert "api_token" not in _tables(url) and _rows(url, "SELECT count(*) FROM connection") == [(1,)]
+    migrate.upgrade(url)
+    assert _rows(url, "SELECT count(*) FROM api_token") == [(0,)]
 
     migrate.downgrade(url, "0004_dag_file")
     assert set(SECRET_TABLES).isdisjoint(_tables(url))

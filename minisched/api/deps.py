@@ -1,0 +1,84 @@
+"""What every API route depends on: a session, the page asked for, and who is calling (Bearer token)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Protocol
+
+from fastapi import Depends, HTTPException, Path, Query, Request
+from sqlalchemy.orm import Session
+
+from minisched.service.actor import Actor
+from minisched.service.paging import MAX_LIMIT, Page
+from minisched.service.tokens import TokenInfo
+
+
+class TokenVerifier(Protocol):
+    """Checks API tokens (by value) and UI sessions (by the token's row id)."""
+
+    def actor(self, token: str, via: str) -> Actor | None: ...
+    def check(self, token: str) -> TokenInfo | None: ...
+    def by_id(self, token_id: int) -> TokenInfo | None: ...
+
+
+def get_session() -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back when it raises."""
+    from minisched.db.session import create_session
+
+    with create_session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="The numbers of items to return.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="The number of items to skip.")] = 0,
+    order_by: Annotated[
+        str | None, Query(description="The name of the field to order by; prefix '-' to reverse.")
+    ] = None,
+) -> Page:
+    return Page(limit=limit, offset=offset, order_by=order_by)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def require(role: str) -> Callable[[Request], Actor]:
+    """A dependency that lets through callers whose token has `role` or above (viewer < op < admin)."""
+
+    def check(request: Request) -> Actor:
+        verifier: TokenVerifier = request.app.state.tokens
+        token = bearer_token(request)
+        if token is None:
+            raise HTTPException(
+                401,
+                "missing token: send `Authorization: Bearer <token>` (`minisched tokens create` makes one)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        actor = verifier.actor(token, "api")
+        if actor is None:
+            raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        if not actor.may(role):
+            raise HTTPException(
+                403, f"token {actor.name!r} has role {actor.role}; this needs {role} or above"
+            )
+        return actor
+
+    return check
+
+
+Viewer = Annotated[Actor, Depends(require("viewer"))]
+Op = Annotated[Actor, Depends(require("op"))]
+Admin = Annotated[Actor, Depends(require("admin"))]
+
+
+#: A row id or try number in a path: a positive 32-bit integer (bigger ones cannot exist in the tables).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -1,0 +1,60 @@
+"""/dags, /dags/{dag_id} (PATCH is_paused), /dags/{dag_id}/tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from minisched.api import convert, schemas
+from minisched.api.deps import Op, PageDep, SessionDep, Viewer
+from minisched.api.problems import ERROR_RESPONSES
+from minisched.service import dags
+from minisched.service.errors import NotFound
+
+router = APIRouter(tags=["DAG"], responses=ERROR_RESPONSES)
+
+
+@router.get("/dags", response_model=schemas.DAGCollection)
+def get_dags(
+    session: SessionDep,
+    page: PageDep,
+    _actor: Viewer,
+    paused: bool | None = None,
+    dag_id_pattern: Annotated[str | None, Query(description="Only DAGs whose id contains this.")] = None,
+    only_active: bool = True,
+) -> schemas.DAGCollection:
+    rows, total = dags.list_dags(
+        session=session, page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
+    )
+    return schemas.DAGCollection(dags=[convert.dag(row) for row in rows], total_entries=total)
+
+
+@router.get("/dags/{dag_id}", response_model=schemas.DAG)
+def get_dag(dag_id: str, session: SessionDep, _actor: Viewer) -> schemas.DAG:
+    return convert.dag(dags.get_dag(dag_id, session=session))
+
+
+@router.patch("/dags/{dag_id}", response_model=schemas.DAG)
+def patch_dag(dag_id: str, body: schemas.DAGPatch, session: SessionDep, actor: Op) -> schemas.DAG:
+    return convert.dag(dags.set_paused(dag_id, body.is_paused, actor=actor, session=session))
+
+
+@router.get("/dags/{dag_id}/tasks", response_model=schemas.TaskCollection)
+def get_tasks(
+    dag_id: str,
+    session: SessionDep,
+    _actor: Viewer,
+    order_by: Annotated[str, Query(description="task_id, or -task_id")] = "task_id",
+) -> schemas.TaskCollection:
+    structure = dags.get_structure(dag_id, session=session)
+    tasks = sorted(structure.tasks.values(), key=lambda t: t.task_id, reverse=order_by.startswith("-"))
+    return schemas.TaskCollection(tasks=[convert.task(t) for t in tasks], total_entries=len(tasks))
+
+
+@router.get("/dags/{dag_id}/tasks/{task_id}", response_model=schemas.Task)
+def get_task(dag_id: str, task_id: str, session: SessionDep, _actor: Viewer) -> schemas.Task:
+    structure = dags.get_structure(dag_id, session=session)
+    if task_id not in structure.tasks:
+        raise NotFound(f"DAG {dag_id!r} has no task {task_id!r}")
+    return convert.task(structure.tasks[task_id])

@@ -1,0 +1,120 @@
+"""Connections and variables (admin only): listed without passwords, sensitive values masked; added,
+changed and deleted through the same service functions as the API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from minisched.db.session import create_session
+from minisched.exceptions import MinischedError
+from minisched.service import secrets
+from minisched.service.paging import MAX_LIMIT, Page
+from minisched.www.auth import Forbidden
+from minisched.www.common import for_change, viewer
+from minisched.www.render import page
+
+router = APIRouter(include_in_schema=False)
+
+
+def _admin_context(request: Request) -> dict[str, Any]:
+    ctx = viewer(request)
+    actor = ctx["actor"]
+    if not actor.may("admin"):
+        raise Forbidden(f"{actor.name} has role {actor.role}; connections and variables need admin")
+    return ctx
+
+
+@router.get("/connections", response_class=HTMLResponse)
+def connections_page(request: Request, *, error: str | None = None) -> HTMLResponse:
+    ctx = _admin_context(request)
+    with create_session() as session:
+        rows, total = secrets.list_connections(session=session, page=Page(limit=MAX_LIMIT))
+    return page("connections.html", **ctx, nav="connections", rows=rows, total=total, error=error)
+
+
+@router.post("/connections")
+def add_connection(
+    request: Request,
+    *,
+    conn_id: Annotated[str, Form()],
+    conn_type: Annotated[str, Form()],
+    host: Annotated[str, Form()] = "",
+    login: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    port: Annotated[str, Form()] = "",
+    conn_schema: Annotated[str, Form(alias="schema")] = "",
+    extra: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    actor = for_change(request, csrf_token, role="admin")
+    fields = {
+        "conn_id": conn_id.strip(),
+        "conn_type": conn_type.strip(),
+        "host": host or None,
+        "login": login or None,
+        "password": password or None,
+        "port": port.strip() or None,
+        "schema": conn_schema or None,
+        "extra": extra or None,
+    }
+    try:
+        with create_session() as session:
+            secrets.save_connection(fields, actor=actor, session=session, must_be_new=True)
+    except MinischedError as exc:
+        return connections_page(request, error=str(exc))
+    return RedirectResponse("/connections", status_code=303)
+
+
+@router.post("/connections/{conn_id}/delete")
+def delete_connection(
+    request: Request, *, conn_id: str, csrf_token: Annotated[str | None, Form()] = None
+) -> Response:
+    actor = for_change(request, csrf_token, role="admin")
+    with create_session() as session:
+        secrets.remove_connection(conn_id, actor=actor, session=session)
+    return RedirectResponse("/connections", status_code=303)
+
+
+@router.get("/variables", response_class=HTMLResponse)
+def variables_page(request: Request, *, error: str | None = None) -> HTMLResponse:
+    ctx = _admin_context(request)
+    with create_session() as session:
+        rows, total = secrets.list_variables(session=session, page=Page(limit=MAX_LIMIT))
+    return page("variables.html", **ctx, nav="variables", rows=rows, total=total, error=error)
+
+
+@router.post("/variables")
+def set_variable(
+    request: Request,
+    *,
+    key: Annotated[str, Form()],
+    value: Annotated[str, Form()],
+    description: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    actor = for_change(request, csrf_token, role="admin")
+    try:
+        with create_session() as session:
+            exists = any(
+                row[0] == key
+                for row in secrets.list_variables(session=session, page=Page(limit=MAX_LIMIT))[0]
+            )
+            secrets.save_variable(
+                key.strip(), value, description or None, actor=actor, session=session, must_be_new=not exists
+            )
+    except MinischedError as exc:
+        return variables_page(request, error=str(exc))
+    return RedirectResponse("/variables", status_code=303)
+
+
+@router.post("/variables/{key}/delete")
+def delete_variable(
+    request: Request, *, key: str, csrf_token: Annotated[str | None, Form()] = None
+) -> Response:
+    actor = for_change(request, csrf_token, role="admin")
+    with create_session() as session:
+        secrets.remove_variable(key, actor=actor, session=session)
+    return RedirectResponse("/variables", status_code=303)

@@ -1,0 +1,152 @@
+"""Server-side SVG: the task graph (layered, left to right) and a run's Gantt chart. No JavaScript."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from html import escape
+
+from markupsafe import Markup
+
+from minisched.authoring.serialize import SerializedDag
+from minisched.models import TaskInstance
+from minisched.www.colours import colour
+
+NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 170, 34, 70, 14, 16
+
+
+def layers(dag: SerializedDag) -> list[list[str]]:
+    """Tasks by longest path from a root; inside a layer, ordered by where their upstreams sit."""
+    depth: dict[str, int] = {}
+    for task_id in dag.topological_order:
+        upstream = dag.tasks[task_id].upstream_task_ids
+        depth[task_id] = 1 + max((depth[u] for u in upstream), default=-1)
+    result: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    position: dict[str, float] = {}
+    for task_id in dag.topological_order:
+        result[depth[task_id]].append(task_id)
+    for layer in result:
+        layer.sort(key=lambda t: _barycenter(dag, t, position))
+        position.update({task_id: index for index, task_id in enumerate(layer)})
+    return result
+
+
+def _barycenter(dag: SerializedDag, task_id: str, position: Mapping[str, float]) -> tuple[float, str]:
+    upstream = [position[u] for u in dag.tasks[task_id].upstream_task_ids if u in position]
+    return (sum(upstream) / len(upstream) if upstream else 0.0, task_id)
+
+
+def graph_svg(
+    dag: SerializedDag, states: Mapping[str, str | None], link: Callable[[str], str | None]
+) -> Markup:
+    """The DAG as boxes bordered in their task instance's state colour, each linking to `link(task_id)`."""
+    columns = layers(dag)
+    tallest = max((len(layer) for layer in columns), default=0)
+    width = MARGIN * 2 + len(columns) * NODE_W + max(len(columns) - 1, 0) * GAP_X
+    height = MARGIN * 2 + tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
+    where: dict[str, tuple[int, int]] = {}
+    for x_index, layer in enumerate(columns):
+        offset = (tallest - len(layer)) * (NODE_H + GAP_Y) // 2
+        for y_index, task_id in enumerate(layer):
+            where[task_id] = (
+                MARGIN + x_index * (NODE_W + GAP_X),
+                MARGIN + offset + y_index * (NODE_H + GAP_Y),
+            )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="task graph of {escape(dag.dag_id)}">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#8a94a6"/></marker></defs>',
+    ]
+    for task_id, task in dag.tasks.items():
+        x1, y1 = where[task_id]
+        for downstream in task.downstream_task_ids:
+            x2, y2 = where[downstream]
+            sx, sy, ex, ey = x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2
+            bend = (ex - sx) / 2
+            parts.append(
+                f'<path class="edge" d="M {sx} {sy} C {sx + bend} {sy}, {ex - bend} {ey}, {ex - 2} {ey}" '
+                'fill="none" stroke="#8a94a6" stroke-width="1.4" marker-end="url(#arrow)"/>'
+            )
+    for task_id in dag.topological_order:
+        parts.append(_node(task_id, dag.tasks[task_id].operator, where[task_id], states.get(task_id), link))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _node(
+    task_id: str,
+    operator: str,
+    at: tuple[int, int],
+    state: str | None,
+    link: Callable[[str], str | None],
+) -> str:
+    x, y = at
+    label = task_id if len(task_id) <= 21 else task_id[:20] + "…"
+    dashed = "" if state else ' stroke-dasharray="4 3"'
+    box = (
+        f'<g class="node" data-task-id="{escape(task_id)}" data-state="{escape(state or "none")}">'
+        f"<title>{escape(task_id)} ({escape(operator)}): {escape(state or 'no status')}</title>"
+        f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="#fff" '
+        f'stroke="{colour(state)}" stroke-width="{3 if state else 1.2}"'
+        f"{dashed}/>"
+        f'<rect x="{x}" y="{y}" width="6" height="{NODE_H}" rx="3" fill="{colour(state)}"/>'
+        f'<text x="{x + 14}" y="{y + 15}" class="task-label">{escape(label)}</text>'
+        f'<text x="{x + 14}" y="{y + 28}" class="task-op">{escape(operator)}</text></g>'
+    )
+    href = link(task_id)
+    return f'<a href="{escape(href)}">{box}</a>' if href else box
+
+
+GANTT_LABEL_W, GANTT_W, ROW_H = 180, 640, 22
+
+
+def gantt_svg(tis: Sequence[TaskInstance], now: datetime, link: Callable[[str], str]) -> Markup:
+    """One bar per task instance that has started, from its start to its end (or now, while running)."""
+    started = [ti for ti in tis if ti.start_date is not None]
+    if not started:
+        return Markup('<p class="muted">No task has started yet.</p>')
+    begin = min(ti.start_date for ti in started if ti.start_date)
+    finish = max((ti.end_date or now) for ti in started)
+    span = max((finish - begin).total_seconds(), 1e-3)
+    height = (len(started) + 1) * ROW_H + 10
+    width = GANTT_LABEL_W + GANTT_W + 20
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="gantt" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="Gantt chart">'
+    ]
+    for tick in range(5):
+        x = GANTT_LABEL_W + GANTT_W * tick / 4
+        label = _seconds(span * tick / 4)
+        parts.append(
+            f'<line x1="{x}" y1="0" x2="{x}" y2="{height - ROW_H}" stroke="#e3e7ee"/>'
+            f'<text x="{x}" y="{height - 8}" class="tick" text-anchor="middle">{label}</text>'
+        )
+    for row, ti in enumerate(started):
+        assert ti.start_date is not None
+        end = ti.end_date or now
+        x = GANTT_LABEL_W + GANTT_W * (ti.start_date - begin).total_seconds() / span
+        bar = max(GANTT_W * (end - ti.start_date).total_seconds() / span, 2)
+        y = row * ROW_H + 4
+        tip = f"{ti.task_id}: {ti.state or 'no status'}, {_seconds((end - ti.start_date).total_seconds())}"
+        parts.append(
+            f'<a href="{escape(link(ti.task_id))}"><g class="bar" data-task-id="{escape(ti.task_id)}">'
+            f"<title>{escape(tip)}</title>"
+            f'<text x="{GANTT_LABEL_W - 8}" y="{y + 13}" text-anchor="end" class="task-label">'
+            f"{escape(ti.task_id[:26])}</text>"
+            f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{ROW_H - 8}" rx="3" '
+            f'fill="{colour(ti.state)}" stroke="#00000022"/></g></a>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _seconds(value: float) -> str:
+    if value == 0:
+        return "0s"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 60:
+        return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"

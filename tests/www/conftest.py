@@ -1,0 +1,46 @@
+"""A logged-in browser-like client for the UI (cookie session, CSRF token, same-origin posts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import make_tokens, token_checker
+from tests.conftest import Env
+
+ORIGIN = {"Origin": "http://testserver"}
+
+
+@dataclass
+class Browser:
+    client: TestClient
+    tokens: dict[str, str]
+    env: Env
+
+    def login(self, role: str = "op") -> None:
+        response = self.client.post("/login", data={"token": self.tokens[role], "next": "/"}, headers=ORIGIN)
+        assert response.status_code == 303, response.text
+
+    def csrf(self, path: str = "/") -> str:
+        """The CSRF token the page's forms carry (every form on it must carry the same one)."""
+        values = set(re.findall(r'name="csrf_token" value="([^"]*)"', self.client.get(path).text))
+        assert len(values) == 1 and "" not in values, f"forms on {path} carry CSRF tokens {values}"
+        return values.pop()
+
+    def post(self, path: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        return self.client.post(path, data={**data, "csrf_token": self.csrf()}, headers=ORIGIN, **kwargs)
+
+
+@pytest.fixture
+def browser(env: Env) -> Iterator[Browser]:
+    """Token look-ups are remembered for the whole test, so counted statements are the page's own."""
+    from minisched.api.app import create_app
+
+    tokens = make_tokens()
+    with TestClient(create_app(token_checker(ttl=3600)), follow_redirects=False) as client:
+        yield Browser(client, tokens, env)

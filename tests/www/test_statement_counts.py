@@ -1,0 +1,107 @@
+"""Each page issues a fixed number of SQL statements, whatever the numbers of DAGs, runs and tasks."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
+
+from tests.www.conftest import Browser
+
+BIG_TASKS = 40
+BIG_RUNS = 30
+
+
+def _dag_source(dag_id: str, tasks: int) -> str:
+    return textwrap.dedent(
+        f"""
+        from datetime import datetime, timezone
+        from minisched import DAG, BashOperator
+
+        with DAG("{dag_id}", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as dag:
+            previous = None
+            for index in range({tasks}):
+                task = BashOperator(task_id=f"t{{index:03d}}", bash_command="true")
+                if previous is not None and index % 3:
+                    previous >> task
+                previous = task
+        """
+    )
+
+
+def _trigger(dag_id: str, count: int) -> list[str]:
+    from minisched.db.session import create_session
+    from minisched.service import runs
+    from minisched.service.actor import Actor
+
+    actor = Actor("setup", "admin")
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    with create_session() as session:
+        return [
+            runs.trigger(dag_id, actor=actor, session=session, logical_date=start + timedelta(days=i)).run_id
+            for i in range(count)
+        ]
+
+
+@contextmanager
+def _counting() -> Iterator[list[str]]:
+    from minisched.db.session import get_engine
+
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _statements(browser: Browser, path: str) -> int:
+    browser.client.get(path)
+    with _counting() as statements:
+        response = browser.client.get(path)
+    assert response.status_code == 200, response.text
+    return len(statements)
+
+
+def test_every_page_costs_the_same_statements_for_small_and_big_dags(browser: Browser) -> None:
+    browser.env.write_dag("small.py", _dag_source("small", 2))
+    browser.env.write_dag("big.py", _dag_source("big", BIG_TASKS))
+    assert browser.env.run_cli("dags", "list").exit_code == 0
+    (small_run,) = _trigger("small", 1)
+    big_runs = _trigger("big", BIG_RUNS)
+    browser.login()
+    for tab in ("grid", "graph", "details", "code"):
+        assert _statements(browser, f"/dags/small?tab={tab}") == _statements(
+            browser, f"/dags/big?tab={tab}"
+        ), tab
+    for suffix in ("", "/tasks/t000"):
+        small = _statements(browser, f"/dags/small/runs/{small_run}{suffix}".replace("+", "%2B"))
+        big = _statements(browser, f"/dags/big/runs/{big_runs[-1]}{suffix}".replace("+", "%2B"))
+        assert small == big, suffix
+
+
+def test_list_pages_cost_the_same_statements_for_one_or_many_rows(browser: Browser) -> None:
+    browser.env.write_dag("only.py", _dag_source("only", 2))
+    assert browser.env.run_cli("dags", "list").exit_code == 0
+    _trigger("only", 1)
+    browser.login()
+    pages = ("/", "/pools", "/import-errors", "/audit")
+    few = {path: _statements(browser, path) for path in pages}
+    for index in range(25):
+        browser.env.write_dag(f"many_{index}.py", _dag_source(f"many_{index}", 3))
+    browser.env.write_dag("broken_a.py", "def broken(:\n")
+    browser.env.write_dag("broken_b.py", "import missing_module\n")
+    assert browser.env.run_cli("dags", "list").exit_code == 0
+    for index in range(25):
+        _trigger(f"many_{index}", 2)
+    browser.post("/pools", {"name": "extra", "slots": "3"})
+    many = {path: _statements(browser, path) for path in pages}
+    assert few == many
