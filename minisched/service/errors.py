@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from minisched.exceptions import MinischedError
+from minisched.inputs import InvalidInput
+
+__all__ = ["Conflict", "InvalidInput", "NotFound"]
 
 
 class NotFound(MinischedError):
@@ -11,7 +14,3 @@ class NotFound(MinischedError):
 
 class Conflict(MinischedError):
     """The change cannot be made in the current state (e.g. a try is in flight, the run exists)."""
-
-
-class InvalidInput(MinischedError):
-    """A parameter has a value that cannot be used; the message says which and how to fix it."""

@@ -110,8 +110,11 @@ def trigger(
     conf: dict[str, Any] | None = None,
 ) -> DagRun:
     """A queued manual run, as `minisched dags trigger`; a clash with an existing run is a Conflict."""
+    from minisched.inputs import check_conf
     from minisched.scheduler.manual_runs import trigger_dag
 
+    if conf is not None:
+        check_conf(conf)
     require_dag(dag_id, session=session)
     get_structure(dag_id, session=session)
     logical_date = as_utc_or_none(logical_date)

@@ -38,15 +38,15 @@ def trigger(
     logical_date: Annotated[str, Form()] = "",
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
-    from minisched.scheduler.manual_runs import parse_conf, parse_datetime
+    from minisched.inputs import parse_conf, parse_datetime
 
     actor = for_change(request, csrf_token)
     errors: list[str] = []
     parsed_conf = parsed_date = None
     try:
-        parsed_conf = parse_conf(conf.strip() or "{}")
+        parsed_conf = parse_conf(conf.strip() or "{}", "conf")
     except MinischedError as exc:
-        errors.append(str(exc).replace("--conf", "conf"))
+        errors.append(str(exc))
     try:
         parsed_date = parse_datetime(logical_date, "logical date") if logical_date.strip() else None
     except MinischedError as exc:

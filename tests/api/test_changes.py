@@ -185,3 +185,21 @@ def test_pool_slots_split_into_queued_and_running(api: Api) -> None:
     pool = json_of(api.get("/pools/default_pool"))
     assert (pool["occupied_slots"], pool["running_slots"], pool["queued_slots"]) == (2, 1, 1)
     assert pool["open_slots"] == 126
+
+
+def test_trigger_refuses_a_hostile_conf_and_creates_no_run(api: Api) -> None:
+    write_dag(api.env)
+    deep: Any = 1
+    for _ in range(600):
+        deep = {"a": deep}
+    for text in ('{"conf": {"x": NaN}}', '{"conf": {"x": Infinity}}'):
+        response = api.client.post(
+            "/api/v1/dags/demo/dagRuns",
+            content=text,
+            headers={**api.headers("op"), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert "finite" in response.json()["detail"]
+    too_deep = api.client.post("/api/v1/dags/demo/dagRuns", json={"conf": deep}, headers=api.headers("op"))
+    assert too_deep.status_code == 400 and "deep" in too_deep.json()["detail"]
+    assert json_of(api.get("/dags/demo/dagRuns"))["total_entries"] == 0
