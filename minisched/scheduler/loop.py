@@ -29,6 +29,7 @@ from minisched.scheduler import transitions
 from minisched.scheduler.critical_section import QueuedTi, queue_scheduled, warn_about_stuck_pools
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
+from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 from minisched.scheduler.executors.logs import log_path_for
 from minisched.scheduler.recovery import recover_orphans
@@ -157,7 +158,17 @@ class SchedulerLoop:
         self._refresh = _Every(options.refresh_interval)
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
-        self._heartbeat = _Every(options.heartbeat_interval)
+        # Fenced jobs (those another scheduler may declare dead) start tries only under a lease of
+        # half the zombie threshold, renewed by each committed heartbeat: beat well within it.
+        self._lease = (
+            options.zombie_threshold / 2 if options.job_type in jobs.HEARTBEATING_JOB_TYPES else None
+        )
+        beat = (
+            options.heartbeat_interval
+            if self._lease is None
+            else min(options.heartbeat_interval, self._lease / 3)
+        )
+        self._heartbeat = _Every(beat)
         # Triggered runs are looked for at least once per idle sleep, so a trigger waits no longer.
         self._queued_runs = _Every(options.idle_sleep)
         #: Reports not yet committed: if the transaction fails for good, the shutdown records them.
@@ -178,7 +189,9 @@ class SchedulerLoop:
         restore = self._install_signal_handlers()
         try:
             self.executor.start()
+            registered = time.monotonic()
             self.job_id = self.options.job_id or run_with_retries(self._register)
+            self._renew_lease(registered)
         except BaseException:
             restore()
             raise
@@ -188,8 +201,11 @@ class SchedulerLoop:
                 self._iteration()
             state = JobState.SUCCESS
         finally:
-            self._shutdown(state)
-            restore()
+            try:
+                self._shutdown(state)
+            finally:
+                lease.release()
+                restore()
         return self.loops
 
     def _register(self) -> int:
@@ -213,9 +229,12 @@ class SchedulerLoop:
         def final() -> None:
             with create_session() as session, buffered_events(session):
                 now = utcnow()
-                transitions.withdraw(never_started, session=session, now=now)
-                transitions.start(started, session=session)
-                finished = transitions.finish(results, session=session, cache=self.cache, now=now)
+                job_id = self.job_id
+                transitions.withdraw(never_started, job_id=job_id, session=session, now=now)
+                transitions.start(started, job_id=job_id, session=session)
+                finished = transitions.finish(
+                    results, job_id=job_id, session=session, cache=self.cache, now=now
+                )
                 finish_runs(finished, session=session, cache=self.cache, now=now)
                 assert self.job_id is not None
                 jobs.end_job(self.job_id, state, session=session, now=now)
@@ -247,6 +266,8 @@ class SchedulerLoop:
         self._unrecorded = _Reports(results, self.executor.drain_started())
         done = run_with_retries(lambda: self._transaction(self._unrecorded))
         self._unrecorded = _Reports()
+        if self._heartbeat in done.timers:
+            self._renew_lease(done.tick)
         self.state.apply(done)
         for dag_id, run_id in done.created:
             log.info("created dag run %s of %s", run_id, dag_id)
@@ -264,7 +285,8 @@ class SchedulerLoop:
         assert self.job_id is not None
         self.cache.begin_step()
         with create_session() as session, buffered_events(session):
-            it = _Iteration(now=utcnow(), tick=time.monotonic(), reports=reports)
+            tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
+            it = _Iteration(now=utcnow(), tick=tick, reports=reports)
             self._record_reports(session, it)
             self._advance_runs(session, it)
             self.executor.pump()
@@ -278,12 +300,18 @@ class SchedulerLoop:
                 it.timers.append(self._heartbeat)
             return it
 
+    def _renew_lease(self, beat_tick: float) -> None:
+        """A heartbeat read at `beat_tick` (monotonic) committed: workers may start tries for half the
+        zombie threshold from then (see `executors.lease` for why that is safe)."""
+        if self._lease is not None:
+            lease.renew(beat_tick + self._lease)
+
     # -- the phases ----------------------------------------------------------------------------------
     def _record_reports(self, session: Session, it: _Iteration) -> None:
         """Record what the executor reported: queued -> running, then the final states."""
-        results = it.reports.results
-        transitions.start(it.reports.started, session=session, finished={r.ti_id for r in results})
-        finished = transitions.finish(results, session=session, cache=self.cache, now=it.now)
+        job_id, started, results = self.job_id, it.reports.started, it.reports.results
+        transitions.start(started, job_id=job_id, session=session, finished={r.ti_id for r in results})
+        finished = transitions.finish(results, job_id=job_id, session=session, cache=self.cache, now=it.now)
         it.changed = _merge(self.state.carry, finished)
 
     def _advance_runs(self, session: Session, it: _Iteration) -> None:
