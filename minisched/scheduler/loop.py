@@ -6,6 +6,7 @@ scheduler carries on where this one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -17,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from minisched.db.audit import buffered_events
-from minisched.db.retry import run_with_retries
+from minisched.db.retry import is_disconnect, run_with_retries
 from minisched.db.session import create_session, is_postgresql
 from minisched.models import JobState, RunKey
 from minisched.models.types import utcnow
@@ -32,6 +34,7 @@ from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
 from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 from minisched.scheduler.executors.logs import log_path_for
+from minisched.scheduler.outage import DatabaseOutage
 from minisched.scheduler.recovery import recover_orphans
 from minisched.scheduler.run_ends import finish_runs, finished_states
 from minisched.scheduler.scheduling import PassResult, running_runs, schedule_pass
@@ -51,6 +54,8 @@ class SchedulerOptions:
     full_sweep_interval: float = 2.0
     recovery_interval: float = 1.0
     stop_grace: float = 30.0
+    #: How long the loop rides out an unreachable database before it stops (MINISCHED_DB_OUTAGE_GRACE).
+    db_outage_grace: float = 60.0
     only_runs: frozenset[RunKey] | None = None  # dags test / backfill: these runs only, create none
     handle_signals: bool = True
     job_type: str = jobs.SCHEDULER_JOB_TYPE
@@ -64,6 +69,9 @@ class _Reports:
 
     results: list[TryResult] = field(default_factory=list)
     started: list[TryStarted] = field(default_factory=list)
+
+    def __add__(self, more: _Reports) -> _Reports:
+        return _Reports(self.results + more.results, self.started + more.started)
 
 
 @dataclass
@@ -173,6 +181,7 @@ class SchedulerLoop:
         self._queued_runs = _Every(options.idle_sleep)
         #: Reports not yet committed: if the transaction fails for good, the shutdown records them.
         self._unrecorded = _Reports()
+        self._outage = DatabaseOutage(options.db_outage_grace)
         self._lock_rows = is_postgresql()
 
     @property
@@ -225,21 +234,28 @@ class SchedulerLoop:
         results = self._unrecorded.results + self.executor.stop(self.options.stop_grace)
         never_started = self.executor.withdraw_pending()
         started = self._unrecorded.started + self.executor.drain_started()
+        if self._outage.ongoing:  # one attempt: the tries' records tell the next scheduler the rest
+            with contextlib.suppress(DBAPIError):
+                self._record_final(results, never_started, started, state)
+            return
+        run_with_retries(lambda: self._record_final(results, never_started, started, state))
 
-        def final() -> None:
-            with create_session() as session, buffered_events(session):
-                now = utcnow()
-                job_id = self.job_id
-                transitions.withdraw(never_started, job_id=job_id, session=session, now=now)
-                transitions.start(started, job_id=job_id, session=session)
-                finished = transitions.finish(
-                    results, job_id=job_id, session=session, cache=self.cache, now=now
-                )
-                finish_runs(finished, session=session, cache=self.cache, now=now)
-                assert self.job_id is not None
-                jobs.end_job(self.job_id, state, session=session, now=now)
-
-        run_with_retries(final)
+    def _record_final(
+        self,
+        results: list[TryResult],
+        never_started: list[TryRequest],
+        started: list[TryStarted],
+        state: JobState,
+    ) -> None:
+        assert self.job_id is not None
+        job_id = self.job_id
+        with create_session() as session, buffered_events(session):
+            now = utcnow()
+            transitions.withdraw(never_started, job_id=job_id, session=session, now=now)
+            transitions.start(started, job_id=job_id, session=session)
+            finished = transitions.finish(results, job_id=job_id, session=session, cache=self.cache, now=now)
+            finish_runs(finished, session=session, cache=self.cache, now=now)
+            jobs.end_job(job_id, state, session=session, now=now)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
@@ -258,13 +274,23 @@ class SchedulerLoop:
 
     # -- one iteration -----------------------------------------------------------------------------
     def _iteration(self) -> None:
-        if self.options.dags_folder is not None and self._refresh.due(time.monotonic()):
-            self._refresh_dags(self.options.dags_folder)
-            self._refresh.mark(time.monotonic())
-        idle = not (self.state.busy or self.state.carry)
-        results = self.executor.poll(self.options.idle_sleep if idle else 0.0)
-        self._unrecorded = _Reports(results, self.executor.drain_started())
-        done = run_with_retries(lambda: self._transaction(self._unrecorded))
+        try:
+            if self.options.dags_folder is not None and self._refresh.due(time.monotonic()):
+                self._refresh_dags(self.options.dags_folder)
+                self._refresh.mark(time.monotonic())
+            idle = not (self.state.busy or self.state.carry)
+            wait = (
+                self._outage.backoff() if self._outage.ongoing else self.options.idle_sleep if idle else 0.0
+            )
+            # Reports pile up while the database is unreachable; all are recorded once it is back.
+            self._unrecorded += _Reports(self.executor.poll(wait), self.executor.drain_started())
+            done = run_with_retries(lambda: self._transaction(self._unrecorded))
+        except DBAPIError as exc:
+            if not is_disconnect(exc):
+                raise
+            self._outage.failed(exc)
+            return
+        self._outage.over(len(self._unrecorded.results))
         self._unrecorded = _Reports()
         if self._heartbeat in done.timers:
             self._renew_lease(done.tick)

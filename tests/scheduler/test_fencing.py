@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import textwrap
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,43 +18,14 @@ from sqlalchemy import create_engine, text
 from tests.conftest import BACKENDS, Env
 from tests.scheduler.helpers import (
     Procs,
-    dag_source,
     finished_runs,
     jobs,
     log_rows,
+    probe_dag,
     task_instances,
+    tokens,
     wait_until,
 )
-
-
-def _probe_dag(dag_id: str, probe: Path, *, tasks: int, seconds: float, retries: int) -> str:
-    return dag_source(
-        textwrap.dedent(
-            f"""
-            def mark(what, task_id, try_number):
-                fd = os.open({str(probe)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-                try:
-                    os.write(fd, f"{{what}} {{task_id}} {{try_number}}\\n".encode())
-                finally:
-                    os.close(fd)
-
-            def work(task_id, try_number):
-                mark("start", task_id, try_number)
-                time.sleep({seconds})
-                mark("end", task_id, try_number)
-
-            with DAG({dag_id!r}, schedule="@once", start_date=START, max_active_tasks=64,
-                     default_args={{"retries": {retries}, "retry_delay": timedelta(0)}}):
-                for number in range({tasks}):
-                    PythonOperator(task_id=f"t{{number:02d}}", python_callable=work)
-            """
-        )
-    )
-
-
-def _tokens(probe: Path, what: str) -> Counter[str]:
-    lines = probe.read_text().splitlines() if probe.exists() else []
-    return Counter(line.split()[1] for line in lines if line.startswith(f"{what} "))
 
 
 def test_sigkill_with_no_retries_fails_only_the_tries_that_started(
@@ -65,10 +34,10 @@ def test_sigkill_with_no_retries_fails_only_the_tries_that_started(
     """The tries a killed scheduler had queued but never started go back to scheduled (no failure,
     no try consumed); the ones it had started are recorded as they really ended."""
     probe = tmp_path / "probe.txt"
-    env.write_dag("zero.py", _probe_dag("zero", probe, tasks=12, seconds=1.5, retries=0))
+    env.write_dag("zero.py", probe_dag("zero", probe, tasks=12, seconds=1.5, retries=0))
     zombie = {"MINISCHED_ZOMBIE_THRESHOLD": "5"}
     first = procs.scheduler(extra_env=zombie)
-    wait_until(lambda: _tokens(probe, "start"), message="a task to start")
+    wait_until(lambda: tokens(probe, "start"), message="a task to start")
     os.kill(first.pid, signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
     queued = {ti.task_id for ti in task_instances("zero") if ti.state == "queued"}
@@ -77,7 +46,7 @@ def test_sigkill_with_no_retries_fails_only_the_tries_that_started(
     wait_until(lambda: finished_runs("zero"), timeout=120, message="the run to end")
     assert second.stop() == 0, second.output()
 
-    starts, ends = _tokens(probe, "start"), _tokens(probe, "end")
+    starts, ends = tokens(probe, "start"), tokens(probe, "end")
     states = {ti.task_id: ti for ti in task_instances("zero")}
     assert set(starts) == set(states), "a task never ran"
     assert max(starts.values()) == 1, f"tasks that ran twice: {starts}"
@@ -126,10 +95,10 @@ def test_sigstopped_scheduler_starts_no_try_the_other_recovered(
 ) -> None:
     assert env.db.backend == "postgresql"
     probe = tmp_path / "probe.txt"
-    env.write_dag("paused.py", _probe_dag("paused", probe, tasks=24, seconds=0.3, retries=1))
+    env.write_dag("paused.py", probe_dag("paused", probe, tasks=24, seconds=0.3, retries=1))
     zombie = {"MINISCHED_ZOMBIE_THRESHOLD": "4"}
     first = procs.scheduler(extra_env=zombie)
-    wait_until(lambda: _tokens(probe, "start"), message="a task to start")
+    wait_until(lambda: tokens(probe, "start"), message="a task to start")
     _stop_outside_a_transaction(first.pid, env.db_url)
     try:
         [first_job] = jobs()
@@ -147,7 +116,7 @@ def test_sigstopped_scheduler_starts_no_try_the_other_recovered(
 
     assert first_job.id == jobs()[0].id
     assert run.state == "success"
-    starts = _tokens(probe, "start")
+    starts = tokens(probe, "start")
     assert set(starts) == {ti.task_id for ti in task_instances("paused")}
     assert max(starts.values()) == 1, f"tasks that ran twice: {[t for t, n in starts.items() if n > 1]}"
     assert {ti.state for ti in task_instances("paused")} == {"success"}
