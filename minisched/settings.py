@@ -41,6 +41,7 @@ class Settings:
     default_timezone: str
     #: A try's log file stops growing here (a truncation marker says so); the rest is discarded.
     task_log_max_bytes: int
+    db_outage_grace: float
 
     def masked(self) -> dict[str, str]:
         """The effective settings as text, with any password and the Fernet keys hidden."""
@@ -141,6 +142,7 @@ _PARSERS: dict[str, Any] = {
     "sensitive_var_keys": _parse_words,
     "default_timezone": _parse_timezone_name,
     "task_log_max_bytes": _parse_positive_int,
+    "db_outage_grace": _parse_positive_float,
 }
 
 
@@ -159,6 +161,7 @@ def _defaults(home: Path) -> dict[str, str]:
         "sensitive_var_keys": "",
         "default_timezone": "UTC",
         "task_log_max_bytes": str(100 * 1024 * 1024),
+        "db_outage_grace": "60",
     }
 
 

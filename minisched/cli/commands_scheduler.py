@@ -47,6 +47,7 @@ def scheduler(
         idle_sleep=settings.scheduler_idle_sleep,
         heartbeat_interval=settings.scheduler_heartbeat,
         zombie_threshold=settings.zombie_threshold,
+        db_outage_grace=settings.db_outage_grace,
     )
     loop = SchedulerLoop(executor_for(settings.executor, settings.parallelism), options)
     audit_cli(

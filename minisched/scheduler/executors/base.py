@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 from minisched.host import hostname
 
-TryOutcome = Literal["success", "failed", "skipped"]
+#: How a try ended; `not_started`: its worker did not run it (the scheduler's lease had run out, see
+#: `lease`), so it goes back to scheduled without counting as a try.
+TryOutcome = Literal["success", "failed", "skipped", "not_started"]
 
 
 @dataclass(frozen=True)
