@@ -2,9 +2,10 @@
 
 ``Param(5, type="integer", minimum=3)`` carries a default and a schema; a plain value is a
 param without a schema. Trigger-time validation works from the serialized form
-(``params_to_json``), so the CLI never imports the DAG file. The schema keywords understood
-are listed in ``SCHEMA_KEYWORDS``; others (``title``, ``description``, UI hints) are ignored,
-as JSON Schema validators do.
+(``params_to_json``), so the CLI never imports the DAG file. The keywords checked are ``type``,
+``enum``, ``const``, ``anyOf``, the number bounds and ``multipleOf``, ``minLength``/``maxLength``,
+``pattern``, ``format`` (date, date-time, time), the array and the object keywords; others
+(``title``, ``description``, UI hints) are ignored, as JSON Schema validators do.
 """
 
 from __future__ import annotations
@@ -27,13 +28,6 @@ class _NoDefault:
 
 NO_DEFAULT: Final = _NoDefault()
 
-SCHEMA_KEYWORDS = (
-    *("type", "enum", "const", "anyOf"),
-    *("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
-    *("minLength", "maxLength", "pattern", "format"),
-    *("items", "minItems", "maxItems", "uniqueItems"),
-    *("properties", "required", "additionalProperties"),
-)
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
