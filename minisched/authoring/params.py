@@ -66,6 +66,33 @@ class Param:
         return f"Param({self.value!r}, {self.schema!r})"
 
 
+class DagParam:
+    """A ``@dag`` function's parameter: it stands for that param's value in a run.
+
+    Passed to a task's templated field (a ``@task`` call's arguments, ``op_kwargs``, ...), it is
+    resolved when the try renders its templates, as Airflow's: the run's conf first, then the
+    value the ``@dag`` function got, then the DAG's params.
+    """
+
+    def __init__(self, name: str, default: Any = NO_DEFAULT) -> None:
+        self.name = name
+        self.default = default
+
+    def resolve(self, context: Mapping[str, Any]) -> Any:
+        conf = context.get("conf") or {}
+        if self.name in conf:
+            return conf[self.name]
+        if self.default is not NO_DEFAULT:
+            return self.default.value if isinstance(self.default, Param) else self.default
+        params = context.get("params") or {}
+        if self.name in params:
+            return params[self.name]
+        raise ParamValidationError(f"no value for param {self.name!r}: pass it in the run's conf")
+
+    def __repr__(self) -> str:
+        return f"DagParam({self.name!r})"
+
+
 def as_params(dag_id: str, values: Mapping[str, Any]) -> dict[str, Param]:
     """DAG(params=...) as Params; plain values become Params without a schema."""
     params: dict[str, Param] = {}

@@ -170,6 +170,12 @@ EXPECTED = {
         },
         {"hard_fail": "bad credentials: retrying will not help"},
     ),
+    "dag_params.py": Expected(
+        "dag_params",
+        "success",
+        {"report": ("success", 1)},
+        {"report": "rows=10 (int) region=eu params={'rows': 10, 'region': 'eu'}"},
+    ),
     "templated.py": Expected(
         "templated",
         "success",

@@ -133,3 +133,20 @@ def test_the_scheduler_follows_branches_and_short_circuits(env: Env, procs: Proc
     [run] = run_to_end(procs, "branching")
     assert run.state == expected.run_state
     assert {ti.task_id: (ti.state, ti.try_number) for ti in task_instances("branching")} == expected.states
+
+
+def test_a_dag_function_parameter_takes_the_triggered_conf(env: Env, procs: Procs) -> None:
+    from tests.cli.test_dags_port import AIRFLOW_DAGS
+
+    target = str(env.dags_folder / "p.py")
+    assert env.run_cli("dags", "port", str(AIRFLOW_DAGS / "dag_params.py"), "-o", target).exit_code == 0
+    assert env.run_cli("dags", "list").exit_code == 0
+    refused = env.run_cli("dags", "trigger", "dag_params", "--conf", '{"region": "mars"}')
+    assert refused.exit_code == 1 and "param 'region': 'mars' is not one of ['eu', 'us']" in refused.stderr
+    assert (
+        env.run_cli("dags", "trigger", "dag_params", "--conf", '{"rows": 3, "region": "us"}').exit_code == 0
+    )
+    [run] = run_to_end(procs, "dag_params")
+    assert run.state == "success"
+    log = env.run_cli("tasks", "logs", "dag_params", run.run_id, "report").stdout
+    assert "rows=3 (int) region=us params={'rows': 3, 'region': 'us'}" in log
