@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from tests.conftest import Env
 from tests.scheduler.helpers import Procs, dag_runs, run_to_end, task_instances, ti_states
 
@@ -150,3 +152,29 @@ def test_a_dag_function_parameter_takes_the_triggered_conf(env: Env, procs: Proc
     assert run.state == "success"
     log = env.run_cli("tasks", "logs", "dag_params", run.run_id, "report").stdout
     assert "rows=3 (int) region=us params={'rows': 3, 'region': 'us'}" in log
+
+
+def test_naive_start_dates_are_read_in_the_configured_default_timezone(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from minisched import settings
+    from minisched.db.session import create_session
+    from minisched.models import SerializedDagModel
+
+    env.vars["MINISCHED_DEFAULT_TIMEZONE"] = "Europe/Berlin"
+    monkeypatch.setenv("MINISCHED_DEFAULT_TIMEZONE", "Europe/Berlin")
+    settings.configure()
+    env.write_dag(
+        "naive.py",
+        dag_source_with(
+            'DAG("naive", schedule="0 6 * * *", start_date=datetime(2024, 1, 1), catchup=False)\n'
+        ),
+    )
+    listed = env.run_process("dags", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    with create_session() as session:
+        data = session.scalar(select(SerializedDagModel.data).where(SerializedDagModel.dag_id == "naive"))
+    assert data is not None
+    assert (data["timezone"], data["start_date"]) == ("Europe/Berlin", "2023-12-31T23:00:00+00:00")
