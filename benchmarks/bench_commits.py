@@ -59,7 +59,7 @@ def run(ctx: BenchContext) -> list[Figure]:
 
 
 def _measure(home: Home, n: int, mode: str) -> tuple[int, int, int]:
-    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.dagfiles.refresh import refresh_dag_folder
     from minisched.db.session import create_session, get_engine
     from minisched.models import TaskInstance
     from minisched.scheduler.executors import executor_for
@@ -69,8 +69,7 @@ def _measure(home: Home, n: int, mode: str) -> tuple[int, int, int]:
     dag_id = "commits_bench"
     write_dag(home.dags, dag_id, dag_source(dag_id, n))
     with in_process(home):
-        with create_session() as session:
-            refresh_dag_folder(home.dags, session=session)
+        refresh_dag_folder(home.dags)
         if mode == "local":
             key = (dag_id, trigger(dag_id, logical_date=datetime(2030, 1, 1, tzinfo=UTC)))
             options = SchedulerOptions(logs_folder=home.logs, dags_folder=None, handle_signals=False)

@@ -95,8 +95,8 @@ def run(ctx: BenchContext) -> list[Figure]:
 
 def _count_loops(home: Home, scenario: Scenario, *, periodic: bool) -> list[int]:
     """Statements of each steady-state loop of one scheduler run of the scenario."""
-    from minisched.dagfiles.loader import refresh_dag_folder
-    from minisched.db.session import create_session, get_engine
+    from minisched.dagfiles.refresh import refresh_dag_folder
+    from minisched.db.session import get_engine
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
 
     dag_id = "sql_bench"
@@ -108,8 +108,7 @@ def _count_loops(home: Home, scenario: Scenario, *, periodic: bool) -> list[int]
         ),
     )
     with in_process(home):
-        with create_session() as session:
-            refresh_dag_folder(home.dags, session=session)
+        refresh_dag_folder(home.dags)
         base = datetime(2030, 1, 1, tzinfo=UTC)
         keys = {
             (dag_id, trigger(dag_id, logical_date=base + timedelta(hours=i))) for i in range(scenario.runs)

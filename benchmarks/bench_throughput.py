@@ -173,13 +173,11 @@ def _dags_test_wall(home: Home, dag_id: str) -> float:
 
 
 def _dags_test_in_process(home: Home, dag_id: str) -> float:
-    from minisched.dagfiles.loader import refresh_dag_folder
-    from minisched.db.session import create_session
+    from minisched.dagfiles.refresh import refresh_dag_folder
     from minisched.scheduler.manual_runs import run_dag_test
 
     with in_process(home):
-        with create_session() as session:
-            refresh_dag_folder(home.dags, session=session)
+        refresh_dag_folder(home.dags)
         started = time.perf_counter()
         outcome = run_dag_test(dag_id, None, dags_folder=home.dags, logs_folder=home.logs)
         seconds = time.perf_counter() - started

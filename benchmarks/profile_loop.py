@@ -44,8 +44,8 @@ def _timed(obj: object, name: str, label: str, totals: dict[str, float]) -> None
 
 
 def profile(shape: Shape, tasks: int, executor_name: str, parallelism: int, cprofile: int) -> None:
-    from minisched.dagfiles.loader import refresh_dag_folder
-    from minisched.db.session import create_session, get_engine
+    from minisched.dagfiles.refresh import refresh_dag_folder
+    from minisched.db.session import get_engine
     from minisched.scheduler.executors import executor_for
     from minisched.scheduler.executors.base import BaseExecutor
     from minisched.scheduler.executors.inprocess import InProcessExecutor
@@ -62,8 +62,7 @@ def profile(shape: Shape, tasks: int, executor_name: str, parallelism: int, cpro
         home = cleanup.enter_context(new_home(ctx, "profile"))
         write_dag(home.dags, "profiled", dag_source("profiled", tasks, shape))
         with in_process(home):
-            with create_session() as session:
-                refresh_dag_folder(home.dags, session=session)
+            refresh_dag_folder(home.dags)
             key = ("profiled", trigger("profiled", logical_date=datetime(2030, 1, 1, tzinfo=UTC)))
             totals: dict[str, float] = collections.defaultdict(float)
             driver = [0.0, 0.0]  # total driver CPU, start of the current statement

@@ -42,6 +42,9 @@ class Settings:
     #: A try's log file stops growing here (a truncation marker says so); the rest is discarded.
     task_log_max_bytes: int
     db_outage_grace: float
+    dag_file_processor_timeout: float
+    dag_file_processor_memory_limit_mb: int
+    dag_file_processor_processes: int
 
     def masked(self) -> dict[str, str]:
         """The effective settings as text, with any password and the Fernet keys hidden."""
@@ -143,6 +146,9 @@ _PARSERS: dict[str, Any] = {
     "default_timezone": _parse_timezone_name,
     "task_log_max_bytes": _parse_positive_int,
     "db_outage_grace": _parse_positive_float,
+    "dag_file_processor_timeout": _parse_positive_float,
+    "dag_file_processor_memory_limit_mb": _parse_positive_int,
+    "dag_file_processor_processes": _parse_positive_int,
 }
 
 
@@ -162,6 +168,9 @@ def _defaults(home: Path) -> dict[str, str]:
         "default_timezone": "UTC",
         "task_log_max_bytes": str(100 * 1024 * 1024),
         "db_outage_grace": "60",
+        "dag_file_processor_timeout": "30",
+        "dag_file_processor_memory_limit_mb": "2048",
+        "dag_file_processor_processes": "2",
     }
 
 

@@ -1,61 +1,29 @@
 """`minisched dags ...`: list, show, pause and unpause DAGs.
 
-Every command loads the DAG folder first (only changed files are imported), so a file dropped into the
-folder shows up in the very next command. Add a command with `@dags_group.command(...)`,
-`@dags_folder_option`, and `refresh_dags()` as its first step.
+Every command loads the DAG folder first (only changed files are parsed, in other processes), so a file
+dropped into the folder shows up in the very next command. Add a command with `@dags_group.command(...)`,
+`@dags_folder_option`, and `refresh_dags()` as its first step (both from cli/dag_folder.py).
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from minisched.cli.audit import audit_cli
+from minisched.cli.dag_folder import dags_folder_option, refresh_dags
 from minisched.cli.output import output_option
 
 if TYPE_CHECKING:
     from minisched.authoring.serialize import SerializedDag
-    from minisched.dagfiles.loader import RefreshReport
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 DAG_LIST_COLUMNS = ("dag_id", "fileloc", "schedule", "is_paused", "next_dagrun")
 IMPORT_ERROR_COLUMNS = ("filename", "error")
 SHOW_FORMATS = ("text", "mermaid", "dot")
-
-
-def _use_dags_folder(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
-    if value is not None:
-        from minisched.settings import configure
-
-        configure({"dags_folder": str(value)})
-    return value
-
-
-def dags_folder_option(func: F) -> F:
-    """`--dags-folder DIR`: read DAGs from DIR instead of the configured folder."""
-    option = click.option(
-        "--dags-folder",
-        type=click.Path(exists=True, path_type=Path),
-        default=None,
-        callback=_use_dags_folder,
-        help="Folder of DAG files (default: the configured dags_folder).",
-    )
-    return option(func)
-
-
-def refresh_dags() -> RefreshReport:
-    """Load the configured DAG folder into the DB, in its own transaction (kept even if the command fails)."""
-    from minisched.dagfiles.loader import refresh_dag_folder
-    from minisched.db.session import create_session
-    from minisched.settings import get_settings
-
-    with create_session() as session:
-        return refresh_dag_folder(get_settings().dags_folder, session=session)
 
 
 @click.group("dags")
@@ -67,7 +35,7 @@ def dags_group() -> None:
 @dags_folder_option
 @output_option
 def dags_list(dags_folder: Path | None, output: str) -> None:
-    """List the active DAGs."""
+    """List the active DAGs (with --dags-folder: those of that folder)."""
     from sqlalchemy import func, select
 
     from minisched.cli.output import print_rows
@@ -78,6 +46,8 @@ def dags_list(dags_folder: Path | None, output: str) -> None:
     with create_session() as session:
         columns = [getattr(DagModel, name) for name in DAG_LIST_COLUMNS]
         query = select(*columns).where(DagModel.is_active).order_by(DagModel.dag_id)
+        if dags_folder is not None:
+            query = query.where(_in_folder(DagModel.fileloc, dags_folder))
         rows = [dict(row._mapping) for row in session.execute(query)]
         broken = session.scalar(select(func.count()).select_from(ImportError_)) or 0
     print_rows(rows, DAG_LIST_COLUMNS, output)
@@ -86,6 +56,16 @@ def dags_list(dags_folder: Path | None, output: str) -> None:
             f"Warning: {broken} DAG file(s) failed to import; run `minisched dags list-import-errors`",
             err=True,
         )
+
+
+def _in_folder(column: Any, folder: Path) -> Any:
+    """The SQL condition "this path is the folder (a single file) or lies inside it"."""
+    from sqlalchemy import or_
+
+    path = os.path.abspath(folder)
+    prefix = path.rstrip(os.sep) + os.sep
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(column == path, column.like(escaped + "%", escape="\\"))
 
 
 @dags_group.command("list-import-errors")

@@ -7,14 +7,12 @@ from pathlib import Path
 import click
 
 from minisched.cli.audit import audit_cli
+from minisched.cli.dag_folder import dags_folder_option, refresh_dags
 from minisched.cli.output import output_option
 from minisched.cli.params import count
 
 RUN_COLUMNS = ["dag_id", "run_id", "run_type", "state", "logical_date", "start_date", "end_date"]
 TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
-dags_folder_option = click.option(
-    "--dags-folder", type=click.Path(file_okay=False, path_type=Path), help="Folder of DAG files."
-)
 
 
 @click.command("trigger")
@@ -28,18 +26,13 @@ def trigger(dag_id: str, logical_date: str | None, conf: str | None, dags_folder
     The DAG is looked up in the database (as the scheduler last saw it); with --dags-folder that
     folder is read first, so a DAG file just dropped there can be triggered at once.
     """
-    from minisched.db.session import create_session
     from minisched.inputs import parse_conf, parse_datetime
     from minisched.scheduler.manual_runs import trigger_dag
 
     when = parse_datetime(logical_date, "--logical-date") if logical_date else None
     parsed_conf = parse_conf(conf)
     if dags_folder is not None:
-        from minisched.dagfiles.loader import refresh_dag_folder
-        from minisched.settings import configure
-
-        with create_session() as session:
-            refresh_dag_folder(configure({"dags_folder": dags_folder}).dags_folder, session=session)
+        refresh_dags()
     new_run_id = trigger_dag(dag_id, logical_date=when, conf=parsed_conf)
     audit_cli(
         "dags_trigger", {"logical_date": logical_date, "conf": parsed_conf}, dag_id=dag_id, run_id=new_run_id
@@ -84,9 +77,9 @@ def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output
     from minisched.inputs import parse_datetime
     from minisched.models import DagRunState
     from minisched.scheduler.manual_runs import run_dag_test
-    from minisched.settings import configure
+    from minisched.settings import get_settings
 
-    settings = configure({"dags_folder": dags_folder})
+    settings = get_settings()
     when = parse_datetime(logical_date, "LOGICAL_DATE") if logical_date else None
     outcome = run_dag_test(dag_id, when, dags_folder=settings.dags_folder, logs_folder=settings.logs_folder)
     audit_cli("dags_test", {"logical_date": logical_date}, dag_id=dag_id, run_id=outcome.run_id)
@@ -117,17 +110,14 @@ def backfill(
     """Create and run DAG_ID's scheduled intervals whose logical date lies in [START, END]."""
     import sys
 
-    from minisched.dagfiles.loader import refresh_dag_folder
-    from minisched.db.session import create_session
     from minisched.inputs import parse_datetime
     from minisched.models import DagRunState
     from minisched.scheduler.backfill import BackfillPlan, BackfillProgress, run_backfill, runs_to_reset
-    from minisched.settings import configure
+    from minisched.settings import get_settings
 
-    settings = configure({"dags_folder": dags_folder})
+    settings = get_settings()
     start, end = parse_datetime(start_date, "--start-date"), parse_datetime(end_date, "--end-date")
-    with create_session() as session:
-        refresh_dag_folder(settings.dags_folder, session=session)
+    refresh_dags()
     if reset_dagruns and not dry_run and not yes and (to_reset := runs_to_reset(dag_id, start, end)):
         click.echo("\n".join(to_reset), err=True)
         click.confirm(f"Clear and run again these {len(to_reset)} run(s)?", abort=True, err=True)

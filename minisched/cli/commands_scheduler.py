@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from minisched.cli.audit import audit_cli
+from minisched.cli.dag_folder import dags_folder_option
 from minisched.cli.params import count
 
 
 @click.command()
-@click.option("--dags-folder", type=click.Path(file_okay=False, path_type=Path), help="Folder of DAG files.")
+@dags_folder_option
 @click.option("--num-runs", "-n", type=count(1), help="Stop after this many loops.")
 @click.option("--executor", type=click.Choice(["local", "sequential"]), help="Where tries run.")
 @click.option("--parallelism", type=count(1), help="How many tries run at once.")

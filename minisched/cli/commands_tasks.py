@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from minisched.cli.audit import audit_cli
-from minisched.cli.commands_runs import dags_folder_option
+from minisched.cli.dag_folder import dags_folder_option, refresh_dags
 from minisched.cli.output import output_option
 from minisched.cli.params import count
 
@@ -153,26 +153,23 @@ def clear(
 ) -> None:
     """Reset task instances of DAG_ID so the scheduler runs them again (their finished runs are queued)."""
     from minisched.cli.output import print_rows
-    from minisched.dagfiles.loader import refresh_dag_folder
     from minisched.db.session import create_session
     from minisched.inputs import parse_datetime
     from minisched.scheduler.clear import RunFilter, clear_task_instances, plan_clear, select_tasks
     from minisched.scheduler.manual_runs import load_dag
-    from minisched.settings import configure
 
-    settings = configure({"dags_folder": dags_folder})
     runs = RunFilter(
         run_ids=[run_id] if run_id else None,
         start=parse_datetime(start_date, "--start-date") if start_date else None,
         end=parse_datetime(end_date, "--end-date") if end_date else None,
     )
-    with create_session() as session:
-        refresh_dag_folder(settings.dags_folder, session=session)
+    refresh_dags()
     with create_session() as session:
         dag = load_dag(dag_id, session=session)
         if run_id:
             _require_run(dag_id, run_id, session=session)
-        task_ids = select_tasks(dag, task_regex=task_regex, downstream=downstream)
+    task_ids = select_tasks(dag, task_regex=task_regex, downstream=downstream)  # no transaction open
+    with create_session() as session:
         plan = plan_clear(dag, task_ids, session=session, runs=runs, only_failed=only_failed)
     for ti in plan.in_flight:
         click.echo(f"not cleared, its try is {ti.state}: {ti.run_id} {ti.task_id}", err=True)
@@ -240,9 +237,9 @@ def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: 
     from minisched.models.types import utcnow
     from minisched.scheduler.executors.base import TryRequest
     from minisched.scheduler.executors.task_runner import DagFileCache, run_try
-    from minisched.settings import configure
+    from minisched.settings import get_settings
 
-    settings = configure({"dags_folder": dags_folder})
+    settings = get_settings()
     when = parse_datetime(logical_date, "LOGICAL_DATE") if logical_date else utcnow()
     files = DagFileCache()
     fileloc = _find_dag_file(dag_id, task_id, settings.dags_folder, files)
@@ -282,9 +279,9 @@ def render(dag_id: str, task_id: str, logical_date: str, dags_folder: Path | Non
     from minisched.inputs import parse_datetime
     from minisched.scheduler.executors.task_runner import DagFileCache
     from minisched.scheduler.task_render import format_rendered, render_task, run_to_render_for
-    from minisched.settings import configure
+    from minisched.settings import get_settings
 
-    settings = configure({"dags_folder": dags_folder})
+    settings = get_settings()
     when = parse_datetime(logical_date, "LOGICAL_DATE")
     files = DagFileCache()
     fileloc = _find_dag_file(dag_id, task_id, settings.dags_folder, files)
@@ -301,7 +298,7 @@ def render(dag_id: str, task_id: str, logical_date: str, dags_folder: Path | Non
 
 def _find_dag_file(dag_id: str, task_id: str, dags_folder: Path, files: DagFileCache) -> str:
     """The file defining `dag_id`: where the database last saw it, else the first in the DAG folder."""
-    from minisched.dagfiles.loader import list_dag_files
+    from minisched.dagfiles.plan import list_dag_files
     from minisched.exceptions import MinischedError
 
     known = _known_fileloc(dag_id)

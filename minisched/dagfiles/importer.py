@@ -26,6 +26,7 @@ class ImportResult:
     fileloc: str
     dags: dict[str, DAG] = field(default_factory=dict)
     error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)  # what `error` describes
 
 
 class DagFileImportTimeout(Exception):
@@ -83,6 +84,7 @@ def import_dag_file(path: str, *, timeout: float | None = DEFAULT_IMPORT_TIMEOUT
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         result.error = describe_import_error(path, exc)
+        result.exception = exc
         return result
     for dag in created:
         if dag.dag_id in result.dags:

@@ -18,8 +18,10 @@ from minisched.models import DagModel, DagRun, DagRunType, SerializedDagModel, t
 from minisched.models.types import utcnow
 
 if TYPE_CHECKING:
-    from minisched.authoring.dag import DAG
     from minisched.authoring.schedules import DataInterval, Schedule
+
+#: A DAG in the form `serialize_dag` gives and `serialized_dag.data` stores.
+SerializedData = Mapping[str, Any]
 
 #: The serialized keys that decide when runs are due; a change re-computes `next_dagrun*`.
 SCHEDULE_KEYS = ("schedule", "timezone", "start_date", "end_date", "catchup")
@@ -75,61 +77,48 @@ class StoredDag:
     schedule_key: tuple[Any, ...] | None
 
 
-def sync_dags(dags: Sequence[DAG], *, session: Session, now: datetime | None = None) -> int:
-    """Upsert the `dag` and `serialized_dag` rows of `dags` (all active); returns how many were synced."""
-    by_id = {dag.dag_id: dag for dag in dags}
+def sync_dags(dags: Sequence[SerializedData], *, session: Session, now: datetime | None = None) -> int:
+    """Upsert the `dag` and `serialized_dag` rows of serialized `dags` (all active); returns how many."""
+    by_id = {data["dag_id"]: data for data in dags}
     if not by_id:
         return 0
-    from minisched.authoring.serialize import serialize_dag
-
     now = now or utcnow()
-    data = {dag_id: serialize_dag(dag) for dag_id, dag in by_id.items()}
     stored = _load_stored(by_id, session=session)
-    _write_dag_rows(by_id, data, stored, now, session=session)
-    _write_serialized(by_id, data, stored, now, session=session)
+    _write_dag_rows(by_id, stored, now, session=session)
+    _write_serialized(by_id, stored, now, session=session)
     return len(by_id)
 
 
 def _write_dag_rows(
-    by_id: Mapping[str, DAG],
-    data: Mapping[str, Mapping[str, Any]],
-    stored: Mapping[str, StoredDag],
-    now: datetime,
-    *,
-    session: Session,
+    by_id: Mapping[str, SerializedData], stored: Mapping[str, StoredDag], now: datetime, *, session: Session
 ) -> None:
     """Two upserts: DAGs whose `next_dagrun*` must be (re)computed, and all the others."""
-    reschedule = {dag_id for dag_id, row in stored.items() if _needs_reschedule(row, data[dag_id])}
+    reschedule = {dag_id for dag_id, row in stored.items() if _needs_reschedule(row, by_id[dag_id])}
     last_intervals = latest_scheduled_intervals(sorted(reschedule), session=session)
     timed = {dag_id for dag_id in by_id if dag_id not in stored or dag_id in reschedule}
     timed_rows = [
-        {**_dag_row(dag, now), **_next_fields(dag, last_intervals.get(dag_id), now)}
-        for dag_id, dag in by_id.items()
+        {**_dag_row(data, now), **_next_fields(data, last_intervals.get(dag_id), now)}
+        for dag_id, data in by_id.items()
         if dag_id in timed
     ]
-    plain_rows = [_dag_row(dag, now) for dag_id, dag in by_id.items() if dag_id not in timed]
+    plain_rows = [_dag_row(data, now) for dag_id, data in by_id.items() if dag_id not in timed]
     table = table_of(DagModel)
     upsert(session, table, timed_rows, key=["dag_id"], columns=[*_DAG_COLUMNS, *NEXT_DAGRUN_COLUMNS])
     upsert(session, table, plain_rows, key=["dag_id"], columns=_DAG_COLUMNS)
 
 
 def _write_serialized(
-    by_id: Mapping[str, DAG],
-    data: Mapping[str, Mapping[str, Any]],
-    stored: Mapping[str, StoredDag],
-    now: datetime,
-    *,
-    session: Session,
+    by_id: Mapping[str, SerializedData], stored: Mapping[str, StoredDag], now: datetime, *, session: Session
 ) -> None:
     """Only DAGs whose hash changed are written, so an unchanged DAG costs no write."""
     from minisched.authoring.serialize import dag_hash
 
     rows = []
-    for dag_id, dag in by_id.items():
-        digest = dag_hash(dict(data[dag_id]))
+    for dag_id, data in by_id.items():
+        digest = dag_hash(dict(data))
         previous = stored.get(dag_id)
         if previous is None or previous.dag_hash != digest:
-            row = {"dag_id": dag_id, "fileloc": dag.fileloc, "data": data[dag_id], "dag_hash": digest}
+            row = {"dag_id": dag_id, "fileloc": data["fileloc"], "data": dict(data), "dag_hash": digest}
             rows.append({**row, "last_updated": now})
     upsert(session, table_of(SerializedDagModel), rows, key=["dag_id"])
 
@@ -226,29 +215,34 @@ def _schedule_key(data: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(data.get(name) for name in SCHEDULE_KEYS)
 
 
-def _dag_row(dag: DAG, now: datetime) -> dict[str, Any]:
+def _dag_row(data: SerializedData, now: datetime) -> dict[str, Any]:
     return {
-        "dag_id": dag.dag_id,
-        "fileloc": dag.fileloc,
-        "schedule": dag.schedule,
-        "timezone": dag.timezone_name,
-        "description": dag.description,
-        "max_active_runs": dag.max_active_runs,
-        "max_active_tasks": dag.max_active_tasks,
+        "dag_id": data["dag_id"],
+        "fileloc": data["fileloc"],
+        "schedule": data["schedule"],
+        "timezone": data["timezone"],
+        "description": data["description"],
+        "max_active_runs": data["max_active_runs"],
+        "max_active_tasks": data["max_active_tasks"],
         "is_active": True,
         "last_parsed_time": now,
-        "is_paused": _paused_at_creation(dag),
+        "is_paused": _paused_at_creation(data),
     }
 
 
-def _next_fields(dag: DAG, last_interval: DataInterval | None, now: datetime) -> dict[str, datetime | None]:
-    return next_dagrun_fields(dag.timetable, dag.start_date, dag.end_date, dag.catchup, last_interval, now)
+def _next_fields(
+    data: SerializedData, last_interval: DataInterval | None, now: datetime
+) -> dict[str, datetime | None]:
+    from minisched.authoring.serialize import deserialize_dag
+
+    dag = deserialize_dag(dict(data))
+    return next_dagrun_fields(dag.schedule, dag.start_date, dag.end_date, dag.catchup, last_interval, now)
 
 
-def _paused_at_creation(dag: DAG) -> bool:
+def _paused_at_creation(data: SerializedData) -> bool:
     """Only used when the row is inserted; an existing DAG keeps its paused flag."""
-    if dag.is_paused_upon_creation is not None:
-        return bool(dag.is_paused_upon_creation)
+    if data["is_paused_upon_creation"] is not None:
+        return bool(data["is_paused_upon_creation"])
     from minisched.settings import get_settings
 
     return get_settings().dags_are_paused_at_creation

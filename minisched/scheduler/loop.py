@@ -21,6 +21,7 @@ from types import FrameType
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from minisched.dagfiles.refresh import FolderRefresher
 from minisched.db.audit import buffered_events
 from minisched.db.retry import is_disconnect, run_with_retries
 from minisched.db.session import create_session, is_postgresql
@@ -163,7 +164,11 @@ class SchedulerLoop:
         self.loops = 0
         self.state = _LoopState()
         self._stop_requested = False
-        self._refresh = _Every(options.refresh_interval)
+        self._dag_folder = (  # DAG files are parsed by other processes: see dagfiles/refresh.py
+            FolderRefresher(options.dags_folder, interval=options.refresh_interval)
+            if options.dags_folder is not None
+            else None
+        )
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
         # Fenced jobs (those another scheduler may declare dead) start tries only under a lease of
@@ -275,9 +280,8 @@ class SchedulerLoop:
     # -- one iteration -----------------------------------------------------------------------------
     def _iteration(self) -> None:
         try:
-            if self.options.dags_folder is not None and self._refresh.due(time.monotonic()):
-                self._refresh_dags(self.options.dags_folder)
-                self._refresh.mark(time.monotonic())
+            if self._dag_folder is not None:
+                self._dag_folder.poll()  # never waits for a DAG file to import
             idle = not (self.state.busy or self.state.carry)
             wait = (
                 self._outage.backoff() if self._outage.ongoing else self.options.idle_sleep if idle else 0.0
@@ -425,26 +429,6 @@ class SchedulerLoop:
         )
 
     # -- outside the transaction ---------------------------------------------------------------------
-    def _refresh_dags(self, folder: Path) -> None:
-        """Read the DAG folder: plan and write in short transactions, import changed files in between
-        (no transaction, so no SQLite write lock, is held while user code runs)."""
-        from minisched.dagfiles import loader
-
-        def plan() -> loader.Plan:
-            with create_session() as session:
-                return loader.plan_refresh(folder, session=session)
-
-        changes = run_with_retries(plan)
-        if changes.unchanged:
-            return
-        results = loader.import_changed(changes, folder)
-
-        def apply() -> None:
-            with create_session() as session:
-                loader.apply_refresh(changes, results, folder, session=session)
-
-        run_with_retries(apply)
-
     def _recover(self, session: Session, now: datetime) -> dict[RunKey, set[str]]:
         assert self.job_id is not None
         logs = self.options.logs_folder

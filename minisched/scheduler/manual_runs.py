@@ -148,15 +148,14 @@ def run_dag_test(
     logs_folder: Path,
 ) -> RunOutcome:
     """`dags test`: one run, executed in this process to the end, recorded like any other."""
-    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.dagfiles.refresh import refresh_dag_folder
     from minisched.scheduler.executors.inprocess import InProcessExecutor
 
     when = logical_date or utcnow()
     run_id = run_id_for(DagRunType.MANUAL, when)
+    refresh_dag_folder(dags_folder)  # DAG files are parsed by other processes, outside any transaction
 
     def prepare() -> int:
-        with create_session() as session:
-            refresh_dag_folder(dags_folder, session=session)
         with create_session() as session:
             dag = load_dag(dag_id, session=session)
             check_params(dag, None)

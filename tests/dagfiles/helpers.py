@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from minisched.dagfiles.loader import RefreshReport, refresh_dag_folder
+from minisched.dagfiles.loader import RefreshReport
+from minisched.dagfiles.refresh import refresh_dag_folder
 from minisched.db.session import create_session, get_engine
 from minisched.models import DagModel, ImportError_
 
@@ -44,8 +45,7 @@ def dag_block(
 
 
 def refresh(folder: Path, now: datetime = NOW) -> RefreshReport:
-    with create_session() as session:
-        return refresh_dag_folder(folder, session=session, now=now)
+    return refresh_dag_folder(folder, now=now)
 
 
 def dag_rows() -> dict[str, DagModel]:

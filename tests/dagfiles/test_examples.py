@@ -22,7 +22,7 @@ from minisched.authoring import (
 from minisched.authoring.context import running_with_context
 from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import import_dag_file
-from minisched.dagfiles.loader import list_dag_files
+from minisched.dagfiles.plan import list_dag_files
 from minisched.db.session import create_session
 from minisched.models import SerializedDagModel
 from tests.conftest import Env

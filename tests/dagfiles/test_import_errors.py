@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from minisched.dagfiles import importer
+from minisched import settings
 from tests.conftest import Env
 from tests.dagfiles.helpers import HEADER, dag_block, dag_rows, dag_source, import_errors, refresh
 
@@ -268,9 +268,10 @@ def test_removing_a_broken_file_clears_its_error(env: Env) -> None:
 
 
 def test_a_file_that_never_finishes_importing_times_out(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importer, "DEFAULT_IMPORT_TIMEOUT", 0.3)
+    monkeypatch.setenv("MINISCHED_DAG_FILE_PROCESSOR_TIMEOUT", "0.5")
+    settings.configure()
     path = env.write_dag("forever.py", "while True:\n    pass\n")
     env.write_dag("fine.py", dag_source("fine"))
     refresh(env.dags_folder)
-    assert "took longer than 0.3s" in import_errors()[str(path)]
+    assert import_errors()[str(path)].startswith(f"{path}: timed out after 0.5 s")
     assert dag_rows()["fine"].is_active

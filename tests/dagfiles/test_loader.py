@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-import threading
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert, select
 
-from minisched.dagfiles.loader import RefreshReport, list_dag_files, refresh_dag_folder
+from minisched.dagfiles.plan import list_dag_files
+from minisched.dagfiles.refresh import FolderRefresher
 from minisched.db.session import create_session
 from minisched.models import DagFile, DagRun, SerializedDagModel
 from tests.conftest import Env
 from tests.dagfiles.helpers import (
     HEADER,
-    NOW,
     count_statements,
     dag_block,
     dag_rows,
@@ -24,6 +25,7 @@ from tests.dagfiles.helpers import (
     imports_counted,
     refresh,
 )
+from tests.scheduler.helpers import wait_until
 
 
 def _touch(path: Path, delta: float = 10.0) -> None:
@@ -232,18 +234,36 @@ def test_touching_a_failed_file_retries_it(env: Env, tmp_path: Path) -> None:
     assert import_errors() == {} and dag_rows()["waits"].is_active
 
 
-def test_prints_at_import_go_to_stderr(env: Env, capsys: object) -> None:
+def test_prints_at_import_go_to_stderr(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     env.write_dag("chatty.py", "print('hello from the DAG file')\n" + dag_source("chatty"))
     refresh(env.dags_folder)
-    captured = capsys.readouterr()  # type: ignore[attr-defined]
+    captured = capsys.readouterr()
     assert "hello from the DAG file" in captured.err and captured.out == ""
 
 
-def test_a_missing_folder_deactivates_what_it_held(env: Env) -> None:
+def test_a_removed_folder_deactivates_what_it_held(env: Env) -> None:
+    env.write_dag("team/etl.py", dag_source("etl"))
+    refresh(env.dags_folder)
+    shutil.rmtree(env.dags_folder / "team")
+    report = refresh(env.dags_folder)
+    assert report.files_seen == 0 and report.dags_deactivated == 1
+
+
+def test_another_folder_is_read_without_touching_this_one(env: Env, tmp_path: Path) -> None:
     env.write_dag("etl.py", dag_source("etl"))
     refresh(env.dags_folder)
-    report = refresh(env.dags_folder / "does-not-exist")
-    assert report.files_seen == 0 and report.dags_deactivated == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "extra.py").write_text(dag_source("extra"))
+    (other / "copy.py").write_text(dag_source("etl"))
+    report = refresh(other)
+    assert report.dags_deactivated == 0
+    rows = dag_rows()
+    assert rows["etl"].is_active and rows["etl"].fileloc == str(env.dags_folder / "etl.py")
+    assert rows["extra"].is_active
+    assert f"already defined in {env.dags_folder / 'etl.py'}" in import_errors()[str(other / "copy.py")]
+    report = refresh(env.dags_folder)  # and back: the other folder's DAGs stay, as their files do
+    assert report.dags_deactivated == 0 and dag_rows()["extra"].is_active
 
 
 def _many_dags(env: Env, *, files: int, per_file: int, version: str) -> None:
@@ -273,16 +293,37 @@ def test_statement_count_is_bounded_for_100_dags(env: Env) -> None:
     assert {row.description for row in dag_rows().values()} == {"v2"}
 
 
-def test_concurrent_refreshes_import_a_change_once(env: Env, tmp_path: Path) -> None:
-    counter = tmp_path / "imports"
-    env.write_dag("etl.py", dag_source("etl", counter=counter))
-    reports: list[RefreshReport] = []
-    with create_session() as session:
-        assert refresh_dag_folder(env.dags_folder, session=session, now=NOW).files_imported == 1
-        other = threading.Thread(target=lambda: reports.append(refresh(env.dags_folder)))
-        other.start()
-        other.join(0.5)
-        assert other.is_alive()  # it waits for this transaction instead of importing the file too
-    other.join(30)
-    assert reports[0].files_imported == 0 and imports_counted(counter) == 1
+def test_a_change_written_by_another_refresh_meanwhile_is_not_written_twice(env: Env) -> None:
+    env.write_dag("etl.py", dag_source("etl"))
+    slow = FolderRefresher(env.dags_folder, interval=0.0)
+    try:
+        assert slow._start()  # planned and sent to its processor
+        while not slow._collect(wait=0.5):
+            pass
+        assert refresh(env.dags_folder).files_imported == 1  # the other refresh writes it first
+        with count_statements() as log:
+            report = slow._apply()
+    finally:
+        slow.close()
+    assert report.files_imported == 0 and log.writes == []
     assert dag_rows()["etl"].is_active
+
+
+def test_poll_never_waits_for_a_slow_file(env: Env, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    env.write_dag("fine.py", dag_source("fine"))
+    env.write_dag(
+        "slow.py",
+        f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.02)\n"
+        + dag_source("slow"),
+    )
+    refresher = FolderRefresher(env.dags_folder, interval=0.0)
+    try:
+        for _ in range(20):
+            assert refresher.poll() is None  # parsing goes on elsewhere; each poll returns at once
+        assert dag_rows() == {}
+        release.write_text("")
+        report = wait_until(refresher.poll, message="the refresh to be applied")
+    finally:
+        refresher.close()
+    assert report.dags_synced == 2 and set(dag_rows()) == {"fine", "slow"}

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, update
 
 from minisched import settings
 from minisched.authoring import DAG, BashOperator, DataInterval, make_schedule
+from minisched.authoring.serialize import serialize_dag
 from minisched.dagfiles.sync import deactivate_dags, next_dagrun_fields, sync_dags
 from minisched.db.session import create_session
 from minisched.models import DagModel, DagRun, SerializedDagModel
@@ -28,7 +29,7 @@ def _dag(dag_id: str, schedule: str | timedelta | None = "@daily", **kwargs: obj
 
 def _sync(*dags: DAG, now: datetime = NOW) -> int:
     with create_session() as session:
-        return sync_dags(list(dags), session=session, now=now)
+        return sync_dags([serialize_dag(dag) for dag in dags], session=session, now=now)
 
 
 def _scheduled_run(

@@ -121,7 +121,7 @@ def _statements_per_iteration(env: Env, dag_id: str, runs: int) -> list[list[str
 
 
 def test_statements_per_iteration_do_not_grow_with_task_instances_or_runs(env: Env) -> None:
-    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.dagfiles.refresh import refresh_dag_folder
     from minisched.db.session import create_session
     from minisched.models import Pool
 
@@ -140,8 +140,8 @@ def test_statements_per_iteration_do_not_grow_with_task_instances_or_runs(env: E
         """
     )
     env.write_dag("counted.py", dag_source(body))
+    refresh_dag_folder(env.dags_folder)
     with create_session() as session:
-        refresh_dag_folder(env.dags_folder, session=session)
         session.execute(update(Pool).where(Pool.pool == "default_pool").values(slots=100_000))
 
     narrow = _statements_per_iteration(env, "narrow", runs=1)
