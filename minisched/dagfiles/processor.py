@@ -206,7 +206,7 @@ class DagFileProcessor:
             return
         cause = _death_cause(exit_code) if exit_code is not None else "stopped answering"
         self._drain_before_death(server)
-        _stop_server(self._holder)
+        _stop_server(self._holder, grace=0.0)  # it is dead or hung: no waiting for it
         self._after_death(cause)
 
     def _drain_before_death(self, server: _Server) -> None:
@@ -288,8 +288,8 @@ def _start_server(limits: ProcessorLimits) -> _Server:
     return _Server(popen, stdin_fd, stdout_fd)
 
 
-def _stop_server(holder: list[_Server | None]) -> None:
-    """Close its stdin (it exits and kills its children), SIGKILL its group if it lingers."""
+def _stop_server(holder: list[_Server | None], grace: float = 2.0) -> None:
+    """Close its stdin (it exits and kills its children); SIGKILL its group after `grace` seconds."""
     server = holder[0]
     if server is None:
         return
@@ -300,7 +300,7 @@ def _stop_server(holder: list[_Server | None]) -> None:
             if stream is not None:
                 stream.close()
     try:
-        popen.wait(2.0)
+        popen.wait(grace)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)

@@ -7,7 +7,6 @@ never touched. The statements are set-based: a few per thousand task instances, 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,14 +61,21 @@ class ClearResult:
 
 
 def select_tasks(dag: SerializedDag, *, task_regex: str | None = None, downstream: bool = False) -> set[str]:
-    """The DAG's task ids matching `task_regex` (re.search, as Airflow), plus all their downstream tasks."""
+    """The DAG's task ids matching `task_regex` (re.search, as Airflow), plus all their downstream tasks.
+
+    The user's pattern is matched in a child process with a time limit (see user_regex.py); call this
+    with no transaction open.
+    """
     if task_regex is None:
         return set(dag.tasks)
+    from minisched.user_regex import InvalidRegex, RegexError, search_names
+
     try:
-        pattern = re.compile(task_regex)
-    except re.error as exc:
+        matched = set(search_names(task_regex, sorted(dag.tasks)))
+    except InvalidRegex as exc:
         raise MinischedError(f"invalid --task-regex {task_regex!r}: {exc}") from None
-    matched = {task_id for task_id in dag.tasks if pattern.search(task_id)}
+    except RegexError as exc:
+        raise MinischedError(f"--task-regex: {exc}") from None
     if not matched:
         known = ", ".join(sorted(dag.tasks)[:20])
         raise MinischedError(f"no task of DAG {dag.dag_id!r} matches {task_regex!r} (tasks: {known})")
