@@ -85,7 +85,7 @@ class Rows:
 
 @pytest.fixture
 def rows(env: Env) -> Iterator[Rows]:
-    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.dagfiles.refresh import refresh_dag_folder
     from minisched.db.session import create_session
     from minisched.models import DagRun, Pool
     from minisched.scheduler.manual_runs import trigger_dag
@@ -110,8 +110,8 @@ def rows(env: Env) -> Iterator[Rows]:
             )
         ),
     )
+    refresh_dag_folder(env.dags_folder)
     with create_session() as session:
-        refresh_dag_folder(env.dags_folder, session=session)
         session.add(Pool(pool="two", slots=2, description="two at a time"))
         run_id = trigger_dag(DAG_ID, session=session, logical_date=NOW)
         session.execute(update(DagRun).where(DagRun.run_id == run_id).values(state="running"))
