@@ -270,16 +270,46 @@ def _max_fd() -> int:
     return soft if soft != resource.RLIM_INFINITY else 65536
 
 
+_WARM_UP_DAG = """\
+from datetime import datetime, timedelta, timezone
+from minisched import DAG, BashOperator, PythonOperator, task
+
+with DAG("warm_up", schedule="0 * * * *", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+         default_args={"retries": 1, "retry_delay": timedelta(seconds=1)}):
+    @task
+    def report():
+        pass
+
+    BashOperator(task_id="a", bash_command="echo") >> PythonOperator(task_id="b", python_callable=print)
+    report()
+"""
+
+
+def _warm_up() -> None:
+    """Parse a small DAG of our own here, once: every fork then starts with the imports, caches and
+    lazily built state a DAG file needs, instead of paying for them per file. Then freeze what exists,
+    so that a child's garbage collector does not copy those pages."""
+    import gc
+    import tempfile
+
+    from minisched.dagfiles.parse_worker import load_libc, parse_file
+
+    load_libc()
+    with tempfile.TemporaryDirectory(prefix="minisched-warm-up-") as folder:
+        path = os.path.join(folder, "warm_up.py")
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(_WARM_UP_DAG)
+        json.dumps(parse_file(path, folder, memory_limit_mb=0))
+    gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="minisched.dagfiles.parse_server")
     parser.add_argument("--timeout", type=float, required=True)
     parser.add_argument("--memory-limit-mb", type=int, required=True)
     parser.add_argument("--processes", type=int, required=True)
     args = parser.parse_args(argv)
-    # Warm up what every DAG file needs, so each fork starts with it imported.
-    import minisched.authoring
-    import minisched.authoring.serialize  # noqa: F401
-
+    _warm_up()
     reply_fd = os.dup(1)
     os.dup2(2, 1)  # a stray print can never corrupt the replies
     sys.stdout = sys.stderr

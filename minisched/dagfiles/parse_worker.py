@@ -89,15 +89,25 @@ def _fence_in(memory_limit_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+_libc: Any = None
+
+
+def load_libc() -> None:
+    """Linux: load libc for prctl() once, in the parse server, so that no child pays for ctypes."""
+    global _libc
+    if sys.platform.startswith("linux") and _libc is None:
+        import ctypes
+
+        with contextlib.suppress(OSError):
+            _libc = ctypes.CDLL(None, use_errno=True)
+
+
 def _die_with_parent() -> None:
     """Linux: SIGKILL this child when the parse server dies (e.g. the file killed it)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    load_libc()
+    if _libc is not None:
+        with contextlib.suppress(AttributeError):
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _guard_forks() -> list[bool]:
