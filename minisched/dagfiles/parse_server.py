@@ -1,16 +1,24 @@
-"""The DAG file processor's server: imports minisched once, then forks one child per DAG file.
+"""The DAG file processor's server: imports minisched once, then forks children that import DAG files.
 
 `DagFileProcessor` (processor.py) starts it as `python -m minisched.dagfiles.parse_server`, in a session
-of its own. Forking from this warm, single-threaded process costs a millisecond or two per file instead
-of an interpreter start, and a child's `os.getppid()` names this server, never the scheduler.
+of its own. It warms up on a DAG of its own, then forks from that warm, single-threaded state (a
+forkserver), so a child's `os.getppid()` names this server, never the scheduler.
+
+A child imports a batch of up to BATCH_MAX files of one folder, one after the other: the first import in
+a fresh fork pays for copying hundreds of pages, the next ones do not, so 100 changed files cost a few
+forks rather than 100. Files of one batch share an interpreter, as Airflow's DagBag does; so that no file
+carries the blame for another, a file that fails after others ran in the same child is imported again
+in a child of its own before its error is recorded, and a child stops at the first failure.
 
 Protocol: requests on stdin, one JSON object per line, `{"path": ..., "folder": ...}`. Replies on the
-original stdout, one JSON object per line: `{"started": path}` when a child is forked for it, then
+original stdout, one JSON object per line: `{"assigned": [paths]}` before a child is forked for them, then
 `{"done": path, "dags": {...}}` or `{"done": path, "error": "..."}`, with `"output"` holding what the
-file printed (capped). Anything else that writes to fd 1 here lands on stderr, never in the protocol.
+file printed (capped); `{"requeued": path}` when an assigned file goes back to the queue. Anything
+else that writes to fd 1 here lands on stderr, never in the protocol.
 
-The server enforces the timeout (SIGKILL of the child's process group) and turns every way a child can
-end into one error naming the file and the cause. It exits when stdin closes or its parent goes away.
+The server enforces the timeout per file (SIGKILL of the child's process group) and turns every way a
+child can end into one error naming the file and the cause. It exits when stdin closes or its parent
+goes away.
 """
 
 from __future__ import annotations
@@ -32,16 +40,23 @@ from minisched.dagfiles.parse_worker import FORK_COPY_EXIT, run_child
 #: What the file printed is kept up to this many bytes per file; the rest is counted and dropped.
 OUTPUT_CAP = 64 * 1024
 _READ_CHUNK = 65536
+#: Files one child imports at most, one after the other: a fork per file would cost more than the import.
+BATCH_MAX = 16
 _PARENT_CHECK_INTERVAL = 1.0
 
 
 @dataclass
 class Child:
+    """One forked child and the batch of files it imports, one after the other."""
+
     pid: int
-    path: str
-    deadline: float
-    result: bytearray = field(default_factory=bytearray)
-    output: bytearray = field(default_factory=bytearray)
+    paths: list[str]
+    folder: str
+    started: int = 0  # how many of `paths` it has started
+    current: str | None = None  # started and not done
+    deadline: float = float("inf")  # of the current file
+    result: bytearray = field(default_factory=bytearray)  # an incomplete message line
+    output: bytearray = field(default_factory=bytearray)  # printed since the last file was done
     output_dropped: int = 0
     timed_out: bool = False
 
@@ -53,7 +68,8 @@ class ParseServer:
         self.processes = processes
         self.reply_fd = reply_fd
         self.parent = os.getppid()
-        self.queue: deque[dict[str, str]] = deque()
+        self.queue: deque[dict[str, Any]] = deque()
+        self.queue_folder = ""
         self.children: dict[int, Child] = {}
         self.by_fd: dict[int, tuple[Child, str]] = {}
         self.selector = selectors.DefaultSelector()
@@ -80,26 +96,42 @@ class ParseServer:
     # -- children -------------------------------------------------------------------------------------
     def _start_children(self) -> None:
         while self.queue and len(self.children) < self.processes:
-            request = self.queue.popleft()
-            child = self._fork(request["path"], request["folder"])
+            batch = self._next_batch()
+            # Told before the fork: if a file of the batch kills this server, the client knows the suspects.
+            self._reply({"assigned": batch})
+            child = self._fork(batch, self.queue_folder)
             self.children[child.pid] = child
-            self._reply({"started": child.path})
 
-    def _fork(self, path: str, folder: str) -> Child:
+    def _next_batch(self) -> list[str]:
+        """Up to BATCH_MAX files of one folder, shared fairly among the processes; `alone` ones alone."""
+        first = self.queue.popleft()
+        self.queue_folder = first["folder"]
+        batch = [first["path"]]
+        if first.get("alone"):
+            return batch
+        size = min(BATCH_MAX, -(-(len(self.queue) + 1) // self.processes))
+        while self.queue and len(batch) < size:
+            following = self.queue[0]
+            if following.get("alone") or following["folder"] != first["folder"]:
+                break
+            batch.append(self.queue.popleft()["path"])
+        return batch
+
+    def _fork(self, paths: list[str], folder: str) -> Child:
         result_r, result_w = os.pipe()
         output_r, output_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
                 self._become_child(result_w, output_w)
-                run_child(path, folder, result_fd=3, memory_limit_mb=self.memory_limit_mb)
+                run_child(paths, folder, result_fd=3, memory_limit_mb=self.memory_limit_mb)
             finally:
                 os._exit(70)
         with contextlib.suppress(OSError):  # the child sets it too; whoever is first wins the race
             os.setpgid(pid, pid)
         os.close(result_w)
         os.close(output_w)
-        child = Child(pid, path, time.monotonic() + self.timeout)
+        child = Child(pid, paths, folder)
         for fd, kind in ((result_r, "result"), (output_r, "output")):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ)
@@ -157,15 +189,42 @@ class ParseServer:
             self._close_fd(fd)
         elif kind == "result":
             child.result += chunk
+            *lines, rest = child.result.split(b"\n")
+            child.result = bytearray(rest)
+            for line in lines:
+                if line.strip():
+                    self._on_message(child, json.loads(line))
         else:
             room = max(0, OUTPUT_CAP - len(child.output))
             child.output += chunk[:room]
             child.output_dropped += max(0, len(chunk) - room)
 
+    def _on_message(self, child: Child, message: dict[str, Any]) -> None:
+        if "started" in message:
+            child.started += 1
+            child.current = message["started"]
+            child.deadline = time.monotonic() + self.timeout
+        elif "again" in message:  # it failed after other files: import it again, alone
+            child.current, child.deadline = None, float("inf")
+            self._requeue([message["again"]], child.folder, alone=True)
+            child.output.clear()
+        else:
+            child.current, child.deadline = None, float("inf")
+            self._reply(self._with_output(child, message))
+
+    def _with_output(self, child: Child, message: dict[str, Any]) -> dict[str, Any]:
+        """What the file printed goes with its reply (capped)."""
+        output = child.output.decode("utf-8", errors="replace")
+        if child.output_dropped:
+            output += f"\n[{child.output_dropped} more bytes of output from {message['done']} dropped]\n"
+        child.output.clear()
+        child.output_dropped = 0
+        return {**message, "output": output} if output else message
+
     def _end_children(self) -> None:
         now = time.monotonic()
         for child in list(self.children.values()):
-            if not child.timed_out and now >= child.deadline:
+            if not child.timed_out and child.current is not None and now >= child.deadline:
                 child.timed_out = True
                 _kill_group(child.pid)
             if _has_exited(child.pid):
@@ -177,13 +236,26 @@ class ParseServer:
         for fd in [fd for fd, (owner, _) in self.by_fd.items() if owner is child]:
             self._drain(fd)  # only its own: a number it closed before may belong to a newer child now
         del self.children[child.pid]
-        message: dict[str, Any] = {"done": child.path, **self._outcome(child, status)}
-        output = child.output.decode("utf-8", errors="replace")
-        if child.output_dropped:
-            output += f"\n[{child.output_dropped} more bytes of output from {child.path} dropped]\n"
-        if output:
-            message["output"] = output
-        self._reply(message)
+        self._requeue(child.paths[child.started :], child.folder)
+        path = child.current
+        if path is None:
+            return
+        if child.started > 1 and not child.timed_out:  # an earlier file may have caused it: alone again
+            self._requeue([path], child.folder, alone=True)
+            return
+        error = self._ending_error(child, path, status)
+        self._reply(self._with_output(child, {"done": path, "error": error}))
+
+    def _requeue(self, paths: list[str], folder: str, *, alone: bool = False) -> None:
+        """Back to the front of the queue; the client hears that they are not being imported now."""
+        self.queue.extendleft({"path": path, "folder": folder, "alone": alone} for path in reversed(paths))
+        for path in paths:
+            self._reply({"requeued": path})
+
+    def _ending_error(self, child: Child, path: str, status: int) -> str:
+        if child.timed_out:
+            return timeout_message(path, self.timeout)
+        return exit_message(path, status, self.memory_limit_mb)
 
     def _drain(self, fd: int) -> None:
         """Read what the exited child left; a pipe still held open by something it started is cut."""
@@ -194,17 +266,6 @@ class ParseServer:
                 self._close_fd(fd)
                 return
             self._take(fd, chunk)
-
-    def _outcome(self, child: Child, status: int) -> dict[str, Any]:
-        if child.timed_out:
-            return {"error": timeout_message(child.path, self.timeout)}
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and child.result:
-            try:
-                message: dict[str, Any] = json.loads(child.result)
-                return message
-            except ValueError:
-                return {"error": f"{child.path}: the DAG file processor could not read this file's result"}
-        return {"error": exit_message(child.path, status, self.memory_limit_mb)}
 
     def _close_fd(self, fd: int) -> None:
         self.selector.unregister(fd)

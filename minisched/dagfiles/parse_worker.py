@@ -15,6 +15,7 @@ import resource
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 #: Exit code of a copy made by os.fork() at import, stopped by the fork guard.
@@ -22,31 +23,56 @@ FORK_COPY_EXIT = 86
 _PR_SET_PDEATHSIG = 1
 
 
-def run_child(path: str, folder: str, *, result_fd: int, memory_limit_mb: int) -> NoReturn:
-    """Import `path`, write one JSON message to `result_fd`, and never return (os._exit)."""
-    code = 0
+def run_child(paths: Sequence[str], folder: str, *, result_fd: int, memory_limit_mb: int) -> NoReturn:
+    """Import `paths` one after the other, reporting each on `result_fd`; never returns (os._exit).
+
+    Messages, one JSON object per line: `{"started": path}`, then `{"done": path, ...}`. A file that
+    fails after others ran in this interpreter is reported as `{"again": path}` instead: an earlier file
+    may have caused it, so it is parsed again in a child of its own. After any failure the child stops;
+    the files it did not start go to a fresh child.
+    """
+    current = None
     try:
         _fence_in(memory_limit_mb)
         forked = _guard_forks()
-        message = parse_file(path, folder, memory_limit_mb=memory_limit_mb)
-        if forked:
-            message = {
-                "error": f"{path}: called os.fork() at import; a DAG file must not start processes "
-                "when it is imported (the copy was stopped)"
-            }
-        _flush_std_streams()
-        _write_all(result_fd, json.dumps(message).encode())
+        for index, path in enumerate(paths):
+            current = path
+            _send(result_fd, {"started": path})
+            message = parse_file(path, folder, memory_limit_mb=memory_limit_mb)
+            if forked:
+                message = {
+                    "error": f"{path}: called os.fork() at import; a DAG file must not start "
+                    "processes when it is imported (the copy was stopped)"
+                }
+            sys.modules.pop(_module_name(path), None)  # the serialized form is all that is kept
+            _flush_std_streams()
+            if "error" in message and index > 0:
+                _send(result_fd, {"again": path})
+                break
+            _send(result_fd, {"done": path, **message})
+            current = None
+            if "error" in message:
+                break
     except BaseException as exc:  # nothing may escape into the server's code after fork()
-        code = 70
-        with contextlib.suppress(BaseException):
-            detail = "".join(traceback.format_exception(exc)).rstrip()
-            _write_all(
-                result_fd,
-                json.dumps({"error": f"{path}: internal error while importing:\n{detail}"}).encode(),
-            )
-            code = 0
+        if current is not None:
+            with contextlib.suppress(BaseException):
+                detail = "".join(traceback.format_exception(exc)).rstrip()
+                _send(
+                    result_fd,
+                    {"done": current, "error": f"{current}: internal error while importing:\n{detail}"},
+                )
     finally:
-        os._exit(code)
+        os._exit(0)
+
+
+def _module_name(path: str) -> str:
+    from minisched.dagfiles.importer import module_name_for
+
+    return module_name_for(path)
+
+
+def _send(fd: int, message: dict[str, Any]) -> None:
+    _write_all(fd, (json.dumps(message) + "\n").encode())
 
 
 def parse_file(path: str, folder: str, *, memory_limit_mb: int) -> dict[str, Any]:

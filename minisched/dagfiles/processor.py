@@ -5,11 +5,12 @@ which starts `parse_server` on first use (a session of its own, so a terminal's 
 `os.kill(0, ...)` do not reach the caller) and reads its replies without blocking. What comes back is
 JSON: dag ids and their serialized form, or one error line naming the file and the cause.
 
-The server itself may die: a file can kill or stop its parent. Then every file that was importing at
-that moment is a suspect. A single suspect is the culprit and gets the error. Several are imported
-again one at a time, so the next death names the culprit. A server that goes silent for longer than
-the timeout plus a grace is treated as dead (it was stopped, or it hangs). Three deaths in a row with
-no progress give every waiting file an error rather than retrying forever.
+The server itself may die: a file can kill or stop its parent. Then every file the server had handed
+to a child and not finished is a suspect (the server names them before it forks). A single suspect is
+the culprit and gets the error. Several are imported again one at a time, so the next death names the
+culprit. A server that is stopped (Linux: its state in /proc), or silent for longer than the timeout
+plus a grace, is treated as dead. Three deaths in a row with no progress give every waiting file an
+error rather than retrying forever.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class DagFileProcessor:
         self._pending: deque[tuple[str, str]] = deque()  # (path, folder) not yet sent
         self._suspects: deque[tuple[str, str]] = deque()  # imported again one at a time
         self._sent: dict[str, str] = {}  # path -> folder, sent and not done
-        self._started: set[str] = set()
+        self._assigned: set[str] = set()  # assigned to a child of the server and not done
         self._solo = False
         self._done: list[ParsedFile] = []
         self._holder: list[_Server | None] = [None]  # shared with the finalizer
@@ -183,12 +184,15 @@ class DagFileProcessor:
                     self._handle(json.loads(line))
 
     def _handle(self, message: dict[str, Any]) -> None:
-        if "started" in message:
-            self._started.add(message["started"])
+        if "assigned" in message:
+            self._assigned.update(message["assigned"])
+            return
+        if "requeued" in message:
+            self._assigned.discard(message["requeued"])
             return
         path = message["done"]
         self._sent.pop(path, None)
-        self._started.discard(path)
+        self._assigned.discard(path)
         self._fruitless_restarts = 0
         output = message.get("output")
         if output:
@@ -202,7 +206,8 @@ class DagFileProcessor:
         assert server is not None
         exit_code = server.popen.poll()
         silent_for = time.monotonic() - server.last_heard
-        if exit_code is None and not (self._sent and silent_for > self.limits.timeout + SILENCE_GRACE):
+        hung = bool(self._sent) and (silent_for > self.limits.timeout + SILENCE_GRACE or _stopped(server))
+        if exit_code is None and not hung:
             return
         cause = _death_cause(exit_code) if exit_code is not None else "stopped answering"
         self._drain_before_death(server)
@@ -220,10 +225,10 @@ class DagFileProcessor:
                     self._handle(json.loads(line))
 
     def _after_death(self, cause: str) -> None:
-        suspects = [(path, self._sent[path]) for path in self._sent if path in self._started]
-        waiting = [(path, folder) for path, folder in self._sent.items() if path not in self._started]
+        suspects = [(path, self._sent[path]) for path in self._sent if path in self._assigned]
+        waiting = [(path, folder) for path, folder in self._sent.items() if path not in self._assigned]
         self._sent.clear()
-        self._started.clear()
+        self._assigned.clear()
         self._solo = False
         self._pending.extendleft(reversed(waiting))
         if not suspects and not waiting:
@@ -254,6 +259,15 @@ def _flush(server: _Server) -> None:
         except (BlockingIOError, BrokenPipeError):
             return
         del server.outgoing[:written]
+
+
+def _stopped(server: _Server) -> bool:
+    """Linux: the server is stopped (SIGSTOP, by a file or anyone); elsewhere the silence check covers it."""
+    try:
+        stat = Path(f"/proc/{server.popen.pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in {"T", "t"}
 
 
 def _death_cause(exit_code: int) -> str:

@@ -112,7 +112,11 @@ def _run_with_faults(env: Env, procs: Procs, tmp_path: Path, faults: dict[str, t
     env.write_dag("good.py", _good_dag(probe))
     paths = {name: env.write_dag(f"bad_{name}.py", _bad_dag(source)) for name, (source, _) in faults.items()}
     proc = procs.scheduler(extra_env=LIMITS)
-    runs = wait_until(lambda: finished_runs("good"), message="the good DAG's run to end")
+    # The good DAG is written with the bad files' refresh, which waits for their timeouts: patience.
+    try:
+        runs = wait_until(lambda: finished_runs("good"), timeout=240, message="the good DAG's run to end")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; import errors: {_import_errors()}; output:\n{proc.output()}") from None
     assert [run.state for run in runs] == ["success"], proc.output()
     errors = wait_until(
         lambda: (found := _import_errors()) and set(map(str, paths.values())) <= set(found) and found,
