@@ -41,7 +41,7 @@ from minisched.dagfiles.parse_worker import FORK_COPY_EXIT, run_child
 OUTPUT_CAP = 64 * 1024
 _READ_CHUNK = 65536
 #: Files one child imports at most, one after the other: a fork per file would cost more than the import.
-BATCH_MAX = 16
+BATCH_MAX = 32
 _PARENT_CHECK_INTERVAL = 1.0
 
 
@@ -193,11 +193,19 @@ class ParseServer:
             child.result = bytearray(rest)
             for line in lines:
                 if line.strip():
-                    self._on_message(child, json.loads(line))
+                    self._on_line(child, bytes(line))
         else:
             room = max(0, OUTPUT_CAP - len(child.output))
             child.output += chunk[:room]
             child.output_dropped += max(0, len(chunk) - room)
+
+    def _on_line(self, child: Child, line: bytes) -> None:
+        """A file's result goes on as the child wrote it (no decoding here) unless output must join it."""
+        if line.startswith(b'{"done"') and not child.output and not child.output_dropped:
+            child.current, child.deadline = None, float("inf")
+            self._write(line + b"\n")
+            return
+        self._on_message(child, json.loads(line))
 
     def _on_message(self, child: Child, message: dict[str, Any]) -> None:
         if "started" in message:
@@ -280,7 +288,10 @@ class ParseServer:
                 os.waitpid(child.pid, 0)
 
     def _reply(self, message: dict[str, Any]) -> None:
-        data = memoryview((json.dumps(message) + "\n").encode())
+        self._write((json.dumps(message) + "\n").encode())
+
+    def _write(self, line: bytes) -> None:
+        data = memoryview(line)
         while data:
             data = data[os.write(self.reply_fd, data) :]
 
