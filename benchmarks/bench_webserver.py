@@ -90,15 +90,14 @@ def run(ctx: BenchContext) -> list[Figure]:
 
 def _prepare(home: Home, runs: int) -> str:
     """Load the DAG folder, create the wide DAG's runs (with their task instances) and a token."""
-    from minisched.dagfiles.loader import refresh_dag_folder
+    from minisched.dagfiles.refresh import refresh_dag_folder
     from minisched.db.session import create_session
     from minisched.models import DagRunType
     from minisched.scheduler.dag_cache import DagStructureCache
     from minisched.scheduler.dagruns import NewRun, create_dag_runs
     from minisched.service.tokens import create_token
 
-    with create_session() as session:
-        refresh_dag_folder(home.dags, session=session)
+    refresh_dag_folder(home.dags)
     start = datetime(2020, 1, 1, tzinfo=UTC)
     for first in range(0, runs, 100):
         with create_session() as session:
