@@ -201,11 +201,22 @@ class ParseServer:
 
     def _on_line(self, child: Child, line: bytes) -> None:
         """A file's result goes on as the child wrote it (no decoding here) unless output must join it."""
+        if line.startswith(b'{"done"'):
+            self._read_output_now(child)  # flushed before the result was written: it is in the pipe
         if line.startswith(b'{"done"') and not child.output and not child.output_dropped:
             child.current, child.deadline = None, float("inf")
             self._write(line + b"\n")
             return
         self._on_message(child, json.loads(line))
+
+    def _read_output_now(self, child: Child) -> None:
+        for fd in [fd for fd, (owner, kind) in self.by_fd.items() if owner is child and kind == "output"]:
+            while fd in self.by_fd:
+                try:
+                    chunk = os.read(fd, _READ_CHUNK)
+                except BlockingIOError:
+                    break
+                self._take(fd, chunk)
 
     def _on_message(self, child: Child, message: dict[str, Any]) -> None:
         if "started" in message:
