@@ -160,7 +160,7 @@ class ParseServer:
             elif fd == self._wake_r:
                 with contextlib.suppress(BlockingIOError):
                     os.read(fd, 4096)
-            else:
+            elif fd in self.by_fd:  # not closed meanwhile: a result line drains its child's output first
                 self._read_child(fd)
 
     def _read_requests(self) -> None:
