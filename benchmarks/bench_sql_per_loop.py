@@ -41,9 +41,12 @@ class Scenario:
     key: str
     tasks: int  # per run
     runs: int
+    #: Every try reports a small XCom value (stored with its result).
+    values: bool = False
 
     def describe(self) -> str:
-        return f"{self.tasks * self.runs} ready TIs in {self.runs} run(s)"
+        pushed = ", each try pushing a value" if self.values else ""
+        return f"{self.tasks * self.runs} ready TIs in {self.runs} run(s){pushed}"
 
 
 def scenarios(ctx: BenchContext) -> list[Scenario]:
@@ -52,6 +55,7 @@ def scenarios(ctx: BenchContext) -> list[Scenario]:
         Scenario("few_ready_one_run", 6 * SLOTS, 1),
         Scenario("many_ready_one_run", many, 1),
         Scenario("many_ready_many_runs", many // runs, runs),
+        Scenario("many_ready_values", many, 1, values=True),
     ]
 
 
@@ -79,6 +83,17 @@ def run(ctx: BenchContext) -> list[Figure]:
                     ),
                 )
             )
+        with_values = counts.pop("many_ready_values")
+        figures.append(
+            Figure(
+                f"sql_per_loop.{mode}.values_extra",
+                with_values - counts["many_ready_one_run"],
+                "statements",
+                "<= 1",
+                with_values - counts["many_ready_one_run"] <= 1,
+                params="many_ready_values - many_ready_one_run: the XCom rows of a loop's results",
+            )
+        )
         spread = max(counts.values()) - min(counts.values())
         figures.append(
             Figure(
@@ -125,7 +140,7 @@ def _count_loops(home: Home, scenario: Scenario, *, periodic: bool) -> list[int]
             # The look for queued runs is timed by the idle sleep: due in every periodic loop.
             idle_sleep=0.0 if periodic else SchedulerOptions.idle_sleep,
         )
-        executor = FakeExecutor(SLOTS)
+        executor = FakeExecutor(SLOTS, xcom=(("return_value", {"rows": 1}),) if scenario.values else ())
         # per loop: (statements, results polled, tries submitted, runs ended)
         samples: list[tuple[int, int, int, int]] = []
         with counting(get_engine()) as counter:

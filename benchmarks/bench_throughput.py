@@ -35,6 +35,8 @@ from benchmarks.common import (
 )
 
 SCHEDULER_TARGET = 1000.0  # tasks/s, parallel DAG through the scheduler
+#: Every task returning a small value (stored as XCom) may cost at most 20% of the no-value throughput.
+XCOM_THROUGHPUT_RATIO = 0.8
 DAGS_TEST_TARGET = 2000.0  # tasks/s, dags test (in-process bookkeeping)
 PARALLELISM = 2
 SHAPES: tuple[Shape, ...] = ("parallel", "chain")
@@ -59,11 +61,17 @@ def scheduler_figures(ctx: BenchContext) -> list[Figure]:
                 dag_id = f"{shape}_{label}"
                 write_dag(home.dags, dag_id, dag_source(dag_id, n, shape))
                 dag_ids[(shape, label)] = dag_id
+        # The same large parallel DAG, every task returning a small value, measured in the same run.
+        write_dag(
+            home.dags, "values_large", dag_source("values_large", sizes(ctx)["large"], returns_value=True)
+        )
+        dag_ids[("values", "large")] = "values_large"
         engine = read_engine(home.db_url)
         with in_process(home), SchedulerProcess(home, parallelism=PARALLELISM) as scheduler:
             scheduler.wait_for_dags(engine, set(dag_ids.values()))
             base_date = datetime(2030, 1, 1, tzinfo=UTC)
             k = 0
+            rates: dict[tuple[str, str], float] = {}
             for (shape, label), dag_id in dag_ids.items():
                 n = sizes(ctx)[label]
                 elapsed: list[float] = []
@@ -82,8 +90,11 @@ def scheduler_figures(ctx: BenchContext) -> list[Figure]:
                     running.append((times.end_date - min(starts)).total_seconds())
                 seconds = statistics.median(elapsed)
                 rate = n / seconds
+                rates[(shape, label)] = rate
                 params = f"N={n}, parallelism={PARALLELISM}, median of {repeats}"
                 target = shape == "parallel"
+                if shape == "values":
+                    figures.append(_xcom_ratio(rate, rates[("parallel", label)], params))
                 ctx.log(f"  scheduler {dag_id}: {seconds:.3f}s = {rate:,.0f} tasks/s")
                 figures += [
                     Figure(
@@ -113,6 +124,19 @@ def scheduler_figures(ctx: BenchContext) -> list[Figure]:
                 ]
         engine.dispose()
     return figures
+
+
+def _xcom_ratio(with_values: float, without: float, params: str) -> Figure:
+    ratio = with_values / without
+    return Figure(
+        "scheduler.values.large.throughput_ratio",
+        ratio,
+        "x",
+        f">= {XCOM_THROUGHPUT_RATIO:g}",
+        at_least(ratio, XCOM_THROUGHPUT_RATIO),
+        params,
+        note="parallel, every task returning a small value (XCom) / no value, same run",
+    )
 
 
 # -- dags test ----------------------------------------------------------------------------------------

@@ -274,6 +274,10 @@ from minisched.authoring.operators import PythonOperator
 def noop():
     return None
 
+
+def small_value():
+    return {"rows": 1, "status": "ok"}
+
 """
 
 
@@ -286,10 +290,12 @@ def dag_source(
     max_active_tasks: int | None = None,
     max_active_runs: int = 16,
     counter_file: Path | None = None,
+    returns_value: bool = False,
 ) -> str:
     """A DAG of no-op PythonOperators, `schedule=None`: `chains` independent chains (or all parallel).
 
     With `counter_file`, importing the file appends one byte to it (to count imports from outside).
+    With `returns_value`, every task returns a small dict (stored as XCom) instead of None.
     """
     side_effect = ""
     if counter_file is not None:
@@ -307,7 +313,7 @@ with DAG(
     if shape == "parallel":
         body += f"""\
     for i in range({tasks}):
-        PythonOperator(task_id=f"t{{i}}", python_callable=noop)
+        PythonOperator(task_id=f"t{{i}}", python_callable={"small_value" if returns_value else "noop"})
 """
     else:
         per_chain = tasks // chains
@@ -570,9 +576,11 @@ class FakeExecutor(BaseExecutor):
 
     name = "fake"
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, xcom: tuple[tuple[str, Any], ...] = ()) -> None:
         super().__init__(slots)
         self.slots = slots
+        #: What every try reports it pushed (tries of an older contract report nothing).
+        self.xcom = xcom
         self._pending: list[TryResult] = []
         self.submitted_total = 0
         self.polled_total = 0
@@ -591,8 +599,11 @@ class FakeExecutor(BaseExecutor):
                 else:
                     started = _TryStarted(request.ti_id, request.try_number, now, os.getpid())
                 events.append(started)
+            extra = {"xcom": self.xcom} if self.xcom else {}
             self._pending.append(
-                TryResult(request.ti_id, request.try_number, "success", now, now, "bench", os.getpid())
+                TryResult(
+                    request.ti_id, request.try_number, "success", now, now, "bench", os.getpid(), **extra
+                )
             )
         self.submitted_total += len(tries)
 

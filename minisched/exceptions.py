@@ -61,3 +61,7 @@ class FailTask(MinischedError):
 
 class ParamValidationError(MinischedError, ValueError):
     """A DAG param's value (its default, or a run's conf) breaks the param's schema."""
+
+
+class XComError(TaskFailure):
+    """A value pushed to XCom cannot be stored: not JSON-serializable, or over the size cap."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus
@@ -89,19 +90,22 @@ class MaskingWriter(io.TextIOBase):
         super().__init__()
         self._raw = raw
         self._pending = ""
+        self._lock = threading.Lock()  # a task's threads may print at once
 
     def write(self, text: str) -> int:
-        self._pending += text
-        if "\n" in text:
-            lines, _, self._pending = self._pending.rpartition("\n")
-            self._raw.write(mask_registered(lines + "\n"))
+        with self._lock:
+            self._pending += text
+            if "\n" in text:
+                lines, _, self._pending = self._pending.rpartition("\n")
+                self._raw.write(mask_registered(lines + "\n"))
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, ""
-            self._raw.write(mask_registered(pending))
-        self._raw.flush()
+        with self._lock:
+            if self._pending:
+                pending, self._pending = self._pending, ""
+                self._raw.write(mask_registered(pending))
+            self._raw.flush()
 
     def fileno(self) -> int:
         return self._raw.fileno()

@@ -45,6 +45,8 @@ class Settings:
     dag_file_processor_timeout: float
     dag_file_processor_memory_limit_mb: int
     dag_file_processor_processes: int
+    #: Largest XCom value a try may push, in bytes of its JSON text.
+    xcom_max_size: int
 
     def masked(self) -> dict[str, str]:
         """The effective settings as text, with any password and the Fernet keys hidden."""
@@ -149,6 +151,7 @@ _PARSERS: dict[str, Any] = {
     "dag_file_processor_timeout": _parse_positive_float,
     "dag_file_processor_memory_limit_mb": _parse_positive_int,
     "dag_file_processor_processes": _parse_positive_int,
+    "xcom_max_size": _parse_positive_int,
 }
 
 
@@ -171,6 +174,7 @@ def _defaults(home: Path) -> dict[str, str]:
         "dag_file_processor_timeout": "30",
         "dag_file_processor_memory_limit_mb": "2048",
         "dag_file_processor_processes": "2",
+        "xcom_max_size": str(1024 * 1024),
     }
 
 

@@ -24,6 +24,7 @@ FIGURES = [
         for size in ("small", "large")
         for what in ("tasks_per_s", "ms_per_task", "trigger_to_first_start", "run_tasks_per_s")
     ),
+    "scheduler.values.large.throughput_ratio",
     *(
         f"dags_test.{shape}.{size}.{what}"
         for shape in ("parallel", "chain")
@@ -42,7 +43,14 @@ FIGURES = [
     *(
         f"sql_per_loop.{mode}.{case}"
         for mode in ("steady", "periodic")
-        for case in ("few_ready_one_run", "many_ready_one_run", "many_ready_many_runs", "spread")
+        for case in (
+            "few_ready_one_run",
+            "many_ready_one_run",
+            "many_ready_many_runs",
+            "many_ready_values",
+            "values_extra",
+            "spread",
+        )
     ),
     # 3. commits
     "commits.local.per_task",
@@ -128,3 +136,6 @@ def test_sql_statements_per_scheduler_loop_do_not_grow_with_ready_tasks_or_runs(
             for case in ("few_ready_one_run", "many_ready_one_run", "many_ready_many_runs")
         }
         assert len(set(counts.values())) == 1, f"{mode} loop statement counts differ: {counts}"
+        assert float(rows[f"sql_per_loop.{mode}.values_extra"][2]) <= 1, rows[
+            f"sql_per_loop.{mode}.values_extra"
+        ]

@@ -7,13 +7,16 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, Union
 
 from minisched.authoring.dag import DAG, current_dag, validate_id
 from minisched.authoring.task_group import TaskGroup, current_task_group
 from minisched.authoring.trigger_rules import VALID_TRIGGER_RULES, TriggerRule
 from minisched.exceptions import DagDefinitionError
 from minisched.inputs import MAX_INT, MIN_INT
+
+if TYPE_CHECKING:
+    from minisched.authoring.xcom import XComArg
 
 
 class ArgNotSet(enum.Enum):
@@ -47,6 +50,7 @@ TASK_DEFAULTS: Mapping[str, Any] = {
     "on_failure_callback": None,
     "on_retry_callback": None,
     "on_skipped_callback": None,
+    "do_xcom_push": True,
 }
 CALLBACK_KINDS: tuple[str, ...] = ("execute", "success", "failure", "retry", "skipped")
 
@@ -57,7 +61,8 @@ Relatives = Union["BaseOperator", TaskGroup, Sequence[Union["BaseOperator", Task
 
 
 class BaseOperator:
-    """One task. Subclasses implement ``execute(context)``; the return value is not stored.
+    """One task. Subclasses implement ``execute(context)``; its return value is stored as XCom
+    ``return_value`` unless ``do_xcom_push=False``.
 
     Any argument left out comes from the DAG's ``default_args`` (then the operator's own
     ``default_args``), else from the defaults above, as in Airflow.
@@ -92,6 +97,7 @@ class BaseOperator:
         on_failure_callback: Callbacks | NotSet = NOTSET,
         on_retry_callback: Callbacks | NotSet = NOTSET,
         on_skipped_callback: Callbacks | NotSet = NOTSET,
+        do_xcom_push: bool | NotSet = NOTSET,
         doc: str | None = None,
         doc_md: str | None = None,
         **unknown: Any,
@@ -149,6 +155,8 @@ class BaseOperator:
             kind: check.callbacks(f"on_{kind}_callback", arg(f"on_{kind}_callback", value))
             for kind, value in given.items()
         }
+        #: Whether the value `execute` returns is stored as XCom `return_value`.
+        self.do_xcom_push: bool = check.flag("do_xcom_push", arg("do_xcom_push", do_xcom_push))
         self.doc: str | None = doc if doc is not None else doc_md
         self._upstream: dict[str, None] = {}  # dicts as ordered sets: stable iteration
         self._downstream: dict[str, None] = {}
@@ -175,6 +183,13 @@ class BaseOperator:
             )
         dag.add_task(self)
         self._dag = dag
+
+    @property
+    def output(self) -> XComArg:
+        """This task's return value, for another task's arguments (Airflow's ``task.output``)."""
+        from minisched.authoring.xcom import XComArg
+
+        return XComArg(self)
 
     def has_dag(self) -> bool:
         return self._dag is not None

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from minisched.authoring.schedules import to_utc
+from minisched.authoring.xcom import RETURN_KEY, TryXCom
 
 if TYPE_CHECKING:
     from minisched.authoring.baseoperator import BaseOperator
@@ -203,6 +204,23 @@ class TaskInstanceView:
     map_index: int = -1
     #: Tasks of this run the try asked to skip (branching); the scheduler skips them on success.
     skipped_task_ids: list[str] = field(default_factory=list, compare=False)
+    #: The values this try pushed, stored with its result; and its pulls.
+    xcom: TryXCom = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        xcom = TryXCom(self.dag_id, self.run_id, self.task_id, map_index=self.map_index)
+        object.__setattr__(self, "xcom", xcom)  # frozen: set once, here
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        """Store `value` under `key` for later tasks of the run (JSON, within the size cap)."""
+        self.xcom.xcom_push(key, value)
+
+    def xcom_pull(
+        self, task_ids: str | Iterable[str] | None = None, dag_id: str | None = None, key: str = RETURN_KEY
+    ) -> Any:
+        """The value one task pushed under `key` in this run (None if none), or a list of values when
+        `task_ids` is a list; without `task_ids`, this task's own."""
+        return self.xcom.xcom_pull(task_ids, dag_id, key)
 
     def skip(self, task_ids: Iterable[str]) -> None:
         """Have these tasks of the run marked ``skipped`` once this try succeeds."""

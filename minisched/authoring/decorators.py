@@ -1,16 +1,17 @@
 """``@task``: turn a function into a task factory, as Airflow's TaskFlow API does.
 
 Calling the decorated function inside ``with DAG(...)`` creates a task and returns it, so
-``extract() >> load()`` works. There is no XCom: a task passed as an argument becomes an
-upstream dependency and the function receives ``None`` in its place; return values are
-not passed between tasks.
+``extract() >> load()`` works. A task passed as an argument (``load(extract())``, or
+``load(extract()["key"])``) becomes an upstream dependency, and the function receives that
+task's XCom value when its try runs. With ``multiple_outputs=True`` (or a ``dict`` return
+annotation) a returned dict is also stored key by key.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from minisched.authoring.baseoperator import BaseOperator
@@ -18,6 +19,7 @@ from minisched.authoring.branching import BranchPythonOperator, ShortCircuitOper
 from minisched.authoring.dag import DAG, current_dag
 from minisched.authoring.operators import PythonOperator
 from minisched.authoring.task_group import TaskGroup, current_task_group
+from minisched.authoring.xcom import XComArg, not_iterable
 from minisched.exceptions import DagDefinitionError
 
 P = ParamSpec("P")
@@ -25,7 +27,17 @@ R = TypeVar("R")
 
 
 class DecoratedPythonOperator(PythonOperator):
-    """The task a ``@task`` function creates; a PythonOperator under another name."""
+    """The task a ``@task`` function creates; ``task["key"]`` is its value under that XCom key."""
+
+    def __init__(self, task_id: str, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
+        super().__init__(task_id, **kwargs)
+        self.multiple_outputs = multiple_outputs
+
+    def __getitem__(self, key: str) -> XComArg:
+        return XComArg(self, key)
+
+    def __iter__(self) -> Iterator[Any]:
+        raise not_iterable(self.task_id)
 
 
 class DecoratedBranchOperator(BranchPythonOperator):
@@ -63,19 +75,21 @@ class TaskFunction(Generic[P, R]):
                 "call it inside `with DAG(...)`"
             )
         task_id = unique_task_id(dag, options.pop("task_id", None) or self.function.__name__, group)
-        upstream = [a for a in (*args, *kwargs.values()) if isinstance(a, BaseOperator)]
-        operator = self.operator_class(
+        if issubclass(self.operator_class, DecoratedPythonOperator):
+            multiple_outputs = options.pop("multiple_outputs", None)
+            options["multiple_outputs"] = (
+                _returns_dict(self.function) if multiple_outputs is None else bool(multiple_outputs)
+            )
+        # Tasks given as arguments become upstream of the new one (PythonOperator relates them).
+        return self.operator_class(
             task_id,
             python_callable=self.function,
-            op_args=[None if isinstance(a, BaseOperator) else a for a in args],
-            op_kwargs={k: None if isinstance(v, BaseOperator) else v for k, v in kwargs.items()},
+            op_args=[_as_value(a) for a in args],
+            op_kwargs={k: _as_value(v) for k, v in kwargs.items()},
             dag=dag,
             task_group=group,
             **options,
         )
-        for task in upstream:
-            task >> operator
-        return operator
 
     def override(self, **task_kwargs: Any) -> TaskFunction[P, R]:
         """A copy with other task arguments: ``report.override(task_id="report_eu")()``."""
@@ -122,6 +136,28 @@ class TaskDecorator:
 
 
 task = TaskDecorator()
+
+
+def _as_value(argument: Any) -> Any:
+    """A task given as an argument (also inside a list, tuple or dict) stands for its return value."""
+    if isinstance(argument, BaseOperator):
+        return XComArg(argument)
+    if type(argument) in (list, tuple):
+        return type(argument)(_as_value(item) for item in argument)
+    if type(argument) is dict:
+        return {key: _as_value(item) for key, item in argument.items()}
+    return argument
+
+
+def _returns_dict(function: Callable[..., Any]) -> bool:
+    """Airflow infers multiple_outputs from a ``dict`` (or ``dict[str, ...]``) return annotation."""
+    import typing
+
+    try:
+        annotation = typing.get_type_hints(function).get("return")
+    except Exception:  # unresolvable forward references: no inference, as in Airflow
+        return False
+    return annotation is dict or typing.get_origin(annotation) is dict
 
 
 def unique_task_id(dag: DAG, task_id: str, group: TaskGroup | None = None) -> str:

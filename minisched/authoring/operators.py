@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from minisched.authoring.baseoperator import BaseOperator
 from minisched.authoring.context import context_env
+from minisched.authoring.xcom import resolve_args, upstream_of
 from minisched.exceptions import DagDefinitionError, SkipTask, TaskFailure
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ class PythonOperator(BaseOperator):
     """Call ``python_callable(*op_args, **op_kwargs, **<context it asks for>)``.
 
     Context names are passed when the callable's signature names them, all of them when
-    it takes ``**kwargs`` (Airflow's rule). Unlike Airflow, ``op_kwargs`` are always passed,
+    it takes ``**kwargs`` (Airflow's rule). An argument that is another task's value
+    (``other.output``, or a ``@task`` result, also inside a list or dict) makes that task
+    upstream and is pulled from XCom when the try runs. Unlike Airflow, ``op_kwargs`` are always passed,
     so a misspelt one fails with Python's TypeError instead of being silently dropped, and
     a context name that an ``op_args`` value already fills is not passed again.
     ``op_args``, ``op_kwargs`` and ``templates_dict`` are Jinja-templated; the rendered
@@ -65,10 +68,18 @@ class PythonOperator(BaseOperator):
         self.op_args: list[Any] = list(op_args or [])
         self.op_kwargs: dict[str, Any] = dict(op_kwargs or {})
         self._plan: tuple[bool, frozenset[str]] | None = None
+        upstream = upstream_of([self.op_args, self.op_kwargs])
+        self._takes_xcom = bool(upstream)
+        for task in upstream:
+            task >> self
 
     def execute(self, context: dict[str, Any]) -> Any:
         context["templates_dict"] = self.templates_dict
-        return self.python_callable(*self.op_args, **self.callable_kwargs(context))
+        args, kwargs = self.op_args, self.callable_kwargs(context)
+        if self._takes_xcom:
+            args = resolve_args(args, context["ti"])
+            kwargs.update(resolve_args(self.op_kwargs, context["ti"]))
+        return self.python_callable(*args, **kwargs)
 
     def callable_kwargs(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The keyword arguments the callable gets for this context."""

@@ -21,6 +21,7 @@ from minisched.cli.commands_tasks import tasks_group
 from minisched.cli.commands_tokens import tokens_group
 from minisched.cli.commands_variables import variables_group
 from minisched.cli.commands_webserver import webserver
+from minisched.cli.commands_xcom import xcom
 
 
 class MinischedGroup(click.Group):
@@ -111,6 +112,7 @@ for command in (
 for command in (trigger, list_runs, test, backfill):
     dags_group.add_command(command)
 db_group.add_command(clean)
+tasks_group.add_command(xcom)
 
 
 def main() -> None:

@@ -144,7 +144,6 @@ def import_(file: Path, overwrite: bool) -> None:
 
 def _from_options(conn_id: str, options: dict[str, Any]) -> Connection:
     from minisched.authoring.connection import Connection
-    from minisched.exceptions import MinischedError
 
     uri, document = options.pop("conn_uri"), options.pop("conn_json")
     description = options.pop("conn_description")
@@ -158,8 +157,6 @@ def _from_options(conn_id: str, options: dict[str, Any]) -> Connection:
         if description is not None:
             connection.description = description
         return connection
-    if not conn_id.strip():
-        raise MinischedError("a connection id cannot be empty")
     return Connection(
         conn_id,
         conn_type=fields.pop("type"),

@@ -6,6 +6,8 @@ layer's `Connection` parses URIs and JSON); this module only stores and reads th
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from minisched.db.session import create_session
 from minisched.exceptions import MinischedError
 from minisched.models import Connection
 
+CONN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 FIELDS = ("conn_id", "conn_type", "description", "host", "schema", "login", "password", "port", "extra")
 _PLAIN = ("conn_type", "description", "host", "schema", "login", "port")
 
@@ -45,7 +48,12 @@ def add_connections(
 ) -> None:
     """Store every connection, or none: an id that exists is an error unless `overwrite`."""
     ids = [fields["conn_id"] for fields in connections]
-    duplicates = sorted({conn_id for conn_id in ids if ids.count(conn_id) > 1})
+    invalid = [conn_id for conn_id in ids if not CONN_ID.match(str(conn_id))]
+    if invalid:
+        raise MinischedError(
+            f"invalid connection id {invalid[0]!r}: use 1 to 250 letters, digits, '_', '.' or '-'"
+        )
+    duplicates = sorted(conn_id for conn_id, count in Counter(ids).items() if count > 1)
     if duplicates:
         raise MinischedError(f"connection id(s) given twice: {', '.join(duplicates)}")
     existing = set(session.scalars(select(Connection.conn_id).where(Connection.conn_id.in_(ids))))

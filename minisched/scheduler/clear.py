@@ -1,8 +1,9 @@
 """Clearing task instances so the scheduler runs them again, as `airflow tasks clear` does.
 
 A cleared task instance goes back to state none (NULL) with its try_number kept and room for its
-retries again; its run, if finished, goes back to `queued`. Tries in flight (queued or running) are
-never touched. The statements are set-based: a few per thousand task instances, not one per row.
+retries again, and its XCom values are deleted; its run, if finished, goes back to `queued`. Tries
+in flight (queued or running) are never touched. The statements are set-based: a few per thousand
+task instances, not one per row.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import and_, case, literal, select, update
+from sqlalchemy import and_, case, delete, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import event_row, record_events
 from minisched.exceptions import MinischedError
-from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState
+from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState, XCom
 from minisched.models.state import ACTIVE_TI_STATES, FINISHED_RUN_STATES
 from minisched.models.types import utcnow
 
@@ -147,7 +148,9 @@ def clear_task_instances(
     now = now or utcnow()
     cleared: list[ClearableTi] = []
     for chunk in _chunks(tis, CHUNK):
-        cleared.extend(_reset_chunk(dag, chunk, session=session))
+        reset = _reset_chunk(dag, chunk, session=session)
+        _delete_xcom(dag.dag_id, reset, session=session)
+        cleared.extend(reset)
     run_ids = sorted({ti.run_id for ti in cleared})
     requeued: list[str] = []
     for chunk_ids in _chunks(run_ids, CHUNK):
@@ -192,6 +195,19 @@ def _reset_chunk(dag: SerializedDag, chunk: Sequence[ClearableTi], *, session: S
         .execution_options(synchronize_session=False)
     )
     return [by_id[ti_id]._replace(try_number=tries) for ti_id, tries in result]
+
+
+def _delete_xcom(dag_id: str, tis: Sequence[ClearableTi], *, session: Session) -> None:
+    """A cleared task instance's values go with it, so its next try starts with none (as in Airflow)."""
+    if tis:
+        session.execute(
+            delete(XCom)
+            .where(
+                XCom.dag_id == dag_id,
+                tuple_(XCom.run_id, XCom.task_id).in_([(t.run_id, t.task_id) for t in tis]),
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _requeue_runs(dag_id: str, run_ids: Sequence[str], *, session: Session, now: datetime) -> list[str]:

@@ -16,7 +16,20 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Integer, Select, Update, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from minisched.models import (
     DagModel,
@@ -27,6 +40,7 @@ from minisched.models import (
     Pool,
     TaskInstance,
     TaskInstanceState,
+    XCom,
     table_of,
 )
 from minisched.models.state import ACTIVE_TI_STATES, FINISHED_RUN_STATES, FINISHED_TI_STATES
@@ -39,6 +53,7 @@ RUN = table_of(DagRun)
 DAG = table_of(DagModel)
 POOL = table_of(Pool)
 JOB = table_of(Job)
+XCOM = table_of(XCom)
 
 RUN_OF_TI = and_(RUN.c.dag_id == TI.c.dag_id, RUN.c.run_id == TI.c.run_id)
 RUN_KEY_IN = tuple_(RUN.c.dag_id, RUN.c.run_id).in_(bindparam("runs", expanding=True))
@@ -129,6 +144,15 @@ SKIP_NAMED = (
     .values(state=S.SKIPPED, start_date=bindparam("b_now"), end_date=bindparam("b_now"))
     .returning(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number)
 )
+#: finish: a retried (or cleared) task instance's next try replaces the values its earlier tries pushed
+#: (executemany; the unique key's leading columns serve it).
+CLEAR_XCOM_OF_TI = delete(XCOM).where(
+    XCOM.c.dag_id == bindparam("b_dag_id"),
+    XCOM.c.run_id == bindparam("b_run_id"),
+    XCOM.c.task_id == bindparam("b_task_id"),
+)
+#: finish: the values the finished tries pushed, all of them in one executemany.
+INSERT_XCOM = insert(XCOM)
 #: withdraw: queued (or running, when its worker says it never ran the task) -> scheduled, giving the
 #: try number back.
 WITHDRAW = (

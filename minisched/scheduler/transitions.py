@@ -35,6 +35,7 @@ from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import record_events, ti_event
 from minisched.db.session import is_postgresql
 from minisched.models import RunKey, TaskInstanceState
+from minisched.models.xcom import NOT_MAPPED
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryOutcome, TryResult, TryStarted
@@ -120,7 +121,9 @@ def finish(
     Eligible: the row is `queued` or `running` under the same try number, claimed by `job_id`. A
     failed try with retries left becomes `up_for_retry`, due after its task's retry delay (with
     exponential backoff when the task asks for it); see `final_state`. A try its worker did not start
-    (`not_started`: the lease had run out) is withdrawn instead.
+    (`not_started`: the lease had run out) is withdrawn instead. The XCom values a try pushed are
+    stored in the same transaction, replacing those of the task instance's earlier tries, only for the
+    tries this call finishes: a stale or repeated report, or a try that never started, stores none.
     """
     if not results:
         return {}
@@ -131,6 +134,7 @@ def finish(
     params: list[dict[str, Any]] = []
     events = []
     skips: list[tuple[str, str, str]] = []
+    xcom = _XComWrites()
     finished: dict[RunKey, set[str]] = defaultdict(set)
     never_started = []
     for result in results:
@@ -139,9 +143,11 @@ def finish(
             continue
         if row.state not in _IN_FLIGHT:
             continue
+        del rows[result.ti_id]  # a second report of this try in the same batch changes nothing
         if result.outcome == "not_started":
             never_started.append(row)
             continue
+        xcom.add(row, result)
         state = final_state(result.outcome, result.try_number, row.max_tries, retry=result.retry)
         retry_at = None
         if state == S.UP_FOR_RETRY:
@@ -155,6 +161,7 @@ def finish(
             skips.extend((row.dag_id, row.run_id, task_id) for task_id in result.skip_task_ids)
     if params:
         session.execute(sql.FINISH, params)
+    xcom.write(session)
     record_events(events, session=session)
     withdraw(never_started, job_id=job_id, session=session, now=now)
     for key, task_ids in _skip_named(skips, session=session, now=now).items():
@@ -176,6 +183,36 @@ def _skip_named(
     for row in skipped:
         finished[(row.dag_id, row.run_id)].add(row.task_id)
     return finished
+
+
+class _XComWrites:
+    """The XCom statements of one `finish`: at most one DELETE and one INSERT, whatever the count."""
+
+    def __init__(self) -> None:
+        self.stale: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, ti: Any, result: TryResult) -> None:
+        if result.try_number > 1:  # an earlier try of this task instance may have pushed values
+            self.stale.append({"b_dag_id": ti.dag_id, "b_run_id": ti.run_id, "b_task_id": ti.task_id})
+        self.rows.extend(
+            {
+                "dag_id": ti.dag_id,
+                "run_id": ti.run_id,
+                "task_id": ti.task_id,
+                "map_index": NOT_MAPPED,
+                "key": key,
+                "value": value,
+                "timestamp": result.end_date,
+            }
+            for key, value in result.xcom
+        )
+
+    def write(self, session: Session) -> None:
+        if self.stale:
+            session.execute(sql.CLEAR_XCOM_OF_TI, self.stale)
+        if self.rows:
+            session.execute(sql.INSERT_XCOM, self.rows)
 
 
 def _finish_params(

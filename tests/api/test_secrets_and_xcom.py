@@ -86,23 +86,11 @@ def test_variables_crud_masks_sensitive_values(api: Api) -> None:
     assert api.client.get(f"{url}/region", headers=api.headers("admin")).status_code == 404
 
 
-def _push(run_id: str, task_id: str, key: str, value: object) -> None:
-    """What a try's result records, written straight into the `xcom` table."""
-    from minisched.db.session import create_session
-    from minisched.models.types import utcnow
-    from minisched.models.xcom import XCom
-
-    with create_session() as session:
-        session.add(
-            XCom(dag_id="demo", run_id=run_id, task_id=task_id, key=key, value=value, timestamp=utcnow())
-        )
-
-
 def test_xcom_entries_of_a_try(api: Api) -> None:
     write_dag(api.env)
     assert api.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
     run_id = json_of(api.get("/dags/demo/dagRuns"))["dag_runs"][0]["dag_run_id"]
-    _push(run_id, "extract", "return_value", {"rows": 3})
+    # extract returned {"rows": 3}: the try's result stored it
     base = f"/dags/demo/dagRuns/{run_id}/taskInstances/extract/xcomEntries"
     entries = json_of(api.get(base))
     assert entries["total_entries"] == 1 and entries["xcom_entries"][0]["key"] == "return_value"

@@ -402,10 +402,15 @@ def test_task_call_arguments_become_op_args_and_operator_arguments_dependencies(
             received.append((value, factor, ds, label))
 
         upstream = produce()
-        consumer = consume(upstream, 3, label=upstream)
+        consumer = consume(upstream, 3, label=upstream["part"])
     assert consumer.upstream_task_ids == {"produce"}
-    dag.get_task("consume").execute(context())
-    assert received == [(None, 3, "2024-03-05", None)]
+
+    class PulledValues:
+        def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+            return {("produce", "return_value"): 1, ("produce", "part"): "p"}[(task_ids, key)]
+
+    dag.get_task("consume").execute({**context(), "ti": PulledValues()})
+    assert received == [(1, 3, "2024-03-05", "p")]
 
 
 def test_task_function_keeps_the_plain_function() -> None:

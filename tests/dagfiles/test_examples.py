@@ -43,8 +43,9 @@ def _tasks(dag_id: str) -> dict[str, dict[str, Any]]:
     return {t["task_id"]: t for t in _serialized(dag_id)["tasks"]}
 
 
-def _run_tries(task: BaseOperator, conf: dict[str, Any] | None) -> str:
-    """Run tries of ``task`` as a worker would (rendered, with its context current) until one ends it."""
+def _run_tries(task: BaseOperator, conf: dict[str, Any] | None, xcom: dict[tuple[str, str], Any]) -> str:
+    """Run tries of ``task`` as a worker would (rendered, with its context current) until one ends it;
+    its XCom values go to ``xcom``."""
     for try_number in range(1, task.retries + 2):
         context = task_context(
             task,
@@ -55,9 +56,16 @@ def _run_tries(task: BaseOperator, conf: dict[str, Any] | None) -> str:
             try_number=try_number,
             conf=conf,
         )
+        ti = context["ti"]
+        object.__setattr__(ti, "xcom", _MemoryXCom(xcom, task.task_id))  # no database here
         try:
             with running_with_context(context):
-                rendered_copy(task, context).execute(context)
+                value = rendered_copy(task, context).execute(context)
+            if value is not None and task.do_xcom_push:
+                ti.xcom_push("return_value", value)
+                if getattr(task, "multiple_outputs", False):
+                    for key, item in value.items():
+                        ti.xcom_push(key, item)
         except SkipTask:
             return "skipped"
         except Exception:
@@ -120,10 +128,26 @@ def test_airflow_idiom_examples_show_groups_templates_and_callbacks(
     assert "report for example_templating on 2024-03-10 (try 1, 20240310T000000)" in out
 
 
+class _MemoryXCom:
+    """XCom in a dict, for a `ti`, so examples that pass values run without a database."""
+
+    def __init__(self, store: dict[tuple[str, str], Any], task_id: str) -> None:
+        self.store, self.task_id = store, task_id
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.store[(self.task_id, key)] = value
+
+    def xcom_pull(
+        self, task_ids: str | None = None, dag_id: str | None = None, key: str = "return_value"
+    ) -> Any:
+        return self.store.get((task_ids or self.task_id, key))
+
+
 def _run_in_process(dag: DAG, conf: dict[str, Any] | None = None) -> dict[str, str]:
     """Run every task in dependency order (retrying as its retries allow), deciding trigger rules as
     the scheduler does."""
     states: dict[str, str] = {}
+    xcom: dict[tuple[str, str], Any] = {}
     for task in dag.topological_order():
         upstream = Counter(states[t] for t in task.upstream_task_ids)
         decision = evaluate_trigger_rule(task.trigger_rule, upstream, len(task.upstream_task_ids))
@@ -131,7 +155,7 @@ def _run_in_process(dag: DAG, conf: dict[str, Any] | None = None) -> dict[str, s
             states[task.task_id] = decision.value
             continue
         started = time.monotonic()
-        states[task.task_id] = _run_tries(task, conf)
+        states[task.task_id] = _run_tries(task, conf, xcom)
         assert time.monotonic() - started < 1.0, f"{task.task_id} is too slow for an example"
     return states
 
@@ -174,3 +198,12 @@ def test_manual_example_reads_its_conf(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "exporting 5 rows of table users" in out
     assert "exported table users" in out
+
+
+def test_taskflow_example_passes_values(capsys: pytest.CaptureFixture[str]) -> None:
+    states = _run_in_process(_load("taskflow.py"))
+    assert set(states.values()) == {"success"}
+    out = capsys.readouterr().out
+    assert "transforming 3 readings of 2024-03-10" in out
+    assert "loading 3 readings (mean 9.5)" in out
+    assert "example_taskflow finished: loaded 3" in out

@@ -13,20 +13,21 @@ from tests.executors.helpers import log_text, request
 
 DB_PASSWORD = "db-pass-2718"
 SOURCE = """
-import os
 from datetime import datetime, timezone
 from minisched import DAG, BashOperator, PythonOperator, Connection
+from minisched.settings import get_settings
 
 def show():
-    print("db url", os.environ["MINISCHED_DB_URL"])
+    print("db url", get_settings().db_url)
     conn = Connection.get("api")
     print("api", conn.password, "extra", conn.extra)
     raise RuntimeError("gave up on " + conn.password)
 
 with DAG("masked", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)):
     PythonOperator(task_id="show", python_callable=show)
-    BashOperator(task_id="bash", bash_command="echo bash sees $MINISCHED_DB_URL")
-"""
+    BashOperator(task_id="bash_env", bash_command="echo bash sees $MINISCHED_DB_URL")
+    BashOperator(task_id="bash", bash_command="echo bash prints postgresql://minisched:DB_PASSWORD@db.example/x")
+""".replace("DB_PASSWORD", DB_PASSWORD)
 
 
 @pytest.fixture
@@ -58,7 +59,14 @@ def test_python_task_log_and_error_are_masked(masked_dag: Path) -> None:
 
 
 def test_bash_does_not_even_see_the_database_url(masked_dag: Path) -> None:
-    req = request(masked_dag, "bash", dag_id="masked")
+    req = request(masked_dag, "bash_env", dag_id="masked")
     assert run_try(req).outcome == "success"
     log = log_text(req)
     assert "bash sees\n" in log and "db.example" not in log and DB_PASSWORD not in log
+
+
+def test_bash_output_is_masked(masked_dag: Path) -> None:
+    req = request(masked_dag, "bash", dag_id="masked")
+    assert run_try(req).outcome == "success"
+    log = log_text(req)
+    assert "bash prints postgresql://minisched:***@db.example/x" in log and DB_PASSWORD not in log

@@ -36,6 +36,7 @@ def read_secrets():
     print("absent", Variable.get("absent", default_var="fallback"))
     print("limits", Variable.get("limits", deserialize_json=True)["rows"])
     print("env password", Connection.get("from_env").password)
+    Variable.set("seen_region", Variable.get("region"), description="written by a task")
 
 def leak_in_error():
     raise ValueError("cannot log in with " + Connection.get("warehouse").password)
@@ -95,6 +96,7 @@ def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, e
     for line in ("raw ***", "quoted ***", 'json {"password": "***"}', "logged ***", "token ***"):
         assert line in read, read
     assert "env password ***" in read
+    assert env.run_cli("variables", "get", "seen_region").stdout == "eu-west-1\n"
     assert "uri postgres://svc:***@db.example:5432/dwh?sslmode=require" in read
     leak = _log(env, "leak")
     assert "ValueError: cannot log in with ***" in leak

@@ -302,6 +302,47 @@ def test_finish_of_a_try_its_worker_did_not_start_withdraws_it(rows: Rows) -> No
     )
 
 
+def _xcom_rows() -> list[tuple[str, str, Any]]:
+    from minisched.db.session import create_session
+    from minisched.models.xcom import XCom
+
+    with create_session() as session:
+        found = session.execute(select(XCom.task_id, XCom.key, XCom.value).order_by(XCom.task_id, XCom.key))
+        return [tuple(row) for row in found]
+
+
+def _pushing(result: Any, **values: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(result, xcom=tuple(values.items()))
+
+
+def test_finish_stores_the_values_a_try_pushed_once_even_if_reported_twice(rows: Rows) -> None:
+    ti_id = rows.put("a", "running", try_number=1)
+    result = _pushing(_result(ti_id, 1, "success"), return_value=[1, 2])
+    assert _finish([result, result]) == {(DAG_ID, rows.run_id): {"a"}}
+    assert _finish([result]) == {}
+    assert (_xcom_rows(), rows.events("a")) == ([("a", "return_value", [1, 2])], ["success"])
+
+
+@pytest.mark.parametrize(("state", "try_number"), [("running", 2), ("scheduled", 1), ("success", 1)])
+def test_finish_of_a_stale_report_stores_no_xcom(rows: Rows, state: str, try_number: int) -> None:
+    ti_id = rows.put("a", state, try_number=try_number)
+    assert _finish([_pushing(_result(ti_id, 1, "success"), return_value="stale")]) == {}
+    assert _xcom_rows() == []
+
+
+def test_finish_of_a_try_its_worker_did_not_start_stores_no_xcom(rows: Rows) -> None:
+    job_id = _job()
+    first_id = rows.put("a", "running", try_number=1, job_id=job_id)
+    _finish([_pushing(_result(first_id, 1, "failed"), first="kept")], job_id=job_id)
+    ti_id = rows.put("a", "running", try_number=2, job_id=job_id)
+    result = _pushing(_result(ti_id, 2, "not_started"), return_value="never")
+    assert _finish([result], job_id=job_id) == {}
+    assert rows.row("a").state == "scheduled"
+    assert _xcom_rows() == [("a", "first", "kept")]  # the earlier try's values are not cleared either
+
+
 # -- withdraw: queued -> scheduled -----------------------------------------------------------------
 
 

@@ -103,6 +103,7 @@ def test_usage_errors_and_duplicates(secrets_env: Env) -> None:
     _ok(env, "connections", "add", "x", "--conn-uri", URI)
     assert "already exist" in _fails(env, "connections", "add", "x", "--conn-type", "http")
     assert "does not exist" in _fails(env, "connections", "get", "nope")
+    assert "invalid connection id 'a b'" in _fails(env, "connections", "add", "a b", "--conn-type", "http")
 
 
 def test_environment_connection_comes_first(secrets_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

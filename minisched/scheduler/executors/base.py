@@ -53,6 +53,8 @@ class TryResult:
     #: Tasks of the same run a succeeded branching try skips (transitions.finish marks them).
     skip_task_ids: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: (key, value) of every XCom the try pushed, values as plain JSON data; stored with the result.
+    xcom: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def failed(

@@ -30,7 +30,7 @@ from minisched import masking
 from minisched.authoring.context import running_with_context, task_context
 from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import ImportResult, import_dag_file
-from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout
+from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout, XComError
 from minisched.host import hostname
 from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
@@ -92,6 +92,8 @@ class _Ending:
     retry: bool = True
     exception: BaseException | None = None
     skip_task_ids: tuple[str, ...] = ()
+    #: (key, value) of every XCom value the try pushed, whatever its outcome.
+    xcom: tuple[tuple[str, Any], ...] = ()
 
 
 def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> TryResult:
@@ -123,6 +125,7 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
         error=ending.error,
         retry=ending.retry,
         skip_task_ids=ending.skip_task_ids,
+        xcom=ending.xcom,
     )
     if ending.outcome != "not_started":
         with contextlib.suppress(OSError):
@@ -184,12 +187,14 @@ def _execute(
     # Written before any of the task's code runs: without it, recovery knows the try never began.
     write_try_record(request.log_path, {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()})
     progress.began = True
+    xcom = context["ti"].xcom
+    xcom.max_size = get_settings().xcom_max_size
     with running_with_context(context):
         ending = _run_task(task, context, request, log)
         if ending.exception is not None:
             context["exception"] = ending.exception
         run_callbacks(task, _callback_kind(ending, task, request), context, log)
-    return ending
+    return replace(ending, xcom=tuple(xcom.pushed.items()))
 
 
 def _run_task(task: BaseOperator, context: dict[str, Any], request: TryRequest, log: TextIO) -> _Ending:
@@ -201,7 +206,12 @@ def _run_task(task: BaseOperator, context: dict[str, Any], request: TryRequest, 
         timeout = task.execution_timeout.total_seconds() if task.execution_timeout else request.timeout
         alarm = _Alarm(timeout)
         with alarm:
-            rendered.execute(context)
+            value = rendered.execute(context)
+        if task.do_xcom_push:
+            context["ti"].xcom.push_result(value, multiple_outputs=getattr(task, "multiple_outputs", False))
+    except XComError as exc:
+        log.write(stamped(f"Task failed: {exc}"))
+        return _Ending("failed", str(exc), exception=exc)
     except SkipTask as exc:
         if not (alarm and alarm.fired):
             log.write(stamped(f"Task skipped: {exc}" if str(exc) else "Task skipped"))
@@ -295,8 +305,6 @@ class _Alarm:
 def _register_database_password() -> None:
     """A task that prints the settings or a URL must not show the metadata database's password."""
     from urllib.parse import unquote, urlsplit
-
-    from minisched.settings import get_settings
 
     with contextlib.suppress(ValueError):
         password = urlsplit(get_settings().db_url).password
