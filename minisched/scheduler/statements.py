@@ -133,6 +133,14 @@ ORPHANS = select(
         ),
     ),
 )
+#: On PostgreSQL the orphans stay locked until reaped: a worker starting one of them meanwhile waits and
+#: then finds nothing to start; one whose start is already under way is skipped (its worker owns it).
+ORPHANS_LOCKED = ORPHANS.with_for_update(of=TI, skip_locked=True)
+#: reap, for executors whose queue can lose a try (celery): tries queued since before `queued_before`.
+QUEUED_TOO_LONG = select(
+    TI.c.id, TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number, TI.c.queued_by_job_id, TI.c.start_date
+).where(TI.c.state == S.QUEUED, TI.c.queued_dttm < bindparam("queued_before"))
+QUEUED_TOO_LONG_LOCKED = QUEUED_TOO_LONG.with_for_update(of=TI, skip_locked=True)
 #: recovery: the jobs found dead -> failed (only while still marked running).
 FAIL_JOBS = (
     update(JOB)

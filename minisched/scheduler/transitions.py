@@ -43,6 +43,7 @@ from minisched.scheduler.executors.logs import append_log_line
 log = logging.getLogger(__name__)
 S = TaskInstanceState
 _IN_FLIGHT = (S.QUEUED, S.RUNNING)
+_ENDED = (S.SUCCESS, S.FAILED, S.SKIPPED)
 
 
 class Claimable(Protocol):
@@ -125,7 +126,13 @@ def finish(
     finished: dict[RunKey, set[str]] = defaultdict(set)
     for result in results:
         row = rows.get(result.ti_id)
-        if row is None or row.try_number != result.try_number or row.state not in _IN_FLIGHT:
+        if row is None or row.try_number != result.try_number:
+            continue
+        if row.state not in _IN_FLIGHT:
+            # A second report of this try (a remote worker recorded it first): nothing to write, but its
+            # downstream tasks are worth a look now rather than at the next sweep.
+            if row.state in _ENDED:
+                finished[(row.dag_id, row.run_id)].add(row.task_id)
             continue
         state = final_state(result.outcome, result.try_number, row.max_tries, retry=result.retry)
         retry_at = None
@@ -202,12 +209,13 @@ def reap(
     no longer `running` (recovery marks dead jobs failed first). The try was consumed when it was
     claimed, so it is never run again under the same number.
     """
-    orphans = session.execute(sql.ORPHANS, {"my_job_id": my_job_id}).all()
+    orphans_sql = sql.ORPHANS_LOCKED if is_postgresql(session) else sql.ORPHANS
+    orphans = session.execute(orphans_sql, {"my_job_id": my_job_id}).all()
     results = []
     for row in orphans:
         cause = (
-            f"The scheduler (job {row.queued_by_job_id}) that ran this try died before it finished; "
-            f"recovered by job {my_job_id}"
+            f"The scheduler or worker (job {row.queued_by_job_id}) that ran this try died before it "
+            f"finished; recovered by job {my_job_id}"
         )
         append_log_line(log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number), cause)
         results.append(

@@ -33,6 +33,8 @@ class TryRequest:
     data_interval_end: datetime | None
     conf: dict[str, Any] | None = None
     timeout: float | None = None
+    #: The task's `queue=` (None: the default queue); only executors with queues read it.
+    queue: str | None = None
 
 
 @dataclass(frozen=True)
