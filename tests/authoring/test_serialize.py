@@ -198,5 +198,6 @@ def test_queue_is_serialized_only_when_set_so_other_dags_keep_their_hash() -> No
     assert deserialize_dag(plain_data).tasks["anywhere"].queue is None
     assert dag_hash(plain_data) == dag_hash(deserialize_dag(plain_data).to_dict())
 
-    with pytest.raises(DagDefinitionError, match="queue must be a non-empty string"), DAG("bad", schedule=None):
+    bad_queue = pytest.raises(DagDefinitionError, match="queue must be a non-empty string")
+    with bad_queue, DAG("bad", schedule=None):
         EmptyOperator(task_id="nowhere", queue="")

@@ -246,12 +246,19 @@ def test_finish_of_a_branching_success_skips_the_named_tasks_that_have_not_start
     assert rows.row("high").state is None  # only a success skips
 
 
-@pytest.mark.parametrize(
-    ("state", "try_number"), [("running", 2), ("scheduled", 1), ("failed", 1), (None, 1)]
-)
-def test_finish_ignores_a_stale_or_second_report(rows: Rows, state: str | None, try_number: int) -> None:
+@pytest.mark.parametrize(("state", "try_number"), [("running", 2), ("scheduled", 1), (None, 1)])
+def test_finish_ignores_a_stale_report(rows: Rows, state: str | None, try_number: int) -> None:
     ti_id = rows.put("a", state, try_number=try_number)
     assert _finish([_result(ti_id, 1, "success")]) == {}
+    assert (rows.row("a").state, rows.events("a")) == (state, [])
+
+
+@pytest.mark.parametrize("state", ["failed", "success", "skipped"])
+def test_a_second_report_of_an_ended_try_writes_nothing_but_names_the_task(rows: Rows, state: str) -> None:
+    """A remote worker recorded the try itself; the scheduler's copy of the report only tells it which
+    downstream tasks to look at now."""
+    ti_id = rows.put("a", state, try_number=1)
+    assert _finish([_result(ti_id, 1, "success")]) == {(DAG_ID, rows.run_id): {"a"}}
     assert (rows.row("a").state, rows.events("a")) == (state, [])
 
 
