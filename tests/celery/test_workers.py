@@ -34,6 +34,16 @@ def _trigger(env: Env, dag_id: str) -> str:
     return result.output.strip().splitlines()[-1]
 
 
+def _consuming(env: Env) -> set[str]:
+    """Workers whose consumer answers (their queues are known): they take messages from now on."""
+    status = env.run_cli("celery", "status", "--output", "json")
+    return (
+        {row["worker"] for row in json.loads(status.output) if row["queues"]}
+        if status.exit_code == 0
+        else set()
+    )
+
+
 def test_fan_out_runs_on_both_workers_and_every_log_reads_back(
     celery_env: Env, procs: Procs, tmp_path: Path
 ) -> None:
@@ -47,7 +57,7 @@ def test_fan_out_runs_on_both_workers_and_every_log_reads_back(
             f"""
             def work(task_id, try_number):
                 mark(task_id, try_number)
-                time.sleep(0.2)  # long enough that one worker cannot take them all
+                time.sleep(0.3)  # long enough that one worker cannot take them all
 
             with DAG("fan", schedule=None, start_date=START):
                 start = PythonOperator(task_id="start", python_callable=mark)
@@ -59,6 +69,7 @@ def test_fan_out_runs_on_both_workers_and_every_log_reads_back(
     run_id = _trigger(env, "fan")
     names = [unique("w1"), unique("w2")]
     workers = [start_worker(procs, name, tmp_path / f"logs-{name}") for name in names]
+    wait_for(lambda: _consuming(env) >= set(names), workers, "both workers to consume their queue")
     scheduler = procs.scheduler()
     everyone = [scheduler, *workers]
     (run,) = wait_for(lambda: finished_runs("fan"), everyone, "the fan-out run to end")
