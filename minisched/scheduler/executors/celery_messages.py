@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 TASK_NAME = "minisched.run_try"
 #: Reports left unread (their scheduler died) expire from Redis after this many seconds.
 REPORT_TTL = 86_400
+#: Redis (the reports travel through the broker's own server); memory:// for in-process tests.
+_BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
 _DATETIME_FIELDS = ("logical_date", "data_interval_start", "data_interval_end")
 
 
@@ -39,6 +41,12 @@ def require_celery_setup(*, db_url: str, broker_url: str) -> None:
     if not broker_url:
         raise MinischedError(
             "the celery executor needs a broker: set MINISCHED_CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"
+        )
+    if not broker_url.startswith(_BROKER_SCHEMES):
+        scheme = broker_url.partition("://")[0]
+        raise MinischedError(
+            f"unsupported Celery broker {scheme!r} in MINISCHED_CELERY_BROKER_URL: minisched's Celery "
+            "executor uses Redis (redis://host:port/db)"
         )
     try:
         import celery  # noqa: F401
@@ -127,13 +135,7 @@ def report_channel(broker_url: str) -> ReportChannel:
     """Redis lists on the broker's own server; in-process queues for Celery's `memory://` broker."""
     if broker_url.startswith("memory://"):
         return _MEMORY_CHANNEL
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisReports(broker_url)
-    scheme = broker_url.partition("://")[0]
-    raise MinischedError(
-        f"unsupported Celery broker {scheme!r}: minisched's Celery executor uses Redis "
-        "(MINISCHED_CELERY_BROKER_URL=redis://host:port/db)"
-    )
+    return RedisReports(broker_url)
 
 
 class RedisReports:
