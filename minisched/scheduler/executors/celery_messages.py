@@ -118,6 +118,7 @@ def result_of(report: Mapping[str, Any]) -> TryResult:
     fields = dict(report["result"])
     fields["start_date"] = datetime.fromisoformat(fields["start_date"])
     fields["end_date"] = datetime.fromisoformat(fields["end_date"])
+    fields["skip_task_ids"] = tuple(fields.get("skip_task_ids", ()))
     return TryResult(**fields)
 
 
