@@ -14,11 +14,9 @@ message is handled in a pool process:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -44,13 +42,13 @@ from minisched.scheduler.executors.celery_messages import (
 )
 from minisched.scheduler.executors.forked_try import run_forked
 from minisched.scheduler.executors.logs import log_path_for
+from minisched.scheduler.executors.process_tree import set_parent_death_signal
 from minisched.scheduler.executors.task_runner import DagFileCache
 from minisched.workers import claims
 
 log = logging.getLogger(__name__)
 #: Seconds between two shipments of a running try's log.
 LOG_SHIP_INTERVAL = 1.0
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -242,9 +240,7 @@ def _end(job_id: int, state: JobState) -> None:
 def _die_with_parent(**_: object) -> None:
     """A pool process dies with the worker (SIGKILLed or not); its running try then gets SIGTERM from
     the same mechanism one level down, and recovery fails or retries it."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    set_parent_death_signal(signal.SIGKILL)
 
 
 class _Heartbeat:

@@ -21,6 +21,7 @@ from minisched.host import hostname
 from minisched.scheduler.executors.base import TryRequest, TryResult
 from minisched.scheduler.executors.local import _become_worker, worker_died_error
 from minisched.scheduler.executors.logs import append_log_line
+from minisched.scheduler.executors.process_tree import kill_leftovers, set_parent_death_signal
 from minisched.scheduler.executors.task_runner import DagFileCache, run_try, timeout_error
 
 #: Beyond the task's timeout, how long the parent waits for the child's own (in-process) timeout.
@@ -55,11 +56,20 @@ def run_forked(
 def _child(request: TryRequest, dag_cache: DagFileCache, write_fd: int, parent_pid: int) -> None:
     code = 1
     try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
+        for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
+            signal.signal(signum, signal.SIG_DFL)
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(-1)
         os.setpgid(0, 0)
-        _become_worker(parent_pid)
-        payload = pickle.dumps(run_try(request, dag_cache=dag_cache))
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            return
+        _become_worker()
+        result = run_try(request, dag_cache=dag_cache)
+        kill_leftovers()  # whatever the try started, detached grandchildren included
         with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(payload)
+            pipe.write(pickle.dumps(result))
         code = 0
     finally:
         os._exit(code)
