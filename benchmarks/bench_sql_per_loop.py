@@ -123,6 +123,8 @@ def _count_loops(home: Home, scenario: Scenario, *, periodic: bool) -> list[int]
             full_sweep_interval=0.0 if periodic else never,
             recovery_interval=0.0 if periodic else never,
             heartbeat_interval=0.0 if periodic else never,
+            # The look for queued runs is timed by the idle sleep: due in every periodic loop.
+            idle_sleep=0.0 if periodic else SchedulerOptions.idle_sleep,
         )
         executor = FakeExecutor(SLOTS)
         # per loop: (statements, results polled, tries submitted, runs ended)

@@ -50,6 +50,23 @@ AIRFLOW_TO_MINISCHED: Mapping[str, Mapping[str, str]] = {
     "airflow.utils.trigger_rule": {"TriggerRule": "TriggerRule"},
     "airflow.utils.helpers": _CHAIN,
     "airflow.exceptions": {"AirflowSkipException": "SkipTask", "AirflowFailException": "FailTask"},
+    # The standard provider's homes of the same operators (Airflow 2.10+ and 3).
+    "airflow.providers.standard.operators.python": _PYTHON,
+    "airflow.providers.standard.operators.bash": {"BashOperator": "BashOperator"},
+    "airflow.providers.standard.operators.empty": {"EmptyOperator": "EmptyOperator"},
+    # Airflow 3's authoring package, for DAG files written for both.
+    "airflow.sdk": {
+        **_MODELS,
+        **_CHAIN,
+        "dag": "dag",
+        "task": "task",
+        "task_group": "task_group",
+        "TaskGroup": "TaskGroup",
+        "get_current_context": "get_current_context",
+        "Variable": "Variable",
+        "Connection": "Connection",
+        "BaseHook": "BaseHook",
+    },
 }
 # Methods Airflow users call on tasks and operators, and the minisched object that would have them.
 _METHODS = {"expand": "task", "expand_kwargs": "task", "partial": "BaseOperator"}

@@ -44,6 +44,7 @@ class Settings:
     celery_broker_url: str
     default_queue: str
     task_queued_timeout: float
+    db_outage_grace: float
 
     def masked(self) -> dict[str, str]:
         """The effective settings as text, with any password and the Fernet keys hidden."""
@@ -154,6 +155,7 @@ _PARSERS: dict[str, Any] = {
     "celery_broker_url": str,
     "default_queue": _parse_queue_name,
     "task_queued_timeout": _parse_positive_float,
+    "db_outage_grace": _parse_positive_float,
 }
 
 
@@ -175,6 +177,7 @@ def _defaults(home: Path) -> dict[str, str]:
         "celery_broker_url": "",
         "default_queue": "default",
         "task_queued_timeout": "600",
+        "db_outage_grace": "60",
     }
 
 

@@ -2,9 +2,10 @@
 
 ``Param(5, type="integer", minimum=3)`` carries a default and a schema; a plain value is a
 param without a schema. Trigger-time validation works from the serialized form
-(``params_to_json``), so the CLI never imports the DAG file. The schema keywords understood
-are listed in ``SCHEMA_KEYWORDS``; others (``title``, ``description``, UI hints) are ignored,
-as JSON Schema validators do.
+(``params_to_json``), so the CLI never imports the DAG file. The keywords checked are ``type``,
+``enum``, ``const``, ``anyOf``, the number bounds and ``multipleOf``, ``minLength``/``maxLength``,
+``pattern``, ``format`` (date, date-time, time), the array and the object keywords; others
+(``title``, ``description``, UI hints) are ignored, as JSON Schema validators do.
 """
 
 from __future__ import annotations
@@ -27,13 +28,6 @@ class _NoDefault:
 
 NO_DEFAULT: Final = _NoDefault()
 
-SCHEMA_KEYWORDS = (
-    *("type", "enum", "const", "anyOf"),
-    *("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
-    *("minLength", "maxLength", "pattern", "format"),
-    *("items", "minItems", "maxItems", "uniqueItems"),
-    *("properties", "required", "additionalProperties"),
-)
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -70,6 +64,33 @@ class Param:
 
     def __repr__(self) -> str:
         return f"Param({self.value!r}, {self.schema!r})"
+
+
+class DagParam:
+    """A ``@dag`` function's parameter: it stands for that param's value in a run.
+
+    Passed to a task's templated field (a ``@task`` call's arguments, ``op_kwargs``, ...), it is
+    resolved when the try renders its templates, as Airflow's: the run's conf first, then the
+    value the ``@dag`` function got, then the DAG's params.
+    """
+
+    def __init__(self, name: str, default: Any = NO_DEFAULT) -> None:
+        self.name = name
+        self.default = default
+
+    def resolve(self, context: Mapping[str, Any]) -> Any:
+        conf = context.get("conf") or {}
+        if self.name in conf:
+            return conf[self.name]
+        if self.default is not NO_DEFAULT:
+            return self.default.value if isinstance(self.default, Param) else self.default
+        params = context.get("params") or {}
+        if self.name in params:
+            return params[self.name]
+        raise ParamValidationError(f"no value for param {self.name!r}: pass it in the run's conf")
+
+    def __repr__(self) -> str:
+        return f"DagParam({self.name!r})"
 
 
 def as_params(dag_id: str, values: Mapping[str, Any]) -> dict[str, Param]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from minisched.authoring.params import DagParam
 from minisched.exceptions import TaskFailure
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ def render_value(
     value: Any, context: Mapping[str, Any], env: jinja2.Environment, template_ext: tuple[str, ...] = ()
 ) -> Any:
     """``value`` with every template in it rendered (see the module docstring)."""
+    if isinstance(value, DagParam):
+        return value.resolve(context)
     if isinstance(value, str):
         if template_ext and value.endswith(template_ext):
             return env.get_template(value).render(context)

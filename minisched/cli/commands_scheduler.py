@@ -49,6 +49,7 @@ def scheduler(
         zombie_threshold=settings.zombie_threshold,
         # A local executor's queue cannot lose a try; a broker can.
         queued_timeout=settings.task_queued_timeout if settings.executor == "celery" else None,
+        db_outage_grace=settings.db_outage_grace,
     )
     loop = SchedulerLoop(executor_for(settings.executor, settings.parallelism), options)
     audit_cli(

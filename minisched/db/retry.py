@@ -32,6 +32,22 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and any(text in str(exc.orig) for text in _RETRYABLE_SQLITE_TEXT)
 
 
+def is_disconnect(exc: BaseException) -> bool:
+    """True when the database cannot be reached at all (server down, connection lost or refused), as
+    opposed to an error in what was asked of it."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}:
+        return True
+    # psycopg raises a connection failure (refused, server gone) as an OperationalError without a state.
+    return (
+        isinstance(exc, OperationalError) and not sqlstate and type(exc.orig).__module__.startswith("psycopg")
+    )
+
+
 def run_with_retries(
     func: Callable[[], R], *, attempts: int = 5, base_delay: float = 0.05, max_delay: float = 2.0
 ) -> R:

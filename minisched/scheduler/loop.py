@@ -6,6 +6,7 @@ scheduler carries on where this one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -17,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from minisched.db.audit import buffered_events
-from minisched.db.retry import run_with_retries
+from minisched.db.retry import is_disconnect, run_with_retries
 from minisched.db.session import create_session, is_postgresql
 from minisched.models import JobState, RunKey
 from minisched.models.types import utcnow
@@ -29,8 +31,10 @@ from minisched.scheduler import transitions
 from minisched.scheduler.critical_section import QueuedTi, queue_scheduled, warn_about_stuck_pools
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
+from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 from minisched.scheduler.executors.logs import log_path_for
+from minisched.scheduler.outage import DatabaseOutage
 from minisched.scheduler.recovery import recover_orphans
 from minisched.scheduler.run_ends import finish_runs, finished_states
 from minisched.scheduler.scheduling import PassResult, running_runs, schedule_pass
@@ -50,6 +54,8 @@ class SchedulerOptions:
     full_sweep_interval: float = 2.0
     recovery_interval: float = 1.0
     stop_grace: float = 30.0
+    #: How long the loop rides out an unreachable database before it stops (MINISCHED_DB_OUTAGE_GRACE).
+    db_outage_grace: float = 60.0
     only_runs: frozenset[RunKey] | None = None  # dags test / backfill: these runs only, create none
     handle_signals: bool = True
     job_type: str = jobs.SCHEDULER_JOB_TYPE
@@ -65,6 +71,9 @@ class _Reports:
 
     results: list[TryResult] = field(default_factory=list)
     started: list[TryStarted] = field(default_factory=list)
+
+    def __add__(self, more: _Reports) -> _Reports:
+        return _Reports(self.results + more.results, self.started + more.started)
 
 
 @dataclass
@@ -159,11 +168,22 @@ class SchedulerLoop:
         self._refresh = _Every(options.refresh_interval)
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
-        self._heartbeat = _Every(options.heartbeat_interval)
+        # Fenced jobs (those another scheduler may declare dead) start tries only under a lease of
+        # half the zombie threshold, renewed by each committed heartbeat: beat well within it.
+        self._lease = (
+            options.zombie_threshold / 2 if options.job_type in jobs.HEARTBEATING_JOB_TYPES else None
+        )
+        beat = (
+            options.heartbeat_interval
+            if self._lease is None
+            else min(options.heartbeat_interval, self._lease / 3)
+        )
+        self._heartbeat = _Every(beat)
         # Triggered runs are looked for at least once per idle sleep, so a trigger waits no longer.
         self._queued_runs = _Every(options.idle_sleep)
         #: Reports not yet committed: if the transaction fails for good, the shutdown records them.
         self._unrecorded = _Reports()
+        self._outage = DatabaseOutage(options.db_outage_grace)
         self._lock_rows = is_postgresql()
 
     @property
@@ -180,7 +200,9 @@ class SchedulerLoop:
         restore = self._install_signal_handlers()
         try:
             self.executor.start()
+            registered = time.monotonic()
             self.job_id = self.options.job_id or run_with_retries(self._register)
+            self._renew_lease(registered)
         except BaseException:
             restore()
             raise
@@ -190,8 +212,11 @@ class SchedulerLoop:
                 self._iteration()
             state = JobState.SUCCESS
         finally:
-            self._shutdown(state)
-            restore()
+            try:
+                self._shutdown(state)
+            finally:
+                lease.release()
+                restore()
         return self.loops
 
     def _register(self) -> int:
@@ -211,18 +236,28 @@ class SchedulerLoop:
         results = self._unrecorded.results + self.executor.stop(self.options.stop_grace)
         never_started = self.executor.withdraw_pending()
         started = self._unrecorded.started + self.executor.drain_started()
+        if self._outage.ongoing:  # one attempt: the tries' records tell the next scheduler the rest
+            with contextlib.suppress(DBAPIError):
+                self._record_final(results, never_started, started, state)
+            return
+        run_with_retries(lambda: self._record_final(results, never_started, started, state))
 
-        def final() -> None:
-            with create_session() as session, buffered_events(session):
-                now = utcnow()
-                transitions.withdraw(never_started, session=session, now=now)
-                transitions.start(started, session=session)
-                finished = transitions.finish(results, session=session, cache=self.cache, now=now)
-                finish_runs(finished, session=session, cache=self.cache, now=now)
-                assert self.job_id is not None
-                jobs.end_job(self.job_id, state, session=session, now=now)
-
-        run_with_retries(final)
+    def _record_final(
+        self,
+        results: list[TryResult],
+        never_started: list[TryRequest],
+        started: list[TryStarted],
+        state: JobState,
+    ) -> None:
+        assert self.job_id is not None
+        job_id = self.job_id
+        with create_session() as session, buffered_events(session):
+            now = utcnow()
+            transitions.withdraw(never_started, job_id=job_id, session=session, now=now)
+            transitions.start(started, job_id=job_id, session=session)
+            finished = transitions.finish(results, job_id=job_id, session=session, cache=self.cache, now=now)
+            finish_runs(finished, session=session, cache=self.cache, now=now)
+            jobs.end_job(job_id, state, session=session, now=now)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
@@ -241,14 +276,26 @@ class SchedulerLoop:
 
     # -- one iteration -----------------------------------------------------------------------------
     def _iteration(self) -> None:
-        if self.options.dags_folder is not None and self._refresh.due(time.monotonic()):
-            self._refresh_dags(self.options.dags_folder)
-            self._refresh.mark(time.monotonic())
-        idle = not (self.state.busy or self.state.carry)
-        results = self.executor.poll(self.options.idle_sleep if idle else 0.0)
-        self._unrecorded = _Reports(results, self.executor.drain_started())
-        done = run_with_retries(lambda: self._transaction(self._unrecorded))
+        try:
+            if self.options.dags_folder is not None and self._refresh.due(time.monotonic()):
+                self._refresh_dags(self.options.dags_folder)
+                self._refresh.mark(time.monotonic())
+            idle = not (self.state.busy or self.state.carry)
+            wait = (
+                self._outage.backoff() if self._outage.ongoing else self.options.idle_sleep if idle else 0.0
+            )
+            # Reports pile up while the database is unreachable; all are recorded once it is back.
+            self._unrecorded += _Reports(self.executor.poll(wait), self.executor.drain_started())
+            done = run_with_retries(lambda: self._transaction(self._unrecorded))
+        except DBAPIError as exc:
+            if not is_disconnect(exc):
+                raise
+            self._outage.failed(exc)
+            return
+        self._outage.over(len(self._unrecorded.results))
         self._unrecorded = _Reports()
+        if self._heartbeat in done.timers:
+            self._renew_lease(done.tick)
         self.state.apply(done)
         for dag_id, run_id in done.created:
             log.info("created dag run %s of %s", run_id, dag_id)
@@ -266,7 +313,8 @@ class SchedulerLoop:
         assert self.job_id is not None
         self.cache.begin_step()
         with create_session() as session, buffered_events(session):
-            it = _Iteration(now=utcnow(), tick=time.monotonic(), reports=reports)
+            tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
+            it = _Iteration(now=utcnow(), tick=tick, reports=reports)
             self._record_reports(session, it)
             self._advance_runs(session, it)
             self.executor.pump()
@@ -280,12 +328,18 @@ class SchedulerLoop:
                 it.timers.append(self._heartbeat)
             return it
 
+    def _renew_lease(self, beat_tick: float) -> None:
+        """A heartbeat read at `beat_tick` (monotonic) committed: workers may start tries for half the
+        zombie threshold from then (see `executors.lease` for why that is safe)."""
+        if self._lease is not None:
+            lease.renew(beat_tick + self._lease)
+
     # -- the phases ----------------------------------------------------------------------------------
     def _record_reports(self, session: Session, it: _Iteration) -> None:
         """Record what the executor reported: queued -> running, then the final states."""
-        results = it.reports.results
-        transitions.start(it.reports.started, session=session, finished={r.ti_id for r in results})
-        finished = transitions.finish(results, session=session, cache=self.cache, now=it.now)
+        job_id, started, results = self.job_id, it.reports.started, it.reports.results
+        transitions.start(started, job_id=job_id, session=session, finished={r.ti_id for r in results})
+        finished = transitions.finish(results, job_id=job_id, session=session, cache=self.cache, now=it.now)
         it.changed = _merge(self.state.carry, finished)
 
     def _advance_runs(self, session: Session, it: _Iteration) -> None:
@@ -428,6 +482,7 @@ class SchedulerLoop:
             conf=queued.conf,
             timeout=timeout,
             queue=task.queue if task is not None else None,
+            claimed_by_job_id=self.job_id,
         )
 
 

@@ -59,7 +59,7 @@ def trigger_dag(
     otherwise nothing is created.
     """
     dag = load_dag(dag_id, session=session)
-    check_conf(dag, conf)
+    check_params(dag, conf)
     when = logical_date or utcnow()
     run = NewRun(
         dag_id,
@@ -76,15 +76,16 @@ def trigger_dag(
     return run.effective_run_id
 
 
-def check_conf(dag: SerializedDag, conf: dict[str, Any] | None) -> None:
-    """Refuse a conf that leaves a param without a value or breaks a param's schema."""
+def check_params(dag: SerializedDag, conf: dict[str, Any] | None) -> None:
+    """Refuse a conf that leaves a param without a value or breaks a param's schema
+    (ParamValidationError: bad input, unlike the run that already exists)."""
     from minisched.authoring.params import validate_conf
     from minisched.exceptions import ParamValidationError
 
     try:
         validate_conf(dag.params, conf)
     except ParamValidationError as exc:
-        raise MinischedError(
+        raise ParamValidationError(
             f"DAG {dag.dag_id!r}: {exc}; no run was created (fix --conf or the param's default)"
         ) from None
 
@@ -158,7 +159,7 @@ def run_dag_test(
             refresh_dag_folder(dags_folder, session=session)
         with create_session() as session:
             dag = load_dag(dag_id, session=session)
-            check_conf(dag, None)
+            check_params(dag, None)
             # The run belongs to this job while it lives: a scheduler running meanwhile leaves it alone.
             job_id = register_job(session=session, now=utcnow(), job_type=DAG_TEST_JOB_TYPE)
             # As `airflow dags test`: a run already at that date is replaced.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,16 +113,20 @@ def expire_queued(
     that still arrives later finds its try no longer queued under that number, and is dropped."""
     query = sql.QUEUED_TOO_LONG_LOCKED if is_postgresql(session) else sql.QUEUED_TOO_LONG
     stuck = session.execute(query, {"queued_before": now - timedelta(seconds=timeout)}).all()
-    results = []
+    results: dict[int | None, list[TryResult]] = defaultdict(list)
     for row in stuck:
         cause = (
             f"The try stayed queued longer than {timeout:g}s (MINISCHED_TASK_QUEUED_TIMEOUT): its message "
             f"was lost or no worker took it; failed by job {my_job_id}"
         )
         append_log_line(log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number), cause)
-        results.append(
+        results[row.queued_by_job_id].append(
             TryResult.failed(
                 row.id, row.try_number, cause, pid=os.getpid(), start_date=row.start_date, end_date=now
             )
         )
-    return finish(results, session=session, cache=cache, now=now)
+    finished: dict[RunKey, set[str]] = defaultdict(set)
+    for job_id, failed in results.items():  # each under the job that claimed it (the compare-and-set)
+        for key, tasks in finish(failed, job_id=job_id, session=session, cache=cache, now=now).items():
+            finished[key] |= tasks
+    return dict(finished)

@@ -7,8 +7,8 @@ functions that run them live in `transitions` (a try's state changes), `critical
 claimed under pools and limits), `scheduling` (deciding), and `run_ends` (ending runs).
 
 Compare-and-set: every UPDATE of a task instance names the state it expects, and those of a try's
-transitions also name its `(id, try_number)`, so a stale writer (another scheduler, a cleared task, a
-reaped try) changes nothing.
+transitions also name its `(id, try_number)` and the job that claimed it, so a stale writer (another
+scheduler, a cleared task, a reaped try) changes nothing.
 """
 
 from __future__ import annotations
@@ -58,7 +58,14 @@ ADVANCE_DAGS = update(DAG).where(DAG.c.dag_id == bindparam("b_dag_id"))
 
 # -- a try's transitions (see `transitions`) ---------------------------------------------------------
 
-_THIS_TRY = and_(TI.c.id == bindparam("b_id"), TI.c.try_number == bindparam("b_try"))
+#: One try of one task instance, as claimed by one job (NULL: by none): once the try was reaped (and
+#: perhaps withdrawn and claimed again under the same number by another job), the job that lost it
+#: matches nothing any more.
+_THIS_TRY = and_(
+    TI.c.id == bindparam("b_id"),
+    TI.c.try_number == bindparam("b_try"),
+    TI.c.queued_by_job_id.is_not_distinct_from(bindparam("b_job")),
+)
 
 #: claim: scheduled -> queued, consuming a try number; returns the rows won, with their new number.
 CLAIM = (
@@ -87,7 +94,15 @@ START = (
 #: finish, first half: the rows of the reported tries (locked on PostgreSQL, so the state read is the
 #: one FINISH replaces: no other scheduler reaping the try can change it in between).
 IN_FLIGHT_ROWS = select(
-    TI.c.id, TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number, TI.c.max_tries, TI.c.state
+    TI.c.id,
+    TI.c.id.label("ti_id"),
+    TI.c.dag_id,
+    TI.c.run_id,
+    TI.c.task_id,
+    TI.c.try_number,
+    TI.c.max_tries,
+    TI.c.state,
+    TI.c.queued_by_job_id,
 ).where(TI.c.id.in_(bindparam("ids", expanding=True)))
 IN_FLIGHT_ROWS_LOCKED = IN_FLIGHT_ROWS.with_for_update()
 #: finish: queued or running -> success, failed, skipped or up_for_retry (executemany).
@@ -114,24 +129,40 @@ SKIP_NAMED = (
     .values(state=S.SKIPPED, start_date=bindparam("b_now"), end_date=bindparam("b_now"))
     .returning(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number)
 )
-#: withdraw: queued -> scheduled for a try that never started, giving its try number back.
+#: withdraw: queued (or running, when its worker says it never ran the task) -> scheduled, giving the
+#: try number back.
 WITHDRAW = (
     update(TI)
-    .where(_THIS_TRY, TI.c.state == S.QUEUED)
+    .where(_THIS_TRY, or_(TI.c.state == S.QUEUED, TI.c.state == S.RUNNING))
     .values(state=S.SCHEDULED, try_number=TI.c.try_number - 1, queued_by_job_id=None)
 )
-#: reap, first half: in-flight tries whose job is no longer running (or that no job queued).
-ORPHANS = select(
-    TI.c.id, TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number, TI.c.queued_by_job_id, TI.c.start_date
-).where(
-    TI.c.state.in_([S.QUEUED, S.RUNNING]),
-    or_(
-        TI.c.queued_by_job_id.is_(None),
-        and_(
-            TI.c.queued_by_job_id != bindparam("my_job_id"),
-            TI.c.queued_by_job_id.not_in(select(JOB.c.id).where(JOB.c.state == JobState.RUNNING)),
+_OWNER = JOB.alias("owner")
+#: reap, first half: in-flight tries whose job is no longer running (or that no job queued), with the
+#: type of that job (a Celery worker's tries keep their records on the worker's machine).
+ORPHANS = (
+    select(
+        TI.c.id,
+        TI.c.id.label("ti_id"),
+        TI.c.dag_id,
+        TI.c.run_id,
+        TI.c.task_id,
+        TI.c.try_number,
+        TI.c.queued_by_job_id,
+        TI.c.queued_dttm,
+        TI.c.start_date,
+        _OWNER.c.job_type.label("owner_type"),
+    )
+    .select_from(TI.outerjoin(_OWNER, _OWNER.c.id == TI.c.queued_by_job_id))
+    .where(
+        TI.c.state.in_([S.QUEUED, S.RUNNING]),
+        or_(
+            TI.c.queued_by_job_id.is_(None),
+            and_(
+                TI.c.queued_by_job_id != bindparam("my_job_id"),
+                TI.c.queued_by_job_id.not_in(select(JOB.c.id).where(JOB.c.state == JobState.RUNNING)),
+            ),
         ),
-    ),
+    )
 )
 #: On PostgreSQL the orphans stay locked until reaped: a worker starting one of them meanwhile waits and
 #: then finds nothing to start; one whose start is already under way is skipped (its worker owns it).

@@ -25,7 +25,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,8 +37,9 @@ from minisched.db.session import is_postgresql
 from minisched.models import RunKey, TaskInstanceState
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult, TryStarted
-from minisched.scheduler.executors.logs import append_log_line
+from minisched.scheduler.executors.base import TryOutcome, TryResult, TryStarted
+from minisched.scheduler.executors.logs import append_log_line, read_try_record
+from minisched.scheduler.job import CELERY_WORKER_JOB_TYPE
 
 log = logging.getLogger(__name__)
 S = TaskInstanceState
@@ -79,11 +80,13 @@ def claim(tries: Sequence[Claimable], *, job_id: int, now: datetime, session: Se
     return won
 
 
-def start(started: Sequence[TryStarted], *, session: Session, finished: Collection[int] = ()) -> None:
+def start(
+    started: Sequence[TryStarted], *, job_id: int | None, session: Session, finished: Collection[int] = ()
+) -> None:
     """queued -> running, with the host, pid and start time each try reported.
 
-    Eligible: the row is `queued` under the same try number. Tries already `finished` (their result
-    is recorded in the same transaction) only get their `running` log row.
+    Eligible: the row is `queued` under the same try number, claimed by `job_id`. Tries already
+    `finished` (their result is recorded in the same transaction) only get their `running` log row.
     """
     if not started:
         return
@@ -95,6 +98,7 @@ def start(started: Sequence[TryStarted], *, session: Session, finished: Collecti
                 {
                     "b_id": s.ti_id,
                     "b_try": s.try_number,
+                    "b_job": job_id,
                     "b_start": s.start_date,
                     "b_host": s.hostname,
                     "b_pid": s.pid,
@@ -106,13 +110,19 @@ def start(started: Sequence[TryStarted], *, session: Session, finished: Collecti
 
 
 def finish(
-    results: Sequence[TryResult], *, session: Session, cache: DagStructureCache, now: datetime
+    results: Sequence[TryResult],
+    *,
+    job_id: int | None,
+    session: Session,
+    cache: DagStructureCache,
+    now: datetime,
 ) -> dict[RunKey, set[str]]:
     """running (or queued) -> the try's final state; returns the tasks that finished, per run.
 
-    Eligible: the row is `queued` or `running` under the same try number. A failed try with retries
-    left becomes `up_for_retry`, due after its task's retry delay (with exponential backoff when the
-    task asks for it); see `final_state`.
+    Eligible: the row is `queued` or `running` under the same try number, claimed by `job_id`. A
+    failed try with retries left becomes `up_for_retry`, due after its task's retry delay (with
+    exponential backoff when the task asks for it); see `final_state`. A try its worker did not start
+    (`not_started`: the lease had run out) is withdrawn instead.
     """
     if not results:
         return {}
@@ -124,21 +134,26 @@ def finish(
     events = []
     skips: list[tuple[str, str, str]] = []
     finished: dict[RunKey, set[str]] = defaultdict(set)
+    never_started = []
     for result in results:
         row = rows.get(result.ti_id)
         if row is None or row.try_number != result.try_number:
             continue
-        if row.state not in _IN_FLIGHT:
-            # A second report of this try (a remote worker recorded it first): nothing to write, but its
-            # downstream tasks are worth a look now rather than at the next sweep.
-            if row.state in _ENDED:
-                finished[(row.dag_id, row.run_id)].add(row.task_id)
+        if row.state in _ENDED:
+            # A second report of this try (a remote worker recorded it first, under its own job): nothing
+            # to write, but its downstream tasks are worth a look now rather than at the next sweep.
+            finished[(row.dag_id, row.run_id)].add(row.task_id)
+            continue
+        if row.queued_by_job_id != job_id or row.state not in _IN_FLIGHT:
+            continue
+        if result.outcome == "not_started":
+            never_started.append(row)
             continue
         state = final_state(result.outcome, result.try_number, row.max_tries, retry=result.retry)
         retry_at = None
         if state == S.UP_FOR_RETRY:
             retry_at = retry_due_at(dags.get(row.dag_id), row.task_id, result)
-        params.append(_finish_params(result, state, retry_at))
+        params.append(_finish_params(result, job_id, state, retry_at))
         extra = {"error": result.error} if result.error else None
         events.append(ti_event(state, row, result.try_number, result.end_date, extra))
         if state != S.UP_FOR_RETRY:
@@ -148,6 +163,7 @@ def finish(
     if params:
         session.execute(sql.FINISH, params)
     record_events(events, session=session)
+    withdraw(never_started, job_id=job_id, session=session, now=now)
     for key, task_ids in _skip_named(skips, session=session, now=now).items():
         finished[key] |= task_ids
     return finished
@@ -169,10 +185,13 @@ def _skip_named(
     return finished
 
 
-def _finish_params(result: TryResult, state: str, retry_at: datetime | None) -> dict[str, Any]:
+def _finish_params(
+    result: TryResult, job_id: int | None, state: str, retry_at: datetime | None
+) -> dict[str, Any]:
     return {
         "b_id": result.ti_id,
         "b_try": result.try_number,
+        "b_job": job_id,
         "b_state": state,
         "b_start": result.start_date,
         "b_end": result.end_date,
@@ -183,15 +202,33 @@ def _finish_params(result: TryResult, state: str, retry_at: datetime | None) -> 
     }
 
 
-def withdraw(requests: Sequence[TryRequest], *, session: Session, now: datetime) -> None:
-    """queued -> scheduled for tries that never left the executor's queue, giving their try number back.
+class Withdrawable(Protocol):
+    """A try that never started: a request taken back from an executor, or a row read back."""
 
-    Eligible: the row is still `queued` under the same try number (it never started).
+    @property
+    def ti_id(self) -> int: ...
+    @property
+    def try_number(self) -> int: ...
+    @property
+    def dag_id(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def task_id(self) -> str: ...
+
+
+def withdraw(tries: Sequence[Withdrawable], *, job_id: int | None, session: Session, now: datetime) -> None:
+    """queued -> scheduled for tries that never started, giving their try number back: a withdrawal
+    does not count as a try.
+
+    Eligible: the row is still `queued` under the same try number, claimed by `job_id`, or `running`
+    when the executor says its worker never ran the task (the start was recorded at hand-over).
     """
-    if not requests:
+    if not tries:
         return
-    session.execute(sql.WITHDRAW, [{"b_id": r.ti_id, "b_try": r.try_number} for r in requests])
-    record_events((ti_event(S.SCHEDULED, r, r.try_number - 1, now) for r in requests), session=session)
+    params = [{"b_id": t.ti_id, "b_try": t.try_number, "b_job": job_id} for t in tries]
+    session.execute(sql.WITHDRAW, params)
+    record_events((ti_event(S.SCHEDULED, t, t.try_number - 1, now) for t in tries), session=session)
 
 
 def reap(
@@ -202,28 +239,113 @@ def reap(
     cache: DagStructureCache,
     log_path_for: Callable[[str, str, str, int], Path],
 ) -> tuple[dict[RunKey, set[str]], int]:
-    """Orphans -> failed or up_for_retry, as `finish` records a failed try; returns the tasks that
-    finished, per run, and how many tries were reaped.
+    """Orphans -> what really happened to them; returns the tasks that finished, per run, and how many
+    tries were reaped.
 
     Eligible: `queued` or `running`, and queued by no job, or by a job other than `my_job_id` that is
-    no longer `running` (recovery marks dead jobs failed first). The try was consumed when it was
-    claimed, so it is never run again under the same number.
+    no longer `running` (recovery marks dead jobs failed first). The dead job's lease has run out, so
+    its workers start none of these any more (see `executors.lease`). Each try's record, written by
+    its worker beside its log, says what happened: a try that finished gets its real outcome (a
+    success is not run again); one that began and never finished fails (or is retried); one whose
+    task never began is withdrawn, back to scheduled, without counting as a try.
     """
     orphans_sql = sql.ORPHANS_LOCKED if is_postgresql(session) else sql.ORPHANS
     orphans = session.execute(orphans_sql, {"my_job_id": my_job_id}).all()
-    results = []
+    finished: dict[RunKey, set[str]] = defaultdict(set)
+    for job_id, rows in _by_job(orphans).items():
+        results, never_started = _what_happened(rows, job_id, my_job_id, log_path_for)
+        withdraw(never_started, job_id=job_id, session=session, now=now)
+        for key, tasks in finish(results, job_id=job_id, session=session, cache=cache, now=now).items():
+            finished[key] |= tasks
+    return dict(finished), len(orphans)
+
+
+def _by_job(rows: Sequence[Any]) -> dict[int | None, list[Any]]:
+    grouped: dict[int | None, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[row.queued_by_job_id].append(row)
+    return grouped
+
+
+def _what_happened(
+    orphans: list[Any], job_id: int | None, my_job_id: int, log_path_for: Callable[[str, str, str, int], Path]
+) -> tuple[list[TryResult], list[Any]]:
+    """The results of the orphans of dead job `job_id`, from their records, and those never started."""
+    results: list[TryResult] = []
+    never_started = []
     for row in orphans:
-        cause = (
-            f"The scheduler or worker (job {row.queued_by_job_id}) that ran this try died before it "
-            f"finished; recovered by job {my_job_id}"
-        )
-        append_log_line(log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number), cause)
-        results.append(
-            TryResult.failed(
-                row.id, row.try_number, cause, pid=os.getpid(), start_date=row.start_date, end_date=now
+        log_path = log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number)
+        record = _record_of(row, log_path)
+        dead = f"The scheduler (job {job_id}) of this try died; recovered by job {my_job_id}"
+        if row.owner_type == CELERY_WORKER_JOB_TYPE and (record or {}).get("outcome") not in _FINAL_OUTCOMES:
+            # A worker takes a try over only once its own start succeeded, and its record lives on its
+            # machine: a try of a dead worker began, so it was cut short.
+            cause = (
+                f"The worker (job {job_id}) of this try died before it finished; recovered by job {my_job_id}"
             )
-        )
-    return finish(results, session=session, cache=cache, now=now), len(results)
+            append_log_line(log_path, cause)
+            start = row.start_date or datetime.now(UTC)
+            results.append(
+                TryResult.failed(row.ti_id, row.try_number, cause, pid=os.getpid(), start_date=start)
+            )
+        elif record is None:
+            never_started.append(row)
+            append_log_line(log_path, f"{dead}: the try never started and goes back to scheduled")
+        elif record.get("outcome") in _FINAL_OUTCOMES:
+            results.append(_result_of(row, record))
+            append_log_line(log_path, f"{dead}: the try had ended {record['outcome']}, as recorded")
+        else:
+            cause = f"{dead} before the try finished"
+            append_log_line(log_path, cause)
+            start = row.start_date or _parsed(record.get("start_date")) or datetime.now(UTC)
+            results.append(
+                TryResult.failed(row.ti_id, row.try_number, cause, pid=os.getpid(), start_date=start)
+            )
+    return results, never_started
+
+
+_FINAL_OUTCOMES = ("success", "failed", "skipped")
+#: A record older than its row's claim (by more than clock jitter) is a previous life's, e.g. of a run
+#: that `dags test` replaced: it says nothing about this try.
+_RECORD_SKEW = timedelta(seconds=1)
+
+
+def _record_of(row: Any, log_path: Path) -> dict[str, Any] | None:
+    record = read_try_record(log_path)
+    if record is None:
+        return None
+    started = _parsed(record.get("start_date"))
+    if started is None or (row.queued_dttm is not None and started < row.queued_dttm - _RECORD_SKEW):
+        return None
+    return record
+
+
+def _result_of(row: Any, record: dict[str, Any]) -> TryResult:
+    start = _parsed(record.get("start_date"))
+    end = _parsed(record.get("end_date")) or start
+    assert start is not None and end is not None
+    return TryResult(
+        ti_id=row.ti_id,
+        try_number=row.try_number,
+        outcome=record["outcome"],
+        start_date=start,
+        end_date=end,
+        hostname=str(record.get("hostname") or ""),
+        pid=int(record.get("pid") or 0),
+        error=record.get("error"),
+        retry=record.get("retry") is not False,
+        skip_task_ids=tuple(str(t) for t in record.get("skip_task_ids") or ()),
+    )
+
+
+def _parsed(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def final_state(

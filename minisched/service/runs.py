@@ -110,6 +110,7 @@ def trigger(
     conf: dict[str, Any] | None = None,
 ) -> DagRun:
     """A queued manual run, as `minisched dags trigger`; a clash with an existing run is a Conflict."""
+    from minisched.exceptions import ParamValidationError
     from minisched.inputs import check_conf
     from minisched.scheduler.manual_runs import trigger_dag
 
@@ -120,6 +121,8 @@ def trigger(
     logical_date = as_utc_or_none(logical_date)
     try:
         run_id = trigger_dag(dag_id, session=session, logical_date=logical_date, conf=conf)
+    except ParamValidationError:
+        raise  # a conf the DAG's params refuse is bad input (400), as in Airflow's API
     except MinischedError as exc:
         raise Conflict(str(exc)) from None
     audit(

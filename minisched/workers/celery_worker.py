@@ -154,7 +154,7 @@ def _run(context: WorkerContext, request: TryRequest) -> TryResult:
                 now=now,
                 final=True,
             )
-            claims.finish(result, session=session, cache=context.dags, now=now)
+            claims.finish(result, job_id=context.job_id, session=session, cache=context.dags, now=now)
 
     run_with_retries(finish)
     return result

@@ -57,6 +57,23 @@ def test_trigger_with_conf_and_logical_date(api: Api) -> None:
     assert (owner, dag_id, run_id) == ("op-user", "demo", run["dag_run_id"]) and "users" in extra
 
 
+def test_trigger_with_a_conf_the_params_refuse_is_a_400_and_creates_no_run(api: Api) -> None:
+    api.env.write_dag(
+        "checked.py",
+        "from datetime import datetime, timezone\n"
+        "from minisched import DAG, EmptyOperator, Param\n"
+        "with DAG('checked', schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),\n"
+        "         params={'rows': Param(10, type='integer', minimum=1)}):\n"
+        "    EmptyOperator(task_id='t')\n",
+    )
+    assert api.env.run_cli("dags", "list").exit_code == 0
+    body = {"conf": {"rows": 0}}
+    refused = api.client.post("/api/v1/dags/checked/dagRuns", json=body, headers=api.headers("op"))
+    assert refused.status_code == 400, refused.text
+    assert "param 'rows': 0 is less than the minimum of 1" in refused.json()["detail"]
+    assert json_of(api.get("/dags/checked/dagRuns"))["total_entries"] == 0
+
+
 def _tested_run(api: Api, *, fail_load: bool = False) -> str:
     write_dag(api.env, load_command="exit 1" if fail_load else "echo loading")
     api.env.run_cli("dags", "test", "demo", "2024-03-01")

@@ -65,11 +65,42 @@ def test_dag_decorator_builds_the_dag_when_called() -> None:
     assert dag("named", schedule=None)(lambda: None)().dag_id == "named"
 
 
-def test_dag_decorator_refuses_function_parameters_with_advice() -> None:
-    with pytest.raises(DagDefinitionError, match=r"takes parameters \(email\).*params=\{"):
+def test_dag_function_parameters_become_params_resolved_in_the_run() -> None:
+    from minisched.authoring import task_context
+    from minisched.authoring.templating import rendered_copy
 
-        @dag(schedule=None)
-        def with_param(email: str = "a@b.c") -> None: ...
+    @dag(schedule=None, start_date=START, params={"other": 1})
+    def with_params(rows: int = 10, region: object = Param("eu", enum=["eu", "us"])) -> None:
+        @task
+        def report(rows: int, region: str) -> None: ...
+
+        report(rows, region=region)
+
+    built = with_params(rows=20)
+    assert built.params == {"other": 1, "rows": 20, "region": "eu"}
+    op = built.get_task("report")
+
+    def rendered(conf: dict[str, object] | None) -> tuple[object, object]:
+        context = task_context(
+            op,
+            run_id="r",
+            logical_date=START,
+            data_interval_start=START,
+            data_interval_end=START,
+            try_number=1,
+            conf=conf,
+        )
+        copy = rendered_copy(op, context)
+        return copy.op_args[0], copy.op_kwargs["region"]  # type: ignore[attr-defined]
+
+    assert rendered(None) == (20, "eu")
+    assert rendered({"rows": 5, "region": "us"}) == (5, "us")
+    with pytest.raises(DagDefinitionError, match=r"missing a required argument: 'email'.*give the parameter"):
+
+        @dag(schedule=None, start_date=START)
+        def needs_email(email: str) -> None: ...
+
+        needs_email()
 
 
 def test_cross_downstream_wires_every_pair() -> None:

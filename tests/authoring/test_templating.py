@@ -125,3 +125,20 @@ def test_template_errors_name_the_field_and_jinja_reason(template: str, message:
         op = BashOperator(task_id="b", bash_command=template, env={"A": "fine"})
     with pytest.raises(TemplateError, match=f"field 'bash_command' of task 'b': {message}"):
         _rendered(op, "bash_command")
+
+
+def test_a_custom_operator_declares_its_own_template_fields_and_extensions(tmp_path: Path) -> None:
+    class SqlOperator(BaseOperator):
+        template_fields = ("sql", "parameters")
+        template_ext = (".sql",)
+
+        def __init__(self, task_id: str, sql: str, parameters: dict[str, Any], **kwargs: Any) -> None:
+            super().__init__(task_id, **kwargs)
+            self.sql = sql
+            self.parameters = parameters
+
+    (tmp_path / "daily.sql").write_text("select * from t where day = '{{ ds }}'")
+    with DAG("custom", schedule=None, start_date=LOGICAL, template_searchpath=[str(tmp_path)]):
+        op = SqlOperator("q", sql="daily.sql", parameters={"limit": "{{ params.get('limit', 10) }}"})
+    copy = rendered_copy(op, _context(op))
+    assert (copy.sql, copy.parameters) == ("select * from t where day = '2024-03-05'", {"limit": "10"})

@@ -87,6 +87,22 @@ def test_port_writes_the_output_file_and_exits_0_when_nothing_is_left(tmp_path: 
     assert "from minisched import Param" in out.read_text() and "airflow" not in out.read_text()
 
 
+def test_port_knows_the_standard_provider_and_the_airflow_3_sdk(tmp_path: Path) -> None:
+    source = tmp_path / "new.py"
+    source.write_text(
+        "from airflow.sdk import DAG, task, Param\n"
+        "from airflow.providers.standard.operators.bash import BashOperator\n"
+        "from airflow.providers.standard.operators.python import ShortCircuitOperator\n"
+    )
+    code, out, _ = _port(str(source))
+    assert code == 0
+    assert out.splitlines() == [
+        "from minisched import DAG, task, Param",
+        "from minisched import BashOperator",
+        "from minisched import ShortCircuitOperator",
+    ]
+
+
 def test_port_of_a_broken_file_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     source, out = tmp_path / "bad.py", tmp_path / "out.py"
     source.write_text("from airflow import DAG\nwith DAG(:\n")
@@ -169,6 +185,12 @@ EXPECTED = {
             "cleanup": ("success", 1),
         },
         {"hard_fail": "bad credentials: retrying will not help"},
+    ),
+    "dag_params.py": Expected(
+        "dag_params",
+        "success",
+        {"report": ("success", 1)},
+        {"report": "rows=10 (int) region=eu params={'rows': 10, 'region': 'eu'}"},
     ),
     "templated.py": Expected(
         "templated",

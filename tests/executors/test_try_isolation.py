@@ -59,7 +59,9 @@ def test_a_task_that_kills_its_parent_is_recorded_with_its_real_outcome(
     assert "the task goes on" in log_text(killer)
     assert results[after.ti_id].outcome == "success"
     parent = read_pid(out_dir(dag_file) / "parent.pid")
-    assert not pid_alive(parent) and parent != os.getpid()
+    assert parent != os.getpid()
+    # SIGKILL is sent, but a loaded machine may take a moment to tear the keeper down.
+    wait_for(lambda: not pid_alive(parent), what="the killed keeper to be gone")
 
 
 @pytest.mark.parametrize(

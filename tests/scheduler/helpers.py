@@ -11,7 +11,9 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -244,3 +246,38 @@ def dag_source(body: str, *, imports: str = "") -> str:
         "START = datetime(2024, 1, 1, tzinfo=timezone.utc)\n"
         f"{body}"
     )
+
+
+# -- counting executions --------------------------------------------------------------------------
+
+
+def probe_dag(dag_id: str, probe: Path, *, tasks: int, seconds: float, retries: int) -> str:
+    """A DAG of `tasks` tasks that each append `start <task> <try>` to `probe`, sleep, then `end ...`."""
+    return dag_source(
+        textwrap.dedent(
+            f"""
+            def mark(what, task_id, try_number):
+                fd = os.open({str(probe)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                try:
+                    os.write(fd, f"{{what}} {{task_id}} {{try_number}}\\n".encode())
+                finally:
+                    os.close(fd)
+
+            def work(task_id, try_number):
+                mark("start", task_id, try_number)
+                time.sleep({seconds})
+                mark("end", task_id, try_number)
+
+            with DAG({dag_id!r}, schedule="@once", start_date=START, max_active_tasks=64,
+                     default_args={{"retries": {retries}, "retry_delay": timedelta(0)}}):
+                for number in range({tasks}):
+                    PythonOperator(task_id=f"t{{number:02d}}", python_callable=work)
+            """
+        )
+    )
+
+
+def tokens(probe: Path, what: str) -> Counter[str]:
+    """How many `what` (start or end) tokens each task wrote to the probe file."""
+    lines = probe.read_text().splitlines() if probe.exists() else []
+    return Counter(line.split()[1] for line in lines if line.startswith(f"{what} "))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from tests.conftest import Env
 from tests.scheduler.helpers import Procs, dag_runs, run_to_end, task_instances, ti_states
 
@@ -133,3 +135,46 @@ def test_the_scheduler_follows_branches_and_short_circuits(env: Env, procs: Proc
     [run] = run_to_end(procs, "branching")
     assert run.state == expected.run_state
     assert {ti.task_id: (ti.state, ti.try_number) for ti in task_instances("branching")} == expected.states
+
+
+def test_a_dag_function_parameter_takes_the_triggered_conf(env: Env, procs: Procs) -> None:
+    from tests.cli.test_dags_port import AIRFLOW_DAGS
+
+    target = str(env.dags_folder / "p.py")
+    assert env.run_cli("dags", "port", str(AIRFLOW_DAGS / "dag_params.py"), "-o", target).exit_code == 0
+    assert env.run_cli("dags", "list").exit_code == 0
+    refused = env.run_cli("dags", "trigger", "dag_params", "--conf", '{"region": "mars"}')
+    assert refused.exit_code == 1 and "param 'region': 'mars' is not one of ['eu', 'us']" in refused.stderr
+    assert (
+        env.run_cli("dags", "trigger", "dag_params", "--conf", '{"rows": 3, "region": "us"}').exit_code == 0
+    )
+    [run] = run_to_end(procs, "dag_params")
+    assert run.state == "success"
+    log = env.run_cli("tasks", "logs", "dag_params", run.run_id, "report").stdout
+    assert "rows=3 (int) region=us params={'rows': 3, 'region': 'us'}" in log
+
+
+def test_naive_start_dates_are_read_in_the_configured_default_timezone(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from minisched import settings
+    from minisched.db.session import create_session
+    from minisched.models import SerializedDagModel
+
+    env.vars["MINISCHED_DEFAULT_TIMEZONE"] = "Europe/Berlin"
+    monkeypatch.setenv("MINISCHED_DEFAULT_TIMEZONE", "Europe/Berlin")
+    settings.configure()
+    env.write_dag(
+        "naive.py",
+        dag_source_with(
+            'DAG("naive", schedule="0 6 * * *", start_date=datetime(2024, 1, 1), catchup=False)\n'
+        ),
+    )
+    listed = env.run_process("dags", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    with create_session() as session:
+        data = session.scalar(select(SerializedDagModel.data).where(SerializedDagModel.dag_id == "naive"))
+    assert data is not None
+    assert (data["timezone"], data["start_date"]) == ("Europe/Berlin", "2023-12-31T23:00:00+00:00")

@@ -93,7 +93,7 @@ def test_failed_tries_are_retried_until_success(env: Env, procs: Procs, tmp_path
     assert (ti.state, ti.try_number, ti.max_tries) == ("success", 3, 2)
     assert attempts.read_text().split() == ["1", "2", "3"]
     folder = env.logs_folder / "dag_id=flaky" / f"run_id={run.run_id}" / "task_id=flaky"
-    assert sorted(path.name for path in folder.iterdir()) == [
+    assert sorted(path.name for path in folder.glob("*.log")) == [
         "attempt=1.log",
         "attempt=2.log",
         "attempt=3.log",

@@ -31,7 +31,15 @@ class Rows:
     run_id: str
     logs: Path
 
-    def put(self, task_id: str, state: str | None, *, try_number: int = 0, job_id: int | None = None) -> int:
+    def put(
+        self,
+        task_id: str,
+        state: str | None,
+        *,
+        try_number: int = 0,
+        job_id: int | None = None,
+        queued_at: datetime | None = None,
+    ) -> int:
         from minisched.db.session import create_session
         from minisched.models import TaskInstance
 
@@ -44,13 +52,32 @@ class Rows:
                         TaskInstance.run_id == self.run_id,
                         TaskInstance.task_id == task_id,
                     )
-                    .values(state=state, try_number=try_number, queued_by_job_id=job_id)
+                    .values(
+                        state=state, try_number=try_number, queued_by_job_id=job_id, queued_dttm=queued_at
+                    )
                     .returning(TaskInstance.id)
                 ).scalar_one()
             )
 
     def row(self, task_id: str) -> Any:
         return next(ti for ti in task_instances(DAG_ID, self.run_id) if ti.task_id == task_id)
+
+    def log_path(self, task_id: str, try_number: int) -> Path:
+        from minisched.scheduler.executors.logs import log_path_for
+
+        return log_path_for(self.logs, DAG_ID, self.run_id, task_id, try_number)
+
+    def record(self, task_id: str, try_number: int, outcome: str | None = None) -> None:
+        """What a worker writes beside the try's log: when the task began, and how the try ended."""
+        from minisched.scheduler.executors.logs import write_try_record
+
+        path = self.log_path(task_id, try_number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {"start_date": NOW.isoformat(), "pid": 4242}
+        if outcome is not None:
+            end = (NOW + timedelta(seconds=5)).isoformat()
+            record |= {"outcome": outcome, "end_date": end, "hostname": "worker-host", "error": None}
+        write_try_record(path, record)
 
     def events(self, task_id: str) -> list[str]:
         return [r.event for r in log_rows(DAG_ID, task_id=task_id, run_id=self.run_id)]
@@ -125,12 +152,12 @@ def _result(ti_id: int, try_number: int, outcome: str, error: str | None = None)
     return TryResult(ti_id, try_number, outcome, NOW, end, "worker-host", 4242, error)  # type: ignore[arg-type]
 
 
-def _finish(results: list[Any]) -> Any:
+def _finish(results: list[Any], job_id: int | None = None) -> Any:
     from minisched.scheduler.dag_cache import DagStructureCache
     from minisched.scheduler.transitions import finish
 
     cache = DagStructureCache()
-    return _in_session(lambda session: finish(results, session=session, cache=cache, now=NOW))
+    return _in_session(lambda session: finish(results, job_id=job_id, session=session, cache=cache, now=NOW))
 
 
 # -- claim: scheduled -> queued --------------------------------------------------------------------
@@ -168,7 +195,7 @@ def test_start_marks_a_queued_try_running_where_it_runs(rows: Rows) -> None:
     from minisched.scheduler.transitions import start
 
     ti_id = rows.put("a", "queued", try_number=1)
-    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], session=s))
+    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], job_id=None, session=s))
     row = rows.row("a")
     assert (row.state, row.hostname, row.pid, row.start_date) == ("running", "worker-host", 4242, NOW)
     assert rows.events("a") == ["running"]
@@ -178,7 +205,7 @@ def test_start_of_a_stale_try_number_changes_nothing(rows: Rows) -> None:
     from minisched.scheduler.transitions import start
 
     ti_id = rows.put("a", "queued", try_number=2)
-    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], session=s))
+    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], job_id=None, session=s))
     assert rows.row("a").state == "queued"
 
 
@@ -186,7 +213,7 @@ def test_start_of_a_try_finished_in_the_same_transaction_only_logs(rows: Rows) -
     from minisched.scheduler.transitions import start
 
     ti_id = rows.put("a", "queued", try_number=1)
-    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], session=s, finished={ti_id}))
+    _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], job_id=None, session=s, finished={ti_id}))
     assert (rows.row("a").state, rows.events("a")) == ("queued", ["running"])
 
 
@@ -257,9 +284,30 @@ def test_finish_ignores_a_stale_report(rows: Rows, state: str | None, try_number
 def test_a_second_report_of_an_ended_try_writes_nothing_but_names_the_task(rows: Rows, state: str) -> None:
     """A remote worker recorded the try itself; the scheduler's copy of the report only tells it which
     downstream tasks to look at now."""
-    ti_id = rows.put("a", state, try_number=1)
-    assert _finish([_result(ti_id, 1, "success")]) == {(DAG_ID, rows.run_id): {"a"}}
+    scheduler, worker = _job(), _job()
+    ti_id = rows.put("a", state, try_number=1, job_id=worker)  # the worker took the try over at its start
+    assert _finish([_result(ti_id, 1, "success")], job_id=scheduler) == {(DAG_ID, rows.run_id): {"a"}}
     assert (rows.row("a").state, rows.events("a")) == (state, [])
+
+
+def test_finish_ignores_a_report_from_a_job_that_lost_the_try(rows: Rows) -> None:
+    loser, winner = _job(), _job()
+    ti_id = rows.put("a", "queued", try_number=1, job_id=winner)  # reaped, withdrawn, claimed again
+    assert _finish([_result(ti_id, 1, "failed")], job_id=loser) == {}
+    assert (rows.row("a").state, rows.events("a")) == ("queued", [])
+
+
+def test_finish_of_a_try_its_worker_did_not_start_withdraws_it(rows: Rows) -> None:
+    job_id = _job()
+    ti_id = rows.put("a", "running", try_number=2, job_id=job_id)
+    assert _finish([_result(ti_id, 2, "not_started")], job_id=job_id) == {}
+    a = rows.row("a")
+    assert (a.state, a.try_number, a.queued_by_job_id, rows.events("a")) == (
+        "scheduled",
+        1,
+        None,
+        ["scheduled"],
+    )
 
 
 # -- withdraw: queued -> scheduled -----------------------------------------------------------------
@@ -269,33 +317,38 @@ def test_withdraw_gives_a_never_started_try_its_number_back(rows: Rows) -> None:
     from minisched.scheduler.executors.base import TryRequest
     from minisched.scheduler.transitions import withdraw
 
-    queued = rows.put("a", "queued", try_number=2, job_id=_job())
-    running = rows.put("b", "running", try_number=1, job_id=_job())
+    mine, other = _job(), _job()
+    tries = {
+        "a": ("queued", 2, mine),
+        "b": ("running", 1, mine),
+        "c": ("queued", 1, other),
+        "d": ("queued", 3, mine),
+    }
+    ids = {
+        task_id: rows.put(task_id, state, try_number=n, job_id=job)
+        for task_id, (state, n, job) in tries.items()
+    }
+    asked = {"a": 2, "b": 1, "c": 1, "d": 2}  # d: a stale try number
     requests = [
-        TryRequest(ti_id, DAG_ID, rows.run_id, task_id, try_number, "f.py", "x.log", NOW, None, None)
-        for ti_id, task_id, try_number in [(queued, "a", 2), (running, "b", 1)]
+        TryRequest(ids[task_id], DAG_ID, rows.run_id, task_id, n, "f.py", "x.log", NOW, None, None)
+        for task_id, n in asked.items()
     ]
-    _in_session(lambda s: withdraw(requests, session=s, now=NOW))
-    a, b = rows.row("a"), rows.row("b")
-    assert (a.state, a.try_number, a.queued_by_job_id) == ("scheduled", 1, None)
-    assert (b.state, b.try_number) == ("running", 1)
+    _in_session(lambda s: withdraw(requests, job_id=mine, session=s, now=NOW))
+    after = {t: (rows.row(t).state, rows.row(t).try_number) for t in "abcd"}
+    assert after == {"a": ("scheduled", 1), "b": ("scheduled", 0), "c": ("queued", 1), "d": ("queued", 3)}
+    assert rows.row("a").queued_by_job_id is None
 
 
 # -- reap: orphans of dead jobs -> failed or up_for_retry --------------------------------------------
 
 
-def test_reap_fails_or_retries_the_tries_of_dead_jobs_only(rows: Rows) -> None:
+def _reap(rows: Rows, me: int) -> Any:
     from minisched.scheduler.dag_cache import DagStructureCache
     from minisched.scheduler.executors.logs import log_path_for
     from minisched.scheduler.transitions import reap
 
-    me, alive, dead = _job(), _job(), _job(alive=False)
-    rows.put("a", "running", try_number=1, job_id=dead)  # retries left
-    rows.put("b", "queued", try_number=2, job_id=dead)  # last try
-    rows.put("c", "running", try_number=1, job_id=alive)
-    rows.put("d", "running", try_number=1, job_id=me)
     cache = DagStructureCache()
-    finished, count = _in_session(
+    return _in_session(
         lambda s: reap(
             session=s,
             my_job_id=me,
@@ -304,11 +357,39 @@ def test_reap_fails_or_retries_the_tries_of_dead_jobs_only(rows: Rows) -> None:
             log_path_for=lambda d, r, t, n: log_path_for(rows.logs, d, r, t, n),
         )
     )
-    assert count == 2 and finished == {(DAG_ID, rows.run_id): {"b"}}
-    states = {t: rows.row(t).state for t in "abcd"}
-    assert states == {"a": "up_for_retry", "b": "failed", "c": "running", "d": "running"}
-    log_text = log_path_for(rows.logs, DAG_ID, rows.run_id, "b", 2).read_text()
-    assert f"(job {dead}) that ran this try died" in log_text
+
+
+def test_reap_records_what_really_happened_to_the_tries_of_dead_jobs_only(rows: Rows) -> None:
+    me, alive, dead = _job(), _job(), _job(alive=False)
+    rows.put("a", "running", try_number=1, job_id=dead)
+    rows.record("a", 1)  # began, never finished: retried (retries left)
+    rows.put("b", "running", try_number=2, job_id=dead)
+    rows.record("b", 2, "success")  # finished before its result was recorded: not run again
+    rows.put("c", "queued", try_number=1, job_id=dead)  # never began: back to scheduled, not a try
+    rows.put("high", "queued", try_number=1)  # claimed by no job; began; no retries left
+    rows.record("high", 1)
+    rows.put("d", "running", try_number=1, job_id=alive)
+    rows.put("low", "running", try_number=1, job_id=me)
+    finished, count = _reap(rows, me)
+    assert count == 4 and finished == {(DAG_ID, rows.run_id): {"b", "high"}}
+    states = {t: (rows.row(t).state, rows.row(t).try_number) for t in ("a", "b", "c", "high", "d", "low")}
+    assert states == {
+        "a": ("up_for_retry", 1),
+        "b": ("success", 2),
+        "c": ("scheduled", 0),
+        "high": ("failed", 1),
+        "d": ("running", 1),
+        "low": ("running", 1),
+    }
+    assert f"(job {dead}) of this try died" in rows.log_path("c", 1).read_text()
+
+
+def test_reap_ignores_a_record_older_than_the_claim(rows: Rows) -> None:
+    me, dead = _job(), _job(alive=False)
+    rows.put("b", "queued", try_number=1, job_id=dead, queued_at=NOW + timedelta(minutes=5))
+    rows.record("b", 1, "success")  # from a previous life of this run (e.g. a replaced `dags test`)
+    assert _reap(rows, me) == ({}, 1)
+    assert (rows.row("b").state, rows.row("b").try_number) == ("scheduled", 0)
 
 
 def test_recovery_declares_a_silent_job_dead_then_reaps_its_tries(rows: Rows) -> None:
@@ -324,6 +405,7 @@ def test_recovery_declares_a_silent_job_dead_then_reaps_its_tries(rows: Rows) ->
         )
     )
     rows.put("a", "running", try_number=2, job_id=silent)
+    rows.record("a", 2)
     cache = DagStructureCache()
     finished = _in_session(
         lambda s: recover_orphans(

@@ -61,7 +61,7 @@ def test_add_from_uri_get_list_and_delete(secrets_env: Env) -> None:
 
 def test_secrets_are_encrypted_in_the_row_and_absent_from_the_audit(secrets_env: Env) -> None:
     env = secrets_env
-    extra = json.dumps({"api_key": "key-abcdef", "region": "eu"})
+    extra = json.dumps({"api_key": "key-abcdef", "region": "eu-central-1"})
     _ok(
         env,
         *("connections", "add", "api", "--conn-type", "http", "--conn-host", "api.example"),
@@ -69,11 +69,11 @@ def test_secrets_are_encrypted_in_the_row_and_absent_from_the_audit(secrets_env:
     )
     [(password, stored_extra, host)] = _raw("SELECT password, extra, host FROM connection")
     assert host == "api.example"
-    for secret in ("hunter2-pw", "key-abcdef", "eu"):
+    for secret in ("hunter2-pw", "key-abcdef", "eu-central-1"):
         assert secret not in str(password) and secret not in str(stored_extra)
     assert str(password).startswith("gAAAA")
     [shown] = json.loads(_ok(env, "connections", "get", "api", "-o", "json"))
-    assert shown["extra"] == {"api_key": "***", "region": "eu"}
+    assert shown["extra"] == {"api_key": "***", "region": "eu-central-1"}
     audit = _raw("SELECT event, extra FROM log WHERE event LIKE 'cli_connections%'")
     assert [event for event, _ in audit] == ["cli_connections_add"]
     assert "hunter2-pw" not in str(audit) and "key-abcdef" not in str(audit)

@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 from minisched.host import hostname
 
-TryOutcome = Literal["success", "failed", "skipped"]
+#: How a try ended; `not_started`: its worker did not run it (the scheduler's lease had run out, see
+#: `lease`), so it goes back to scheduled without counting as a try.
+TryOutcome = Literal["success", "failed", "skipped", "not_started"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class TryRequest:
     timeout: float | None = None
     #: The task's `queue=` (None: the default queue); only executors with queues read it.
     queue: str | None = None
+    #: The job that claimed the try (queued it): a remote worker's start is keyed on it.
+    claimed_by_job_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Where a try's log file lives, and how minisched writes its own lines into it.
+"""Where a try's log file and record live, and how minisched writes its own lines into the log.
 
 Shared by the worker that runs the try, the scheduler that fails a try from outside (a dead worker,
 a dead scheduler's orphans), and `tasks logs`, which reads the file back.
@@ -7,10 +7,11 @@ a dead scheduler's orphans), and `tasks logs`, which reads the file back.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def log_path_for(
@@ -58,3 +59,32 @@ def _make_private_dirs(folder: Path) -> None:
     for level in reversed(missing):
         with contextlib.suppress(FileExistsError):  # made meanwhile by another worker
             level.mkdir(mode=0o700)
+
+
+def record_path_for(log_path: str | os.PathLike[str]) -> Path:
+    """The try's record beside its log: `attempt=<n>.json`."""
+    return Path(log_path).with_suffix(".json")
+
+
+def write_try_record(log_path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Replace the try's record atomically (0600, like the log): a reader sees the old one or the new
+    one, never half.
+
+    The worker writes it when the task's code is about to run and again when the try ended, so that
+    recovery learns what happened to a try whose scheduler died before recording it.
+    """
+    path = record_path_for(log_path)
+    _make_private_dirs(path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(json.dumps(record))
+    os.replace(temporary, path)
+
+
+def read_try_record(log_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The try's record, or None when its task's code never began (or the record is unreadable)."""
+    try:
+        record = json.loads(record_path_for(log_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -32,10 +32,11 @@ from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import ImportResult, import_dag_file
 from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout
 from minisched.host import hostname
+from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
 from minisched.scheduler.executors.callbacks import run_callbacks
 from minisched.scheduler.executors.log_sink import LogSink, LogWriter
-from minisched.scheduler.executors.logs import stamped
+from minisched.scheduler.executors.logs import stamped, write_try_record
 from minisched.settings import get_settings, mask_secrets
 
 if TYPE_CHECKING:
@@ -76,6 +77,12 @@ class _TryError(Exception):
         self.detail = detail
 
 
+class _Progress:
+    """Whether the task's code has begun: before that, an interrupted try did not start."""
+
+    began = False
+
+
 @dataclass(frozen=True)
 class _Ending:
     """How a try ended: its outcome, the one-line error, and whether a retry may help."""
@@ -92,16 +99,20 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
     start_date = datetime.now(UTC)
     started = time.monotonic()
     _register_database_password()
+    progress = _Progress()
     try:
         with _captured_output(request.log_path) as log:
-            ending = _run_logged(request, dag_cache, log, started)
+            ending = _run_logged(request, dag_cache, log, started, progress)
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # the log file itself could not be opened or written
-        ending = _Ending("failed", f"Could not run the try: {describe_exception(exc)}")
+    except BaseException as exc:  # the log file itself could not be opened or written, or a signal
+        if progress.began or isinstance(exc, Exception):
+            ending = _Ending("failed", f"Could not run the try: {describe_exception(exc)}")
+        else:  # e.g. its worker was stopped while it opened the log or imported the DAG file
+            ending = _Ending("not_started", "interrupted before the task began")
     if ending.error is not None:
         ending = replace(ending, error=masking.mask_registered(ending.error))
-    return TryResult(
+    result = TryResult(
         ti_id=request.ti_id,
         try_number=request.try_number,
         outcome=ending.outcome,
@@ -113,22 +124,44 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
         retry=ending.retry,
         skip_task_ids=ending.skip_task_ids,
     )
+    if ending.outcome != "not_started":
+        with contextlib.suppress(OSError):
+            write_try_record(request.log_path, _record(result))
+    return result
 
 
-def _run_logged(request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, started: float) -> _Ending:
+def _record(result: TryResult) -> dict[str, Any]:
+    """How the try ended, for a recovery that finds its result never recorded."""
+    return {
+        "outcome": result.outcome,
+        "start_date": result.start_date.isoformat(),
+        "end_date": result.end_date.isoformat(),
+        "hostname": result.hostname,
+        "pid": result.pid,
+        "error": result.error,
+        "retry": result.retry,
+        "skip_task_ids": list(result.skip_task_ids),
+    }
+
+
+def _run_logged(
+    request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, started: float, progress: _Progress
+) -> _Ending:
     log.write(
         stamped(
             f"Running dag_id={request.dag_id} task_id={request.task_id} run_id={request.run_id} "
             f"try_number={request.try_number} pid={os.getpid()} host={hostname()} file={request.fileloc}"
         )
     )
-    ending = _execute(request, dag_cache, log)
+    ending = _execute(request, dag_cache, log, progress)
     summary = f"Try finished: outcome={ending.outcome} duration={time.monotonic() - started:.3f}s"
     log.write(stamped(f"{summary} error={ending.error}" if ending.error else summary))
     return ending
 
 
-def _execute(request: TryRequest, dag_cache: DagFileCache | None, log: TextIO) -> _Ending:
+def _execute(
+    request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, progress: _Progress
+) -> _Ending:
     """Airflow's order: render the template fields, on_execute_callback, execute, then the
     success, failure, retry or skipped callback; all with `get_current_context()` set."""
     try:
@@ -145,6 +178,12 @@ def _execute(request: TryRequest, dag_cache: DagFileCache | None, log: TextIO) -
     except _TryError as exc:
         log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
         return _Ending("failed", mask_secrets(str(exc)))
+    if not lease.held():  # none of the task's code (templates, callbacks, execute) has run yet
+        log.write(stamped("Not started: the scheduler's lease ran out (it may have been declared dead)"))
+        return _Ending("not_started", "the scheduler's lease ran out before the task started")
+    # Written before any of the task's code runs: without it, recovery knows the try never began.
+    write_try_record(request.log_path, {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()})
+    progress.began = True
     with running_with_context(context):
         ending = _run_task(task, context, request, log)
         if ending.exception is not None:
