@@ -100,16 +100,27 @@ def _worker(env: Env, queue: str) -> Iterator[None]:
         celery_worker._context = None
 
 
-def _set_try(request: TryRequest, *, state: str, try_number: int) -> None:
+def _set_try(request: TryRequest, *, state: str, try_number: int, job_id: int | None = None) -> None:
+    """The try's row as if `job_id` (default: the job the message names) had claimed it."""
     from minisched.db.session import create_session
     from minisched.models import TaskInstance
 
+    claimer = request.claimed_by_job_id if job_id is None else job_id
     with create_session() as session:
         session.execute(
             update(TaskInstance)
             .where(TaskInstance.id == request.ti_id)
-            .values(state=state, try_number=try_number)
+            .values(state=state, try_number=try_number, queued_by_job_id=claimer)
         )
+
+
+def _other_job() -> int:
+    from minisched.db.session import create_session
+    from minisched.models.types import utcnow
+    from minisched.scheduler import job as jobs
+
+    with create_session() as session:
+        return jobs.register_job(session=session, now=utcnow())
 
 
 def _drops(caplog: pytest.LogCaptureFixture) -> int:
@@ -174,3 +185,21 @@ def test_a_stale_try_number_is_dropped(
     assert not tokens.exists()
     (ti,) = task_instances("claims")
     assert (ti.state, ti.try_number) == ("queued", request.try_number + 1)
+
+
+def test_a_message_of_a_job_that_lost_the_try_is_dropped(
+    env: Env, queued_try: tuple[_Publisher, TryRequest, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fence of a remote start: the try was reaped from the job the message names and queued again
+    by another job under the same number; the old message starts nothing."""
+    caplog.set_level(logging.INFO, logger="minisched.workers")
+    publisher, request, tokens = queued_try
+    assert request.claimed_by_job_id is not None
+    other = _other_job()
+    _set_try(request, state="queued", try_number=request.try_number, job_id=other)
+    publisher.executor.publish(request)
+    with _worker(env, publisher.executor.default_queue):
+        wait_until(lambda: _drops(caplog) == 2, timeout=30, message="both messages dropped")
+    assert not tokens.exists()
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number, ti.queued_by_job_id) == ("queued", request.try_number, other)

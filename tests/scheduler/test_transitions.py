@@ -126,12 +126,12 @@ def _in_session(work: Callable[[Any], Any]) -> Any:
         return work(session)
 
 
-def _job(*, alive: bool = True) -> int:
+def _job(*, alive: bool = True, job_type: str = "scheduler") -> int:
     from minisched.models import Job, JobState
     from minisched.scheduler.job import register_job
 
     def register(session: Any) -> int:
-        job_id = register_job(session=session, now=NOW)
+        job_id = register_job(session=session, now=NOW, job_type=job_type)
         if not alive:
             session.execute(update(Job).where(Job.id == job_id).values(state=JobState.FAILED))
         return job_id
@@ -382,6 +382,23 @@ def test_reap_records_what_really_happened_to_the_tries_of_dead_jobs_only(rows: 
         "low": ("running", 1),
     }
     assert f"(job {dead}) of this try died" in rows.log_path("c", 1).read_text()
+
+
+def test_reap_fails_the_started_tries_of_a_dead_celery_worker_whose_records_are_elsewhere(rows: Rows) -> None:
+    """A worker took the try over only after its own start won, and wrote its record on its own machine:
+    with no record here, the try still began, so it is retried (or failed), never handed back."""
+    me, worker = _job(), _job(alive=False, job_type="celery_worker")
+    rows.put("a", "running", try_number=1, job_id=worker)
+    rows.put("high", "running", try_number=1, job_id=worker)  # no retries left
+    rows.put("b", "running", try_number=1, job_id=worker)
+    rows.record("b", 1, "success")  # a record that is visible still says what happened
+    finished, count = _reap(rows, me)
+    assert count == 3 and finished == {(DAG_ID, rows.run_id): {"b", "high"}}
+    states = {t: (rows.row(t).state, rows.row(t).try_number) for t in ("a", "high", "b")}
+    assert states == {"a": ("up_for_retry", 1), "high": ("failed", 1), "b": ("success", 1)}
+    assert (
+        f"The worker (job {worker}) of this try died before it finished" in rows.log_path("a", 1).read_text()
+    )
 
 
 def test_reap_ignores_a_record_older_than_the_claim(rows: Rows) -> None:
