@@ -2,7 +2,8 @@
 
 The main process consumes messages (late acks, a prefetch of one) and heart-beats as a `job` row. Each
 message is handled in a pool process:
-1. start: the queued -> running compare-and-set on (ti id, try_number). Nothing matched (a duplicate
+1. start: the queued -> running compare-and-set on (ti id, try_number, the claiming scheduler's job
+   named in the message): the fence, see `claims`. Nothing matched (a duplicate
    message, a try withdrawn or already failed by the queued timeout): the message is acknowledged and
    dropped. From here this worker's job owns the try, so recovery fails or retries it if we die.
 2. run the try in a freshly forked child (timeout, process-group kill), shipping its log to the
