@@ -271,6 +271,8 @@ def _broker_lost(env: Env, procs: Procs, tmp_path: Path, own: OwnRedis) -> None:
         [scheduler],
         "3 tries queued (no worker yet)",
     )
+    queue = env.vars["MINISCHED_DEFAULT_QUEUE"]
+    wait_for(lambda: _messages_waiting(own.url, queue) == 3, [scheduler], "the 3 messages in the broker")
     own.stop()  # every message is lost with it
     own.start()
     worker = start_worker(procs, unique("w"), tmp_path / "logs", extra_env=broker)
@@ -284,6 +286,17 @@ def _broker_lost(env: Env, procs: Procs, tmp_path: Path, own: OwnRedis) -> None:
     timeouts = [row for row in log_rows("lost", event="up_for_retry") if "queued longer" in (row.extra or "")]
     assert len(timeouts) == sum(ti.try_number - 1 for ti in tis)
     assert scheduler.stop() == 0, scheduler.output()
+
+
+def _messages_waiting(url: str, queue: str) -> int:
+    """Messages on `queue` no worker took yet (kombu's Redis transport keeps a queue as a list)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.llen(queue))
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=False)
