@@ -49,6 +49,7 @@ BENCHMARKS = (
     Benchmark("memory", "benchmarks.bench_memory", "6. Scheduler memory"),
     Benchmark("latency", "benchmarks.bench_latency", "7. Scheduling latency"),
     Benchmark("webserver", "benchmarks.bench_webserver", "8. Web server"),
+    Benchmark("celery", "benchmarks.bench_celery", "9. Celery executor vs local"),
 )
 AIRFLOW = Benchmark("airflow", "benchmarks.bench_airflow", "Airflow 2.10.5 side by side", per_backend=False)
 

@@ -41,6 +41,9 @@ class Settings:
     default_timezone: str
     #: A try's log file stops growing here (a truncation marker says so); the rest is discarded.
     task_log_max_bytes: int
+    celery_broker_url: str
+    default_queue: str
+    task_queued_timeout: float
     db_outage_grace: float
     dag_file_processor_timeout: float
     dag_file_processor_memory_limit_mb: int
@@ -115,7 +118,14 @@ def _parse_words(text: str) -> tuple[str, ...]:
     return tuple(word.strip().lower() for word in text.split(",") if word.strip())
 
 
-EXECUTORS = ("local", "sequential")
+def _parse_queue_name(text: str) -> str:
+    value = text.strip()
+    if not value or "," in value:
+        raise ValueError(f"expected one queue name (no commas), got {text!r}")
+    return value
+
+
+EXECUTORS = ("local", "sequential", "celery")
 
 
 def _parse_timezone_name(text: str) -> str:
@@ -147,6 +157,9 @@ _PARSERS: dict[str, Any] = {
     "sensitive_var_keys": _parse_words,
     "default_timezone": _parse_timezone_name,
     "task_log_max_bytes": _parse_positive_int,
+    "celery_broker_url": str,
+    "default_queue": _parse_queue_name,
+    "task_queued_timeout": _parse_positive_float,
     "db_outage_grace": _parse_positive_float,
     "dag_file_processor_timeout": _parse_positive_float,
     "dag_file_processor_memory_limit_mb": _parse_positive_int,
@@ -170,6 +183,9 @@ def _defaults(home: Path) -> dict[str, str]:
         "sensitive_var_keys": "",
         "default_timezone": "UTC",
         "task_log_max_bytes": str(100 * 1024 * 1024),
+        "celery_broker_url": "",
+        "default_queue": "default",
+        "task_queued_timeout": "600",
         "db_outage_grace": "60",
         "dag_file_processor_timeout": "30",
         "dag_file_processor_memory_limit_mb": "2048",

@@ -36,7 +36,7 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     ("key", "value", "message"),
     [
         ("MINISCHED_PARALLELISM", "zero", "parallelism"),
-        ("MINISCHED_EXECUTOR", "celery", "unknown executor"),
+        ("MINISCHED_EXECUTOR", "kubernetes", "unknown executor"),
         ("MINISCHED_DAGS_ARE_PAUSED_AT_CREATION", "maybe", "true or false"),
     ],
 )

@@ -41,6 +41,7 @@ TASK_DEFAULTS: Mapping[str, Any] = {
     "execution_timeout": None,
     "pool": "default_pool",
     "pool_slots": 1,
+    "queue": None,
     "priority_weight": 1,
     "weight_rule": "downstream",
     "trigger_rule": TriggerRule.ALL_SUCCESS.value,
@@ -88,6 +89,7 @@ class BaseOperator:
         execution_timeout: timedelta | float | NotSet | None = NOTSET,
         pool: str | NotSet = NOTSET,
         pool_slots: int | NotSet = NOTSET,
+        queue: str | NotSet | None = NOTSET,
         priority_weight: int | NotSet = NOTSET,
         weight_rule: str | NotSet = NOTSET,
         trigger_rule: str | NotSet = NOTSET,
@@ -137,6 +139,9 @@ class BaseOperator:
         )
         self.pool: str = check.text("pool", arg("pool", pool))
         self.pool_slots: int = check.pool_slots(arg("pool_slots", pool_slots))
+        # None: the executor's default queue (MINISCHED_DEFAULT_QUEUE); only the Celery executor reads it.
+        queue_name = arg("queue", queue)
+        self.queue: str | None = None if queue_name is None else check.text("queue", queue_name)
         self.priority_weight: int = check.integer("priority_weight", arg("priority_weight", priority_weight))
         self.weight_rule: str = check.choice("weight_rule", arg("weight_rule", weight_rule), WEIGHT_RULES)
         self.trigger_rule: TriggerRule = TriggerRule(

@@ -75,6 +75,8 @@ def _serialize_task(task: BaseOperator) -> dict[str, Any]:
         "depends_on_past": task.depends_on_past,
         "doc": task.doc,
         "task_group": task.task_group.group_id if task.task_group else None,
+        # Only when set: a DAG that never names a queue keeps the hash it had before queues existed.
+        **({"queue": task.queue} if task.queue is not None else {}),
     }
 
 
@@ -106,6 +108,7 @@ class SerializedTask:
     doc: str | None
     task_group: str | None = None
     dag_id: str = field(default="", compare=False)
+    queue: str | None = None
 
     def next_retry_delay(self, try_number: int, logical_date: datetime | None = None) -> timedelta:
         """Same as ``BaseOperator.next_retry_delay``."""
@@ -136,6 +139,7 @@ class SerializedTask:
             "depends_on_past": self.depends_on_past,
             "doc": self.doc,
             "task_group": self.task_group,
+            **({"queue": self.queue} if self.queue is not None else {}),
         }
 
 
@@ -294,6 +298,7 @@ def _deserialize_task(data: dict[str, Any], dag_id: str) -> SerializedTask:
         doc=data["doc"],
         task_group=data.get("task_group"),
         dag_id=dag_id,
+        queue=data.get("queue"),
     )
 
 

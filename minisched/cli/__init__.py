@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from minisched.cli.commands_celery import celery_group
 from minisched.cli.commands_clean import clean
 from minisched.cli.commands_config import config_command, version_command
 from minisched.cli.commands_connections import connections_group
@@ -105,6 +106,7 @@ for command in (
     scheduler,
     webserver,
     tokens_group,
+    celery_group,
     config_command,
     version_command,
 ):

@@ -14,7 +14,7 @@ from minisched.cli.params import count
 @click.command()
 @dags_folder_option
 @click.option("--num-runs", "-n", type=count(1), help="Stop after this many loops.")
-@click.option("--executor", type=click.Choice(["local", "sequential"]), help="Where tries run.")
+@click.option("--executor", type=click.Choice(["local", "sequential", "celery"]), help="Where tries run.")
 @click.option("--parallelism", type=count(1), help="How many tries run at once.")
 def scheduler(
     dags_folder: Path | None, num_runs: int | None, executor: str | None, parallelism: int | None
@@ -48,6 +48,8 @@ def scheduler(
         idle_sleep=settings.scheduler_idle_sleep,
         heartbeat_interval=settings.scheduler_heartbeat,
         zombie_threshold=settings.zombie_threshold,
+        # A local executor's queue cannot lose a try; a broker can.
+        queued_timeout=settings.task_queued_timeout if settings.executor == "celery" else None,
         db_outage_grace=settings.db_outage_grace,
     )
     loop = SchedulerLoop(executor_for(settings.executor, settings.parallelism), options)

@@ -70,8 +70,10 @@ def logs(
     if wanted < 1 or wanted > latest:
         raise MinischedError(f"{task_id!r} in {run_id!r} has had {latest} tries; there is no try {wanted}")
     path = log_path_for(get_settings().logs_folder, dag_id, run_id, task_id, wanted)
+    if _print_shipped(dag_id, run_id, task_id, wanted, local_file=path, tail=tail, follow=follow):
+        return
     if not path.is_file():
-        raise MinischedError(f"no log for try {wanted} of {task_id!r} at {path}")
+        raise MinischedError(f"no log for try {wanted} of {task_id!r}: no worker shipped one, none at {path}")
     import sys
 
     out = sys.stdout.buffer
@@ -89,6 +91,46 @@ def logs(
             log_reader.follow(log, start, write, running)
         else:
             log_reader.copy_from(log, start, write)
+
+
+def _print_shipped(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int,
+    *,
+    local_file: Path,
+    tail: int | None,
+    follow: bool,
+) -> bool:
+    """Print the log a Celery worker shipped to the database (merged with this machine's copy, which
+    may hold lines a scheduler added); False when no worker shipped any (the try ran here)."""
+    import time
+
+    from minisched.db.session import create_session
+    from minisched.db.task_logs import TryKey, read_try_log
+
+    key = TryKey(dag_id, run_id, task_id, try_number)
+
+    def read() -> str | None:
+        with create_session() as session:
+            return read_try_log(key, local_file=local_file, session=session, shipped_only=True)
+
+    text = read()
+    if text is None:
+        return False
+    if tail is not None:
+        text = "".join(text.splitlines(keepends=True)[-tail:]) if tail else ""
+        shown = len(read() or "")
+    else:
+        shown = len(text)
+    click.echo(text, nl=False)
+    while follow and _try_is_running(dag_id, run_id, task_id, try_number):
+        time.sleep(0.5)  # a worker ships about once a second
+        latest = read() or ""
+        click.echo(latest[shown:], nl=False)
+        shown = len(latest)
+    return True
 
 
 def _latest_try(dag_id: str, run_id: str, task_id: str) -> int:

@@ -16,6 +16,7 @@ from minisched.models.log import Log
 from minisched.models.pool import DEFAULT_POOL_NAME, DEFAULT_POOL_SLOTS, Pool
 from minisched.models.state import DagRunState, DagRunType, JobState, TaskInstanceState
 from minisched.models.task_instance import TaskInstance
+from minisched.models.task_log import TaskLog
 from minisched.models.variable import Variable
 from minisched.models.xcom import XCom
 
@@ -45,6 +46,7 @@ __all__ = [
     "SerializedDagModel",
     "TaskInstance",
     "TaskInstanceState",
+    "TaskLog",
     "Variable",
     "XCom",
     "table_of",

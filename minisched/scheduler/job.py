@@ -15,19 +15,25 @@ from minisched.models import Job, JobState
 SCHEDULER_JOB_TYPE = "scheduler"
 BACKFILL_JOB_TYPE = "backfill"
 DAG_TEST_JOB_TYPE = "dag_test"
+#: A `minisched celery worker`: it owns the tries it started, until it records their results.
+CELERY_WORKER_JOB_TYPE = "celery_worker"
 #: Job types that drive only the runs they created themselves.
 RUN_OWNING_JOB_TYPES = (BACKFILL_JOB_TYPE, DAG_TEST_JOB_TYPE)
 #: Job types whose loop heart-beats while tries run (a `dags test` runs each try inline instead).
-HEARTBEATING_JOB_TYPES = frozenset({SCHEDULER_JOB_TYPE, BACKFILL_JOB_TYPE})
+HEARTBEATING_JOB_TYPES = frozenset({SCHEDULER_JOB_TYPE, BACKFILL_JOB_TYPE, CELERY_WORKER_JOB_TYPE})
 
 
-def register_job(*, session: Session, now: datetime, job_type: str = SCHEDULER_JOB_TYPE) -> int:
+def register_job(
+    *, session: Session, now: datetime, job_type: str = SCHEDULER_JOB_TYPE, host: str | None = None
+) -> int:
+    """A new running job of this process; `host` names it when it is not this machine's name (a Celery
+    worker's --hostname)."""
     result = session.execute(
         insert(Job)
         .values(
             job_type=job_type,
             state=JobState.RUNNING,
-            hostname=hostname(),
+            hostname=host or hostname(),
             pid=os.getpid(),
             start_date=now,
             latest_heartbeat=now,

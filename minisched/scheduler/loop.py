@@ -62,6 +62,8 @@ class SchedulerOptions:
     job_type: str = jobs.SCHEDULER_JOB_TYPE
     job_id: int | None = None  # a job row registered by the caller (dags test owns its run through it)
     respect_limits: bool = True  # pools and max_active_tasks; dags test runs tries one by one anyway
+    #: Fail or retry tries queued longer than this (executors whose queue can lose work: celery).
+    queued_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -439,6 +441,7 @@ class SchedulerLoop:
             now=now,
             cache=self.cache,
             log_path_for=lambda d, r, t, n: log_path_for(logs, d, r, t, n),
+            queued_timeout=self.options.queued_timeout,
         )
 
     def _request(self, queued: QueuedTi) -> TryRequest:
@@ -462,6 +465,8 @@ class SchedulerLoop:
             data_interval_end=queued.data_interval_end,
             conf=queued.conf,
             timeout=timeout,
+            queue=task.queue if task is not None else None,
+            claimed_by_job_id=self.job_id,
         )
 
 

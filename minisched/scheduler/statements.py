@@ -160,27 +160,42 @@ WITHDRAW = (
     .where(_THIS_TRY, or_(TI.c.state == S.QUEUED, TI.c.state == S.RUNNING))
     .values(state=S.SCHEDULED, try_number=TI.c.try_number - 1, queued_by_job_id=None)
 )
-#: reap, first half: in-flight tries whose job is no longer running (or that no job queued).
-ORPHANS = select(
-    TI.c.id,
-    TI.c.id.label("ti_id"),
-    TI.c.dag_id,
-    TI.c.run_id,
-    TI.c.task_id,
-    TI.c.try_number,
-    TI.c.queued_by_job_id,
-    TI.c.queued_dttm,
-    TI.c.start_date,
-).where(
-    TI.c.state.in_([S.QUEUED, S.RUNNING]),
-    or_(
-        TI.c.queued_by_job_id.is_(None),
-        and_(
-            TI.c.queued_by_job_id != bindparam("my_job_id"),
-            TI.c.queued_by_job_id.not_in(select(JOB.c.id).where(JOB.c.state == JobState.RUNNING)),
+_OWNER = JOB.alias("owner")
+#: reap, first half: in-flight tries whose job is no longer running (or that no job queued), with the
+#: type of that job (a Celery worker's tries keep their records on the worker's machine).
+ORPHANS = (
+    select(
+        TI.c.id,
+        TI.c.id.label("ti_id"),
+        TI.c.dag_id,
+        TI.c.run_id,
+        TI.c.task_id,
+        TI.c.try_number,
+        TI.c.queued_by_job_id,
+        TI.c.queued_dttm,
+        TI.c.start_date,
+        _OWNER.c.job_type.label("owner_type"),
+    )
+    .select_from(TI.outerjoin(_OWNER, _OWNER.c.id == TI.c.queued_by_job_id))
+    .where(
+        TI.c.state.in_([S.QUEUED, S.RUNNING]),
+        or_(
+            TI.c.queued_by_job_id.is_(None),
+            and_(
+                TI.c.queued_by_job_id != bindparam("my_job_id"),
+                TI.c.queued_by_job_id.not_in(select(JOB.c.id).where(JOB.c.state == JobState.RUNNING)),
+            ),
         ),
-    ),
+    )
 )
+#: On PostgreSQL the orphans stay locked until reaped: a worker starting one of them meanwhile waits and
+#: then finds nothing to start; one whose start is already under way is skipped (its worker owns it).
+ORPHANS_LOCKED = ORPHANS.with_for_update(of=TI, skip_locked=True)
+#: reap, for executors whose queue can lose a try (celery): tries queued since before `queued_before`.
+QUEUED_TOO_LONG = select(
+    TI.c.id, TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number, TI.c.queued_by_job_id, TI.c.start_date
+).where(TI.c.state == S.QUEUED, TI.c.queued_dttm < bindparam("queued_before"))
+QUEUED_TOO_LONG_LOCKED = QUEUED_TOO_LONG.with_for_update(of=TI, skip_locked=True)
 #: recovery: the jobs found dead -> failed (only while still marked running).
 FAIL_JOBS = (
     update(JOB)

@@ -40,10 +40,12 @@ from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryOutcome, TryResult, TryStarted
 from minisched.scheduler.executors.logs import append_log_line, read_try_record
+from minisched.scheduler.job import CELERY_WORKER_JOB_TYPE
 
 log = logging.getLogger(__name__)
 S = TaskInstanceState
 _IN_FLIGHT = (S.QUEUED, S.RUNNING)
+_ENDED = (S.SUCCESS, S.FAILED, S.SKIPPED)
 
 
 class Claimable(Protocol):
@@ -139,9 +141,14 @@ def finish(
     never_started = []
     for result in results:
         row = rows.get(result.ti_id)
-        if row is None or (row.try_number, row.queued_by_job_id) != (result.try_number, job_id):
+        if row is None or row.try_number != result.try_number:
             continue
-        if row.state not in _IN_FLIGHT:
+        if row.state in _ENDED:
+            # A second report of this try (a remote worker recorded it first, under its own job): nothing
+            # to write, but its downstream tasks are worth a look now rather than at the next sweep.
+            finished[(row.dag_id, row.run_id)].add(row.task_id)
+            continue
+        if row.queued_by_job_id != job_id or row.state not in _IN_FLIGHT:
             continue
         del rows[result.ti_id]  # a second report of this try in the same batch changes nothing
         if result.outcome == "not_started":
@@ -279,7 +286,8 @@ def reap(
     success is not run again); one that began and never finished fails (or is retried); one whose
     task never began is withdrawn, back to scheduled, without counting as a try.
     """
-    orphans = session.execute(sql.ORPHANS, {"my_job_id": my_job_id}).all()
+    orphans_sql = sql.ORPHANS_LOCKED if is_postgresql(session) else sql.ORPHANS
+    orphans = session.execute(orphans_sql, {"my_job_id": my_job_id}).all()
     finished: dict[RunKey, set[str]] = defaultdict(set)
     for job_id, rows in _by_job(orphans).items():
         results, never_started = _what_happened(rows, job_id, my_job_id, log_path_for)
@@ -306,7 +314,18 @@ def _what_happened(
         log_path = log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number)
         record = _record_of(row, log_path)
         dead = f"The scheduler (job {job_id}) of this try died; recovered by job {my_job_id}"
-        if record is None:
+        if row.owner_type == CELERY_WORKER_JOB_TYPE and (record or {}).get("outcome") not in _FINAL_OUTCOMES:
+            # A worker takes a try over only once its own start succeeded, and its record lives on its
+            # machine: a try of a dead worker began, so it was cut short.
+            cause = (
+                f"The worker (job {job_id}) of this try died before it finished; recovered by job {my_job_id}"
+            )
+            append_log_line(log_path, cause)
+            start = row.start_date or datetime.now(UTC)
+            results.append(
+                TryResult.failed(row.ti_id, row.try_number, cause, pid=os.getpid(), start_date=start)
+            )
+        elif record is None:
             never_started.append(row)
             append_log_line(log_path, f"{dead}: the try never started and goes back to scheduled")
         elif record.get("outcome") in _FINAL_OUTCOMES:

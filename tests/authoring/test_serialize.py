@@ -174,3 +174,30 @@ def test_unknown_format_version_is_refused() -> None:
     data["format_version"] = 99
     with pytest.raises(ValueError, match="format 99 is not supported"):
         deserialize_dag(data)
+
+
+def test_queue_is_serialized_only_when_set_so_other_dags_keep_their_hash() -> None:
+    import pytest
+
+    from minisched.exceptions import DagDefinitionError
+
+    with DAG("queues", schedule=None, default_args={"queue": "gpu"}) as dag:
+        EmptyOperator(task_id="on_gpu")
+        EmptyOperator(task_id="on_cpu", queue="cpu")
+    with DAG("plain", schedule=None) as plain:
+        EmptyOperator(task_id="anywhere")
+
+    data = serialize_dag(dag)
+    assert {t["task_id"]: t["queue"] for t in data["tasks"]} == {"on_cpu": "cpu", "on_gpu": "gpu"}
+    restored = deserialize_dag(json.loads(json.dumps(data)))
+    assert restored.tasks["on_gpu"].queue == "gpu" and restored.tasks["on_cpu"].queue == "cpu"
+    assert restored.tasks["on_gpu"].to_dict()["queue"] == "gpu"
+
+    plain_data = serialize_dag(plain)
+    assert "queue" not in plain_data["tasks"][0]
+    assert deserialize_dag(plain_data).tasks["anywhere"].queue is None
+    assert dag_hash(plain_data) == dag_hash(deserialize_dag(plain_data).to_dict())
+
+    bad_queue = pytest.raises(DagDefinitionError, match="queue must be a non-empty string")
+    with bad_queue, DAG("bad", schedule=None):
+        EmptyOperator(task_id="nowhere", queue="")

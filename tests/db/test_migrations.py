@@ -13,7 +13,7 @@ from minisched.db.engine import make_engine
 from minisched.models import Base
 from tests.conftest import Env
 
-HEAD = "0006_api_token"
+HEAD = "0007_task_log"
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 

@@ -294,7 +294,8 @@ def test_executor_for_knows_local_and_sequential() -> None:
     assert isinstance(local, LocalExecutor) and local.parallelism == 3
     sequential = executor_for("Sequential", 8)
     assert isinstance(sequential, SequentialExecutor) and sequential.parallelism == 1
-    with pytest.raises(ValueError, match="unknown executor 'celery'; valid executors: local, sequential"):
-        executor_for("celery", 2)
+    unknown = "unknown executor 'k8s'; valid executors: local, sequential, celery"
+    with pytest.raises(ValueError, match=unknown):
+        executor_for("k8s", 2)
     with pytest.raises(ValueError, match="parallelism"):
         LocalExecutor(0)

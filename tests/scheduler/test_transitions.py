@@ -126,12 +126,12 @@ def _in_session(work: Callable[[Any], Any]) -> Any:
         return work(session)
 
 
-def _job(*, alive: bool = True) -> int:
+def _job(*, alive: bool = True, job_type: str = "scheduler") -> int:
     from minisched.models import Job, JobState
     from minisched.scheduler.job import register_job
 
     def register(session: Any) -> int:
-        job_id = register_job(session=session, now=NOW)
+        job_id = register_job(session=session, now=NOW, job_type=job_type)
         if not alive:
             session.execute(update(Job).where(Job.id == job_id).values(state=JobState.FAILED))
         return job_id
@@ -273,12 +273,20 @@ def test_finish_of_a_branching_success_skips_the_named_tasks_that_have_not_start
     assert rows.row("high").state is None  # only a success skips
 
 
-@pytest.mark.parametrize(
-    ("state", "try_number"), [("running", 2), ("scheduled", 1), ("failed", 1), (None, 1)]
-)
-def test_finish_ignores_a_stale_or_second_report(rows: Rows, state: str | None, try_number: int) -> None:
+@pytest.mark.parametrize(("state", "try_number"), [("running", 2), ("scheduled", 1), (None, 1)])
+def test_finish_ignores_a_stale_report(rows: Rows, state: str | None, try_number: int) -> None:
     ti_id = rows.put("a", state, try_number=try_number)
     assert _finish([_result(ti_id, 1, "success")]) == {}
+    assert (rows.row("a").state, rows.events("a")) == (state, [])
+
+
+@pytest.mark.parametrize("state", ["failed", "success", "skipped"])
+def test_a_second_report_of_an_ended_try_writes_nothing_but_names_the_task(rows: Rows, state: str) -> None:
+    """A remote worker recorded the try itself; the scheduler's copy of the report only tells it which
+    downstream tasks to look at now."""
+    scheduler, worker = _job(), _job()
+    ti_id = rows.put("a", state, try_number=1, job_id=worker)  # the worker took the try over at its start
+    assert _finish([_result(ti_id, 1, "success")], job_id=scheduler) == {(DAG_ID, rows.run_id): {"a"}}
     assert (rows.row("a").state, rows.events("a")) == (state, [])
 
 
@@ -415,6 +423,23 @@ def test_reap_records_what_really_happened_to_the_tries_of_dead_jobs_only(rows: 
         "low": ("running", 1),
     }
     assert f"(job {dead}) of this try died" in rows.log_path("c", 1).read_text()
+
+
+def test_reap_fails_the_started_tries_of_a_dead_celery_worker_whose_records_are_elsewhere(rows: Rows) -> None:
+    """A worker took the try over only after its own start won, and wrote its record on its own machine:
+    with no record here, the try still began, so it is retried (or failed), never handed back."""
+    me, worker = _job(), _job(alive=False, job_type="celery_worker")
+    rows.put("a", "running", try_number=1, job_id=worker)
+    rows.put("high", "running", try_number=1, job_id=worker)  # no retries left
+    rows.put("b", "running", try_number=1, job_id=worker)
+    rows.record("b", 1, "success")  # a record that is visible still says what happened
+    finished, count = _reap(rows, me)
+    assert count == 3 and finished == {(DAG_ID, rows.run_id): {"b", "high"}}
+    states = {t: (rows.row(t).state, rows.row(t).try_number) for t in ("a", "high", "b")}
+    assert states == {"a": ("up_for_retry", 1), "high": ("failed", 1), "b": ("success", 1)}
+    assert (
+        f"The worker (job {worker}) of this try died before it finished" in rows.log_path("a", 1).read_text()
+    )
 
 
 def test_reap_ignores_a_record_older_than_the_claim(rows: Rows) -> None:

@@ -35,6 +35,10 @@ class TryRequest:
     data_interval_end: datetime | None
     conf: dict[str, Any] | None = None
     timeout: float | None = None
+    #: The task's `queue=` (None: the default queue); only executors with queues read it.
+    queue: str | None = None
+    #: The job that claimed the try (queued it): a remote worker's start is keyed on it.
+    claimed_by_job_id: int | None = None
 
 
 @dataclass(frozen=True)

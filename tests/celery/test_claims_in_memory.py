@@ -1,0 +1,205 @@
+"""The worker's claim logic on Celery's in-memory broker, in this process: one try, many messages.
+
+The scheduler loop queues the try and publishes it; a Celery worker (a thread, solo pool) consumes the
+messages. Only the compare-and-set decides whether a message runs its try: a duplicate, a withdrawn
+try or a stale try number is acknowledged and dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from minisched.scheduler.executors.base import TryRequest
+from tests.celery.helpers import token_counts, token_dag, unique
+from tests.conftest import BACKENDS, Env
+from tests.scheduler.helpers import log_rows, task_instances, wait_until
+
+pytest.importorskip("celery")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The claim logic is plain SQL: both backends (only the celery *executor* insists on PostgreSQL)."""
+    return str(request.param)
+
+
+class _Publisher:
+    """The scheduler's side: a CeleryExecutor on the in-memory broker that remembers what it sent."""
+
+    def __init__(self, queue: str) -> None:
+        from minisched.scheduler.executors.celery_executor import CeleryExecutor
+
+        self.executor = CeleryExecutor(1, broker_url="memory://", default_queue=queue, queued_timeout=600)
+        self.sent: list[TryRequest] = []
+        original = self.executor.publish
+
+        def publish(request: TryRequest) -> None:
+            self.sent.append(request)
+            original(request)
+
+        self.executor.publish = publish  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def queued_try(env: Env, tmp_path: Path) -> Iterator[tuple[_Publisher, TryRequest, Path]]:
+    """A run whose one try the scheduler loop queued and published, then withdrew at its shutdown."""
+    from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
+
+    tokens = tmp_path / "tokens.txt"
+    env.write_dag(
+        "claims.py",
+        token_dag(
+            "claims",
+            tokens,
+            """
+            with DAG("claims", schedule=None, start_date=START):
+                PythonOperator(task_id="only", python_callable=mark)
+            """,
+        ),
+    )
+    assert env.run_cli("dags", "list").exit_code == 0
+    assert env.run_cli("dags", "trigger", "claims").exit_code == 0
+    publisher = _Publisher(unique("q"))
+    options = SchedulerOptions(
+        logs_folder=env.logs_folder, dags_folder=env.dags_folder, num_runs=5, handle_signals=False
+    )
+    SchedulerLoop(publisher.executor, options).run()
+    (request,) = publisher.sent
+    yield publisher, request, tokens
+
+
+@contextlib.contextmanager
+def _worker(env: Env, queue: str) -> Iterator[None]:
+    from celery.contrib.testing.worker import start_worker
+
+    from minisched.db.session import create_session
+    from minisched.models.types import utcnow
+    from minisched.scheduler import job as jobs
+    from minisched.scheduler.executors.celery_messages import TASK_NAME, make_app
+    from minisched.workers import celery_worker
+
+    with create_session() as session:
+        job_id = jobs.register_job(
+            session=session, now=utcnow(), job_type=jobs.CELERY_WORKER_JOB_TYPE, host="mem"
+        )
+    celery_worker._context = celery_worker.WorkerContext(
+        name="mem", job_id=job_id, logs_folder=env.home / "worker-logs", broker_url="memory://"
+    )
+    app = make_app("memory://", default_queue=queue)
+    app.task(name=TASK_NAME, acks_late=True)(celery_worker.run_message)
+    try:
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=[queue]):
+            yield
+    finally:
+        celery_worker._context = None
+
+
+def _set_try(request: TryRequest, *, state: str, try_number: int, job_id: int | None = None) -> None:
+    """The try's row as if `job_id` (default: the job the message names) had claimed it."""
+    from minisched.db.session import create_session
+    from minisched.models import TaskInstance
+
+    claimer = request.claimed_by_job_id if job_id is None else job_id
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.id == request.ti_id)
+            .values(state=state, try_number=try_number, queued_by_job_id=claimer)
+        )
+
+
+def _other_job() -> int:
+    from minisched.db.session import create_session
+    from minisched.models.types import utcnow
+    from minisched.scheduler import job as jobs
+
+    with create_session() as session:
+        return jobs.register_job(session=session, now=utcnow())
+
+
+def _drops(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("message dropped" in record.getMessage() for record in caplog.records)
+
+
+def _reports(publisher: _Publisher, count: int) -> list[object]:
+    seen: list[object] = []
+
+    def arrived() -> bool:
+        seen.extend(publisher.executor.poll(0.05))
+        return len(seen) >= count
+
+    wait_until(arrived, timeout=60, message=f"{count} finished report(s)")
+    return seen
+
+
+def test_withdrawn_try_is_dropped_by_the_worker(
+    env: Env, queued_try: tuple[_Publisher, TryRequest, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="minisched.workers")
+    publisher, _, tokens = queued_try
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number) == ("scheduled", 0), "the loop's shutdown withdrew the unstarted try"
+    queue = publisher.executor.default_queue
+    with _worker(env, queue):
+        wait_until(lambda: _drops(caplog) == 1, timeout=30, message="the message to be dropped")
+    assert not tokens.exists()
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number) == ("scheduled", 0)
+
+
+def test_a_try_published_twice_runs_once_and_is_reported(
+    env: Env, queued_try: tuple[_Publisher, TryRequest, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="minisched.workers")
+    publisher, request, tokens = queued_try
+    _set_try(request, state="queued", try_number=request.try_number)
+    publisher.executor.publish(request)
+    publisher.executor.publish(request)
+    with _worker(env, publisher.executor.default_queue):
+        (result,) = _reports(publisher, 1)
+        # Three messages carried this try: the loop's own (withdrawn then queued again) and two copies.
+        wait_until(lambda: _drops(caplog) == 2, timeout=30, message="the other copies dropped")
+    assert (result.outcome, result.hostname) == ("success", "mem")
+    assert token_counts(tokens) == {"only 1": 1}
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number, ti.hostname) == ("success", 1, "mem")
+    assert len(log_rows("claims", event="running")) == 1
+    assert publisher.executor.running == 0
+
+
+def test_a_stale_try_number_is_dropped(
+    env: Env, queued_try: tuple[_Publisher, TryRequest, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="minisched.workers")
+    publisher, request, tokens = queued_try
+    _set_try(request, state="queued", try_number=request.try_number + 1)  # cleared and queued again since
+    publisher.executor.publish(request)
+    with _worker(env, publisher.executor.default_queue):
+        wait_until(lambda: _drops(caplog) == 2, timeout=30, message="both messages dropped")
+    assert not tokens.exists()
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number) == ("queued", request.try_number + 1)
+
+
+def test_a_message_of_a_job_that_lost_the_try_is_dropped(
+    env: Env, queued_try: tuple[_Publisher, TryRequest, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fence of a remote start: the try was reaped from the job the message names and queued again
+    by another job under the same number; the old message starts nothing."""
+    caplog.set_level(logging.INFO, logger="minisched.workers")
+    publisher, request, tokens = queued_try
+    assert request.claimed_by_job_id is not None
+    other = _other_job()
+    _set_try(request, state="queued", try_number=request.try_number, job_id=other)
+    publisher.executor.publish(request)
+    with _worker(env, publisher.executor.default_queue):
+        wait_until(lambda: _drops(caplog) == 2, timeout=30, message="both messages dropped")
+    assert not tokens.exists()
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number, ti.queued_by_job_id) == ("queued", request.try_number, other)
