@@ -38,7 +38,7 @@ with DAG("d", schedule=None, sla_miss_callback=print) as dag:
 
     @task.virtualenv
     def venv(): ...
-    @task(multiple_outputs=True, queue="gpu", retries=2)
+    @task(multiple_outputs=True, executor_config={}, retries=2)
     def outputs(): ...
     venv.expand(x=[1, 2])
 '''
@@ -73,7 +73,7 @@ def test_port_rewrites_only_imports_keeps_line_numbers_and_lists_what_is_left(tm
         f"{source}:18: PythonOperator(provide_context=...): minisched does not take this argument",
         f"{source}:19: TriggerRule.NO_SUCH_RULE: minisched's TriggerRule has no 'NO_SUCH_RULE'",
         f"{source}:21: task.virtualenv: minisched's task has no 'virtualenv'",
-        f"{source}:23: task(queue=...): minisched does not take this argument",
+        f"{source}:23: task(executor_config=...): minisched does not take this argument",
         f"{source}:25: .expand(): minisched has no dynamic task mapping (yet)",
         "ported 9 imported name(s); 9 thing(s) minisched lacks are left (listed above)",
     ]
