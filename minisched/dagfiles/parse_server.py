@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         processes=args.processes,
         reply_fd=reply_fd,
     )
-    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+    with contextlib.suppress(OSError, KeyboardInterrupt):  # its client went away: nothing left to answer
         server.serve()
 
 
