@@ -12,11 +12,11 @@ from minisched.cli.commands_celery import celery_group
 from minisched.cli.commands_clean import clean
 from minisched.cli.commands_config import config_command, version_command
 from minisched.cli.commands_connections import connections_group
+from minisched.cli.commands_dag_runs import backfill, list_runs, test, trigger
 from minisched.cli.commands_dags import dags_group
 from minisched.cli.commands_db import db_group, downgradedb, initdb, resetdb, rotate_fernet_key, upgradedb
 from minisched.cli.commands_grid import runs
 from minisched.cli.commands_pools import pools_group
-from minisched.cli.commands_runs import backfill, list_runs, test, trigger
 from minisched.cli.commands_scheduler import scheduler
 from minisched.cli.commands_tasks import tasks_group
 from minisched.cli.commands_tokens import tokens_group

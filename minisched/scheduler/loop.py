@@ -29,7 +29,6 @@ from minisched.models import JobState, RunKey
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
 from minisched.scheduler import transitions
-from minisched.scheduler.critical_section import QueuedTi, queue_scheduled, warn_about_stuck_pools
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
 from minisched.scheduler.executors import lease
@@ -39,6 +38,7 @@ from minisched.scheduler.outage import DatabaseOutage
 from minisched.scheduler.recovery import recover_orphans
 from minisched.scheduler.run_ends import finish_runs, finished_states
 from minisched.scheduler.scheduling import PassResult, running_runs, schedule_pass
+from minisched.scheduler.transitions import QueuedTi, queue_scheduled, warn_about_stuck_pools
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """The scheduler loop's prebuilt statements, all of a try's transitions included, in one catalogue.
 
-Read this file to review the loop's hot SQL in one sitting, in the order of a try's life. Each statement
+Read this file to review the loop's SQL in one sitting, in the order of a try's life. Each statement
 is a Core construct built at import time: building and cache-keying a statement costs more than running
-it on the hot path (the few built per call, e.g. when runs are created, stay with their step). The
-functions that run them live in `transitions` (a try's state changes), `critical_section` (what may be
-claimed under pools and limits), `scheduling` (deciding), and `run_ends` (ending runs).
+it on the hot path. The functions that run them live in `transitions` (a try's state changes, and the
+critical section that claims under pools and limits), `scheduling` (deciding), `dagruns` (creating and
+starting runs), `run_ends` (ending runs), `recovery`, `dag_cache` and `job` (the heartbeat).
 
 Compare-and-set: every UPDATE of a task instance names the state it expects, and those of a try's
 transitions also name its `(id, try_number)` and the job that claimed it, so a stale writer (another
@@ -206,7 +206,7 @@ RUNNING_JOBS = select(JOB.c.id, JOB.c.job_type, JOB.c.hostname, JOB.c.pid, JOB.c
     JOB.c.state == JobState.RUNNING, JOB.c.id != bindparam("my_job_id")
 )
 
-# -- the critical section: what may be claimed (see `critical_section`) ------------------------------
+# -- the critical section: what may be claimed (see `transitions.queue_scheduled`) -----------------
 
 POOLS = select(POOL.c.pool, POOL.c.slots).order_by(POOL.c.id)
 #: On PostgreSQL the pool rows are the critical section's first lock; task instances come second.

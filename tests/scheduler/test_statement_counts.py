@@ -62,7 +62,7 @@ def _jumping_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
     clock = _JumpingClock()
-    for name in ("loop", "dag_cache", "scheduling", "dagruns", "critical_section", "recovery", "run_ends"):
+    for name in ("loop", "dag_cache", "scheduling", "dagruns", "transitions", "recovery", "run_ends"):
         module = importlib.import_module(f"minisched.scheduler.{name}")
         if getattr(module, "time", None) is time:
             monkeypatch.setattr(module, "time", clock)

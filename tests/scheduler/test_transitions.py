@@ -487,7 +487,7 @@ def test_recovery_declares_a_silent_job_dead_then_reaps_its_tries(rows: Rows) ->
 
 def _queue(*, capacity: int = 100) -> list[str]:
     from minisched.db.session import is_postgresql
-    from minisched.scheduler.critical_section import queue_scheduled
+    from minisched.scheduler.transitions import queue_scheduled
 
     job_id = _job()
     lock_rows = is_postgresql()
