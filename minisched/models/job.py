@@ -10,6 +10,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from minisched.models.base import Base
 from minisched.models.types import UtcDateTime
 
+SCHEDULER_JOB_TYPE = "scheduler"
+BACKFILL_JOB_TYPE = "backfill"
+DAG_TEST_JOB_TYPE = "dag_test"
+#: A `minisched celery worker`: it owns the tries it started, until it records their results.
+CELERY_WORKER_JOB_TYPE = "celery_worker"
+#: Job types that drive only the runs they created themselves.
+RUN_OWNING_JOB_TYPES = (BACKFILL_JOB_TYPE, DAG_TEST_JOB_TYPE)
+#: Job types whose loop heart-beats while tries run (a `dags test` runs each try inline instead).
+HEARTBEATING_JOB_TYPES = frozenset({SCHEDULER_JOB_TYPE, BACKFILL_JOB_TYPE, CELERY_WORKER_JOB_TYPE})
+
 
 class Job(Base):
     __tablename__ = "job"

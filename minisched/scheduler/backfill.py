@@ -19,11 +19,12 @@ from minisched.authoring.serialize import SerializedDag
 from minisched.db.session import NEW_SESSION, create_session, provide_session
 from minisched.exceptions import MinischedError
 from minisched.models import DagRun, DagRunState, DagRunType, JobState, RunKey
+from minisched.models.job import BACKFILL_JOB_TYPE
 from minisched.models.state import FINISHED_RUN_STATES
 from minisched.models.types import utcnow
 from minisched.scheduler.dagruns import NewRun, create_dag_runs
 from minisched.scheduler.executors import executor_for
-from minisched.scheduler.job import BACKFILL_JOB_TYPE, end_job, register_job
+from minisched.scheduler.job import end_job, register_job
 from minisched.scheduler.manual_runs import load_dag, run_states, run_to_completion
 
 #: Seconds between two progress reports while the runs are driven.

@@ -5,16 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag, deserialize_dag
-from minisched.models import SerializedDagModel, table_of
-
-_SERIALIZED = table_of(SerializedDagModel)
-_HASHES = select(_SERIALIZED.c.dag_id, _SERIALIZED.c.dag_hash).where(
-    _SERIALIZED.c.dag_id.in_(bindparam("ids", expanding=True))
-)
+from minisched.scheduler import statements as sql
 
 
 class DagStructureCache:
@@ -51,14 +45,10 @@ class DagStructureCache:
     def _check(self, wanted: set[str], *, session: Session) -> dict[str, SerializedDag]:
         if not wanted:
             return {}
-        hashes = dict(session.execute(_HASHES, {"ids": sorted(wanted)}).all())
+        hashes = dict(session.execute(sql.DAG_HASHES, {"ids": sorted(wanted)}).all())
         stale = [dag_id for dag_id, digest in hashes.items() if self._entries.get(dag_id, ("",))[0] != digest]
         if stale:
-            rows = session.execute(
-                select(SerializedDagModel.dag_id, SerializedDagModel.dag_hash, SerializedDagModel.data).where(
-                    SerializedDagModel.dag_id.in_(stale)
-                )
-            )
+            rows = session.execute(sql.SERIALIZED_DAGS, {"ids": stale})
             for dag_id, digest, data in rows:
                 self._entries[dag_id] = (digest, deserialize_dag(data))
         return {dag_id: self._entries[dag_id][1] for dag_id in hashes}

@@ -9,21 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from minisched.authoring.schedules import DataInterval
 from minisched.authoring.serialize import SerializedDag
 from minisched.dagfiles.sync import next_dagrun_fields
-from minisched.models import DagModel, DagRun, DagRunState, DagRunType, TaskInstance
+from minisched.models import DagRunState, DagRunType
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 
 log = logging.getLogger(__name__)
-
-#: How many due DAGs one scheduler iteration creates runs for (others wait for the next iteration).
-MAX_DAGS_PER_LOOP = 64
 
 
 @dataclass(frozen=True)
@@ -50,12 +46,11 @@ def existing_runs(runs: Sequence[NewRun], *, session: Session) -> set[tuple[str,
     if not runs:
         return set()
     rows = session.execute(
-        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date).where(
-            or_(
-                tuple_(DagRun.dag_id, DagRun.run_id).in_([(r.dag_id, r.effective_run_id) for r in runs]),
-                tuple_(DagRun.dag_id, DagRun.logical_date).in_([(r.dag_id, r.logical_date) for r in runs]),
-            )
-        )
+        sql.EXISTING_RUNS,
+        {
+            "run_ids": [(r.dag_id, r.effective_run_id) for r in runs],
+            "logical_dates": [(r.dag_id, r.logical_date) for r in runs],
+        },
     )
     taken: set[tuple[str, object]] = set()
     for dag_id, run_id, logical_date in rows:
@@ -82,12 +77,12 @@ def create_dag_runs(
         fresh.append(run)
     if not fresh:
         return []
-    session.execute(insert(DagRun), [_run_values(run, now, job_id) for run in fresh])
+    session.execute(sql.INSERT_RUNS, [_run_values(run, now, job_id) for run in fresh])
     ti_rows = [
         _ti_values(run, dags[run.dag_id], task_id) for run in fresh for task_id in dags[run.dag_id].tasks
     ]
     if ti_rows:
-        session.execute(insert(TaskInstance), ti_rows)
+        session.execute(sql.INSERT_TIS, ti_rows)
     return fresh
 
 
@@ -134,28 +129,7 @@ def create_scheduled_runs(
     *, session: Session, cache: DagStructureCache, now: datetime, job_id: int | None, lock_rows: bool
 ) -> list[NewRun]:
     """Create the due scheduled run of every active, unpaused DAG below its max_active_runs."""
-    active_runs = (
-        select(func.count())
-        .where(DagRun.dag_id == DagModel.dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
-        .scalar_subquery()
-    )
-    query = (
-        select(
-            DagModel.dag_id, DagModel.next_dagrun_data_interval_start, DagModel.next_dagrun_data_interval_end
-        )
-        .where(
-            DagModel.is_active.is_(True),
-            DagModel.is_paused.is_(False),
-            DagModel.next_dagrun_create_after <= now,
-            # In SQL, so that DAGs at their limit do not take the places of the others below the LIMIT.
-            active_runs < DagModel.max_active_runs,
-        )
-        .order_by(DagModel.next_dagrun_create_after)
-        .limit(MAX_DAGS_PER_LOOP)
-    )
-    if lock_rows:
-        query = query.with_for_update(of=DagModel, skip_locked=True)
-    due = session.execute(query).all()
+    due = session.execute(sql.DUE_DAGS_LOCKED if lock_rows else sql.DUE_DAGS, {"now": now}).all()
     if not due:
         return []
     dags = cache.get_many([row[0] for row in due], session=session)
@@ -189,27 +163,15 @@ def start_queued_runs(
 
     The scheduler leaves runs of paused DAGs queued; a backfill (`only_runs`) runs them anyway, as Airflow's.
     """
-    query = (
-        select(DagRun.id, DagRun.dag_id, DagRun.run_id, DagModel.max_active_runs)
-        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
-        .where(DagRun.state == DagRunState.QUEUED)
-        .order_by(DagRun.logical_date, DagRun.id)
-    )
     if only_runs is None:
-        query = query.where(DagModel.is_paused.is_(False), sql.SCHEDULER_DRIVES_RUN)
+        queued = session.execute(sql.QUEUED_RUNS).all()
     else:
-        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
-    queued = session.execute(query).all()
+        queued = session.execute(sql.QUEUED_RUNS_OF, {"runs": sorted(only_runs)}).all()
     if not queued:
         return []
-    running = Counter(
-        dict(
-            session.execute(
-                select(DagRun.dag_id, func.count())
-                .where(DagRun.state == DagRunState.RUNNING, DagRun.dag_id.in_({row[1] for row in queued}))
-                .group_by(DagRun.dag_id)
-            ).all()
-        )
+    dag_ids = sorted({row[1] for row in queued})
+    running: Counter[str] = Counter(
+        dict(session.execute(sql.RUNNING_RUNS_PER_DAG, {"dag_ids": dag_ids}).all())
     )
     chosen: list[int] = []
     started: list[tuple[str, str]] = []
@@ -219,10 +181,5 @@ def start_queued_runs(
             chosen.append(run_pk)
             started.append((dag_id, run_id))
     if chosen:
-        session.execute(
-            update(DagRun)
-            .where(DagRun.id.in_(chosen), DagRun.state == DagRunState.QUEUED)
-            .values(state=DagRunState.RUNNING, start_date=now)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(sql.START_RUNS, {"ids": chosen, "now": now})
     return started

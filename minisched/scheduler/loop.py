@@ -26,6 +26,7 @@ from minisched.db.audit import buffered_events
 from minisched.db.retry import is_disconnect, run_with_retries
 from minisched.db.session import create_session, is_postgresql
 from minisched.models import JobState, RunKey
+from minisched.models.job import HEARTBEATING_JOB_TYPES, SCHEDULER_JOB_TYPE
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
 from minisched.scheduler import transitions
@@ -59,7 +60,7 @@ class SchedulerOptions:
     db_outage_grace: float = 60.0
     only_runs: frozenset[RunKey] | None = None  # dags test / backfill: these runs only, create none
     handle_signals: bool = True
-    job_type: str = jobs.SCHEDULER_JOB_TYPE
+    job_type: str = SCHEDULER_JOB_TYPE
     job_id: int | None = None  # a job row registered by the caller (dags test owns its run through it)
     respect_limits: bool = True  # pools and max_active_tasks; dags test runs tries one by one anyway
     #: Fail or retry tries queued longer than this (executors whose queue can lose work: celery).
@@ -175,9 +176,7 @@ class SchedulerLoop:
         self._recovery = _Every(options.recovery_interval)
         # Fenced jobs (those another scheduler may declare dead) start tries only under a lease of
         # half the zombie threshold, renewed by each committed heartbeat: beat well within it.
-        self._lease = (
-            options.zombie_threshold / 2 if options.job_type in jobs.HEARTBEATING_JOB_TYPES else None
-        )
+        self._lease = options.zombie_threshold / 2 if options.job_type in HEARTBEATING_JOB_TYPES else None
         beat = (
             options.heartbeat_interval
             if self._lease is None

@@ -16,11 +16,12 @@ from minisched.db.retry import run_with_retries
 from minisched.db.session import NEW_SESSION, create_session, provide_session
 from minisched.exceptions import MinischedError
 from minisched.models import DagModel, DagRun, DagRunState, DagRunType, ImportError_, RunKey, TaskInstance
+from minisched.models.job import DAG_TEST_JOB_TYPE
 from minisched.models.types import utcnow
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import NewRun, create_dag_runs, run_id_for
 from minisched.scheduler.executors.base import BaseExecutor
-from minisched.scheduler.job import DAG_TEST_JOB_TYPE, register_job
+from minisched.scheduler.job import register_job
 
 
 @provide_session

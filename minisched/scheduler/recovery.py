@@ -20,11 +20,11 @@ from minisched.db.audit import event_row, record_events
 from minisched.db.session import is_postgresql
 from minisched.host import hostname
 from minisched.models import RunKey
+from minisched.models.job import HEARTBEATING_JOB_TYPES
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryResult
 from minisched.scheduler.executors.logs import append_log_line
-from minisched.scheduler.job import HEARTBEATING_JOB_TYPES
 from minisched.scheduler.transitions import finish, reap
 
 log = logging.getLogger(__name__)

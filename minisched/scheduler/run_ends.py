@@ -7,10 +7,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from minisched.models import DagRunState, RunKey, TaskInstance
+from minisched.models import DagRunState, RunKey
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.deps import run_outcome
@@ -36,11 +35,7 @@ def finish_runs(
     done = _runs_without_unfinished_tis([k for k in keys if k not in outcomes], session=session)
     if done:
         states: dict[RunKey, dict[str, str | None]] = defaultdict(dict)
-        rows = session.execute(
-            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
-                tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(done)
-            )
-        )
+        rows = session.execute(sql.STATES_OF_RUNS, {"runs": done})
         for dag_id, run_id, task_id, state in rows:
             states[(dag_id, run_id)][task_id] = state
         dags = cache.get_many({key[0] for key in done}, session=session)

@@ -13,12 +13,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import record_events, ti_event
-from minisched.models import DagRun, DagRunState, RunKey, TaskInstance, TaskInstanceState
+from minisched.models import RunKey, TaskInstanceState
 from minisched.models.state import FINISHED_TI_STATES
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
@@ -76,12 +75,12 @@ def waiting_retries(*, session: Session, now: datetime) -> tuple[dict[RunKey, se
 
 
 def running_runs(*, session: Session, only_runs: Iterable[RunKey] | None = None) -> list[RunKey]:
-    query = select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == DagRunState.RUNNING)
+    """The running runs the scheduler drives, or those among `only_runs`."""
     if only_runs is None:
-        query = query.where(sql.SCHEDULER_DRIVES_RUN)
+        rows = session.execute(sql.RUNNING_RUNS)
     else:
-        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(only_runs)))
-    return [(dag_id, run_id) for dag_id, run_id in session.execute(query)]
+        rows = session.execute(sql.RUNNING_RUNS_OF, {"runs": sorted(only_runs)})
+    return [(dag_id, run_id) for dag_id, run_id in rows]
 
 
 def schedule_pass(
@@ -139,7 +138,7 @@ def schedule_pass(
             _note(key, transition[1], changed_rows, result)
     _apply(merged, session=session, now=now)
     if missing:
-        session.execute(insert(TaskInstance), missing)
+        session.execute(sql.INSERT_TIS, missing)
         result.touched_runs.update((str(row["dag_id"]), str(row["run_id"])) for row in missing)
     return result
 
@@ -201,11 +200,7 @@ def _past_states(
     ]
     states: dict[tuple[str, str, str], str | None] = {}
     if wanted:
-        found = session.execute(
-            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
-                tuple_(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id).in_(wanted)
-            )
-        )
+        found = session.execute(sql.STATES_OF_TIS, {"tis": wanted})
         states = {(d, r, t): state for d, r, t, state in found}
     verdict: dict[tuple[RunKey, str], PastVerdict] = {}
     for (dag_id, run_id), tasks in asking.items():
@@ -228,18 +223,5 @@ def _past_verdict(previous_state: str | None) -> PastVerdict:
 
 def _previous_runs(keys: list[RunKey], *, session: Session) -> dict[RunKey, str]:
     """The run with the latest logical_date before each given run (same DAG)."""
-    current = (
-        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date)
-        .where(tuple_(DagRun.dag_id, DagRun.run_id).in_(keys))
-        .subquery()
-    )
-    earlier = DagRun.__table__.alias("earlier")
-    previous_run = (
-        select(earlier.c.run_id)
-        .where(earlier.c.dag_id == current.c.dag_id, earlier.c.logical_date < current.c.logical_date)
-        .order_by(earlier.c.logical_date.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = session.execute(select(current.c.dag_id, current.c.run_id, previous_run))
+    rows = session.execute(sql.PREVIOUS_RUNS, {"runs": keys})
     return {(d, r): p for d, r, p in rows if p is not None}

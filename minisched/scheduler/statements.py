@@ -4,7 +4,8 @@ Read this file to review the loop's SQL in one sitting, in the order of a try's 
 is a Core construct built at import time: building and cache-keying a statement costs more than running
 it on the hot path. The functions that run them live in `transitions` (a try's state changes, and the
 critical section that claims under pools and limits), `scheduling` (deciding), `dagruns` (creating and
-starting runs), `run_ends` (ending runs), `recovery`, `dag_cache` and `job` (the heartbeat).
+starting runs), `run_ends` (ending runs), `recovery`, `dag_cache` and `job` (the heartbeat). The one
+statement of a loop that is not here is the INSERT of its `log` rows (`db.audit`, below this layer).
 
 Compare-and-set: every UPDATE of a task instance names the state it expects, and those of a try's
 transitions also name its `(id, try_number)` and the job that claimed it, so a stale writer (another
@@ -38,13 +39,14 @@ from minisched.models import (
     Job,
     JobState,
     Pool,
+    SerializedDagModel,
     TaskInstance,
     TaskInstanceState,
     XCom,
     table_of,
 )
+from minisched.models.job import RUN_OWNING_JOB_TYPES
 from minisched.models.state import ACTIVE_TI_STATES, FINISHED_RUN_STATES, FINISHED_TI_STATES
-from minisched.scheduler.job import RUN_OWNING_JOB_TYPES
 
 S = TaskInstanceState
 
@@ -66,10 +68,89 @@ SCHEDULER_DRIVES_RUN = or_(
     ),
 )
 
-# -- creating runs (see `dagruns`) -------------------------------------------------------------------
+# -- the scheduler's job row (see `job`) --------------------------------------------------------------
 
+REGISTER_JOB = insert(JOB).returning(JOB.c.id)
+#: Beat only while still `running`: no row changed means another process declared this job dead.
+HEARTBEAT = (
+    update(JOB)
+    .where(JOB.c.id == bindparam("job_id"), JOB.c.state == JobState.RUNNING)
+    .values(latest_heartbeat=bindparam("now"))
+)
+END_JOB = (
+    update(JOB)
+    .where(JOB.c.id == bindparam("job_id"))
+    .values(state=bindparam("state"), end_date=bindparam("now"), latest_heartbeat=bindparam("now"))
+)
+
+# -- the DAG structures the loop decides with (see `dag_cache`) ---------------------------------------
+
+SERIALIZED = table_of(SerializedDagModel)
+#: The cheap check, every time: which DAGs changed since their structure was loaded.
+DAG_HASHES = select(SERIALIZED.c.dag_id, SERIALIZED.c.dag_hash).where(
+    SERIALIZED.c.dag_id.in_(bindparam("ids", expanding=True))
+)
+#: The structures of the DAGs that changed.
+SERIALIZED_DAGS = select(SERIALIZED.c.dag_id, SERIALIZED.c.dag_hash, SERIALIZED.c.data).where(
+    SERIALIZED.c.dag_id.in_(bindparam("ids", expanding=True))
+)
+
+# -- creating and starting runs (see `dagruns`) ------------------------------------------------------
+
+#: How many due DAGs one scheduler iteration creates runs for (others wait for the next iteration).
+MAX_DAGS_PER_LOOP = 64
+_ACTIVE_RUNS_OF_DAG = (
+    select(func.count())
+    .where(RUN.c.dag_id == DAG.c.dag_id, RUN.c.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
+    .scalar_subquery()
+)
+#: Active, unpaused DAGs whose next run is due, below their max_active_runs (in SQL, so that DAGs at
+#: their limit do not take the places of the others below the LIMIT).
+DUE_DAGS = (
+    select(DAG.c.dag_id, DAG.c.next_dagrun_data_interval_start, DAG.c.next_dagrun_data_interval_end)
+    .where(
+        DAG.c.is_active.is_(True),
+        DAG.c.is_paused.is_(False),
+        DAG.c.next_dagrun_create_after <= bindparam("now"),
+        DAG.c.max_active_runs > _ACTIVE_RUNS_OF_DAG,
+    )
+    .order_by(DAG.c.next_dagrun_create_after)
+    .limit(MAX_DAGS_PER_LOOP)
+)
+#: On PostgreSQL two schedulers skip each other's DAGs instead of creating the same run.
+DUE_DAGS_LOCKED = DUE_DAGS.with_for_update(of=DAG, skip_locked=True)
+#: Stored runs that clash with new ones, by (dag_id, run_id) or by (dag_id, logical_date).
+EXISTING_RUNS = select(RUN.c.dag_id, RUN.c.run_id, RUN.c.logical_date).where(
+    or_(
+        tuple_(RUN.c.dag_id, RUN.c.run_id).in_(bindparam("run_ids", expanding=True)),
+        tuple_(RUN.c.dag_id, RUN.c.logical_date).in_(bindparam("logical_dates", expanding=True)),
+    )
+)
+#: New runs, and new task instances (executemany; the latter also for tasks added to a running run).
+INSERT_RUNS = insert(RUN)
+INSERT_TIS = insert(TI)
 #: A DAG's next run fields, moved past the runs just created (executemany, one row per DAG).
 ADVANCE_DAGS = update(DAG).where(DAG.c.dag_id == bindparam("b_dag_id"))
+_QUEUED_RUNS = (
+    select(RUN.c.id, RUN.c.dag_id, RUN.c.run_id, DAG.c.max_active_runs)
+    .join(DAG, DAG.c.dag_id == RUN.c.dag_id)
+    .where(RUN.c.state == DagRunState.QUEUED)
+    .order_by(RUN.c.logical_date, RUN.c.id)
+)
+#: Queued runs the scheduler may start, oldest first; it leaves those of paused DAGs queued.
+QUEUED_RUNS = _QUEUED_RUNS.where(DAG.c.is_paused.is_(False), SCHEDULER_DRIVES_RUN)
+#: Queued runs of a backfill or `dags test` (`runs`): started even when their DAG is paused, as Airflow's.
+QUEUED_RUNS_OF = _QUEUED_RUNS.where(RUN_KEY_IN)
+RUNNING_RUNS_PER_DAG = (
+    select(RUN.c.dag_id, func.count())
+    .where(RUN.c.state == DagRunState.RUNNING, RUN.c.dag_id.in_(bindparam("dag_ids", expanding=True)))
+    .group_by(RUN.c.dag_id)
+)
+START_RUNS = (
+    update(RUN)
+    .where(RUN.c.id.in_(bindparam("ids", expanding=True)), RUN.c.state == DagRunState.QUEUED)
+    .values(state=DagRunState.RUNNING, start_date=bindparam("now"))
+)
 
 # -- a try's transitions (see `transitions`) ---------------------------------------------------------
 
@@ -291,6 +372,12 @@ TI_COLUMNS = (
     TI.c.max_tries,
     TI.c.next_retry_at,
 )
+#: The running runs a scheduler drives, decided in full by a sweep.
+RUNNING_RUNS = select(RUN.c.dag_id, RUN.c.run_id).where(
+    RUN.c.state == DagRunState.RUNNING, SCHEDULER_DRIVES_RUN
+)
+#: The running runs among `runs` (a backfill's, `dags test`'s).
+RUNNING_RUNS_OF = select(RUN.c.dag_id, RUN.c.run_id).where(RUN.c.state == DagRunState.RUNNING, RUN_KEY_IN)
 #: up_for_retry task instances of running runs, with the time their retry falls due.
 WAITING_RETRIES = (
     select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.next_retry_at)
@@ -311,6 +398,24 @@ def task_instances(with_full: bool, with_partial: bool) -> Select[Any]:
         )
     running = RUN.c.state == DagRunState.RUNNING
     return select(*TI_COLUMNS).join(RUN, RUN_OF_TI).where(running, or_(*conditions))
+
+
+#: depends_on_past: the states of the same tasks in the previous runs (`tis`: dag_id, run_id, task_id).
+STATES_OF_TIS = select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.state).where(
+    tuple_(TI.c.dag_id, TI.c.run_id, TI.c.task_id).in_(bindparam("tis", expanding=True))
+)
+_CURRENT = select(RUN.c.dag_id, RUN.c.run_id, RUN.c.logical_date).where(RUN_KEY_IN).subquery()
+_EARLIER = RUN.alias("earlier")
+#: depends_on_past: the run with the latest logical_date before each of `runs` (same DAG), if any.
+PREVIOUS_RUNS = select(
+    _CURRENT.c.dag_id,
+    _CURRENT.c.run_id,
+    select(_EARLIER.c.run_id)
+    .where(_EARLIER.c.dag_id == _CURRENT.c.dag_id, _EARLIER.c.logical_date < _CURRENT.c.logical_date)
+    .order_by(_EARLIER.c.logical_date.desc())
+    .limit(1)
+    .scalar_subquery(),
+)
 
 
 @functools.cache
@@ -342,6 +447,10 @@ _UNFINISHED = (
 #: Running runs none of whose task instances is unfinished (NOT EXISTS stops at the first one).
 DONE_RUNS = select(RUN.c.dag_id, RUN.c.run_id).where(
     RUN_KEY_IN, RUN.c.state == DagRunState.RUNNING, ~_UNFINISHED
+)
+#: The task states of the runs found done, to decide success or failed.
+STATES_OF_RUNS = select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.state).where(
+    tuple_(TI.c.dag_id, TI.c.run_id).in_(bindparam("runs", expanding=True))
 )
 FINAL_STATES = select(RUN.c.dag_id, RUN.c.run_id, RUN.c.state).where(
     RUN_KEY_IN, RUN.c.state.in_(sorted(FINISHED_RUN_STATES))

@@ -41,12 +41,12 @@ from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import record_events, ti_event
 from minisched.db.session import is_postgresql
 from minisched.models import RunKey, TaskInstanceState
+from minisched.models.job import CELERY_WORKER_JOB_TYPE
 from minisched.models.xcom import NOT_MAPPED
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryOutcome, TryResult, TryStarted
 from minisched.scheduler.executors.logs import append_log_line, read_try_record
-from minisched.scheduler.job import CELERY_WORKER_JOB_TYPE
 
 log = logging.getLogger(__name__)
 _WARNED_POOLS: set[str] = set()

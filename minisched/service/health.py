@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from minisched.models import Job, JobState
+from minisched.models.job import SCHEDULER_JOB_TYPE
 from minisched.models.types import utcnow
-from minisched.scheduler.job import SCHEDULER_JOB_TYPE
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minisched.models import Job, JobState, TaskInstance, TaskInstanceState
-from minisched.scheduler import job as jobs
+from minisched.models.job import CELERY_WORKER_JOB_TYPE
 from minisched.scheduler.executors.celery_messages import make_app
 
 #: Seconds to wait for workers to answer a broadcast.
@@ -21,7 +21,7 @@ def worker_rows(broker_url: str, *, default_queue: str, session: Session) -> lis
     and the tries it runs now, as `dag_id.task_id/run_id#try`."""
     workers = session.execute(
         select(Job.id, Job.hostname, Job.pid, Job.latest_heartbeat)
-        .where(Job.job_type == jobs.CELERY_WORKER_JOB_TYPE, Job.state == JobState.RUNNING)
+        .where(Job.job_type == CELERY_WORKER_JOB_TYPE, Job.state == JobState.RUNNING)
         .order_by(Job.hostname)
     ).all()
     tries: dict[int, list[str]] = defaultdict(list)

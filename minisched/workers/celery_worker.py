@@ -28,6 +28,7 @@ from minisched.db.retry import run_with_retries
 from minisched.db.session import create_session
 from minisched.db.task_logs import TryKey, ship_log
 from minisched.models import JobState
+from minisched.models.job import CELERY_WORKER_JOB_TYPE
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
 from minisched.scheduler.dag_cache import DagStructureCache
@@ -228,9 +229,7 @@ def nodename(name: str) -> str:
 
 def _register(name: str) -> int:
     with create_session() as session:
-        return jobs.register_job(
-            session=session, now=utcnow(), job_type=jobs.CELERY_WORKER_JOB_TYPE, host=name
-        )
+        return jobs.register_job(session=session, now=utcnow(), job_type=CELERY_WORKER_JOB_TYPE, host=name)
 
 
 def _end(job_id: int, state: JobState) -> None:

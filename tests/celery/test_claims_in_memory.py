@@ -79,15 +79,14 @@ def _worker(env: Env, queue: str) -> Iterator[None]:
     from celery.contrib.testing.worker import start_worker
 
     from minisched.db.session import create_session
+    from minisched.models.job import CELERY_WORKER_JOB_TYPE
     from minisched.models.types import utcnow
     from minisched.scheduler import job as jobs
     from minisched.scheduler.executors.celery_messages import TASK_NAME, make_app
     from minisched.workers import celery_worker
 
     with create_session() as session:
-        job_id = jobs.register_job(
-            session=session, now=utcnow(), job_type=jobs.CELERY_WORKER_JOB_TYPE, host="mem"
-        )
+        job_id = jobs.register_job(session=session, now=utcnow(), job_type=CELERY_WORKER_JOB_TYPE, host="mem")
     celery_worker._context = celery_worker.WorkerContext(
         name="mem", job_id=job_id, logs_folder=env.home / "worker-logs", broker_url="memory://"
     )
