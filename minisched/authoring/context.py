@@ -71,7 +71,7 @@ def running_with_context(context: dict[str, Any]) -> Iterator[dict[str, Any]]:
         _current_context.reset(token)
 
 
-def build_context(  # noqa: PLR0917 -- the executor's call mirrors the contract's names
+def build_context(  # noqa: PLR0917 -- one argument per field of the try, as the task runner has them
     dag_id: str,
     task_id: str,
     run_id: str,
@@ -84,7 +84,7 @@ def build_context(  # noqa: PLR0917 -- the executor's call mirrors the contract'
 ) -> dict[str, Any]:
     """The context dict of one try; ``ds``/``ts`` are derived from the UTC logical date.
 
-    Besides the contract's names it carries Airflow's ``ts``, ``ds_nodash``, ``ts_nodash``,
+    Besides the try's own fields (the arguments) it carries Airflow's ``ts``, ``ds_nodash``, ``ts_nodash``,
     ``ts_nodash_with_tz``, ``task_instance_key_str``, ``macros``, ``var``, ``conn``, ``params`` (DAG params
     overridden by the run's conf) and ``execution_date`` (an alias of ``logical_date`` that
     Airflow 2 still accepts), so ported callables and templates keep working. Datetimes are

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from minisched.exceptions import MinischedError
-from minisched.models import DagModel, DagRun, DagRunState, TaskInstance
+from minisched.models import DagModel, DagRun, DagRunState, TaskInstance, TaskInstanceState
 from minisched.models.state import ACTIVE_TI_STATES, FINISHED_TI_STATES
 from minisched.models.types import utcnow
 from minisched.scheduler.clear import ClearableTi, RunFilter, clear_task_instances, plan_clear
@@ -158,7 +158,7 @@ def set_run_state(dag_id: str, run_id: str, state: str, *, actor: Actor, session
     run = get_run(dag_id, run_id, session=session)
     refuse_in_flight(dag_id, [run_id], None, session=session)
     now = utcnow()
-    ti_state = "success" if state == DagRunState.SUCCESS else "skipped"
+    ti_state = TaskInstanceState.SUCCESS if state == DagRunState.SUCCESS else TaskInstanceState.SKIPPED
     session.execute(
         update(TaskInstance)
         .where(

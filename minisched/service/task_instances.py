@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, and_, select, update
 from sqlalchemy.orm import Session
 
-from minisched.models import DagRun, DagRunState, TaskInstance
+from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState
 from minisched.models.state import FINISHED_RUN_STATES
 from minisched.models.types import utcnow
 from minisched.scheduler.clear import (
@@ -37,7 +37,7 @@ ORDER_COLUMNS = {
     "priority_weight": TaskInstance.priority_weight,
     "pool": TaskInstance.pool,
 }
-MARKABLE_TI_STATES = ("success", "failed")
+MARKABLE_TI_STATES = (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED)
 
 
 def _with_run() -> Select[TaskInstance, datetime]:
