@@ -100,10 +100,8 @@ def delete(conn_id: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def export(file: Path) -> None:
     """Write every connection to FILE as JSON, passwords included (the file is made readable by you only)."""
-    import json
-
     from minisched.authoring.connection import Connection
-    from minisched.cli.files import write_private
+    from minisched.cli.files import export_document
     from minisched.db.connections import list_connections
     from minisched.db.session import create_session
 
@@ -114,9 +112,7 @@ def export(file: Path) -> None:
         entry = {key: value for key, value in fields.items() if key != "conn_id"}
         entry["extra"] = Connection.from_fields(fields).extra_dejson or None
         document[fields["conn_id"]] = entry
-    write_private(file, json.dumps(document, indent=2, sort_keys=True) + "\n")
-    audit_cli("connections_export", {"file": str(file), "count": len(rows)})
-    click.echo(f"Exported {len(rows)} connection(s) to {file}")
+    export_document(file, document, kind="connection")
 
 
 @connections_group.command("import")
@@ -125,7 +121,7 @@ def export(file: Path) -> None:
 def import_(file: Path, overwrite: bool) -> None:
     """Add the connections of a JSON FILE ({"id": {"conn_type": ..., ...}}); all of them or none."""
     from minisched.authoring.connection import Connection
-    from minisched.cli.files import read_json_object
+    from minisched.cli.files import read_json_object, report_import
     from minisched.db.connections import add_connections
     from minisched.db.session import create_session
     from minisched.exceptions import MinischedError
@@ -138,8 +134,8 @@ def import_(file: Path, overwrite: bool) -> None:
         connections.append(Connection.from_mapping(conn_id, entry))
     with create_session() as session:
         add_connections([c.to_fields() for c in connections], session=session, overwrite=overwrite)
-    audit_cli("connections_import", {"file": str(file), "conn_ids": sorted(document), "overwrite": overwrite})
-    click.echo(f"Imported {len(connections)} connection(s) from {file}")
+    arguments = {"conn_ids": sorted(document), "overwrite": overwrite}
+    report_import(file, len(connections), kind="connection", arguments=arguments)
 
 
 def _from_options(conn_id: str, options: dict[str, Any]) -> Connection:

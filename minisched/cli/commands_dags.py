@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,17 +148,7 @@ def render_mermaid(dag: SerializedDag) -> str:
         name = names[task_id]
         return f'{name}["{task_id}"]' if name != task_id else name
 
-    def emit(group_id: str, indent: str) -> None:
-        lines.append(f'{indent}subgraph {group_names[group_id]} ["{labels[group_id]}"]')
-        for child in _child_groups(dag, group_id):
-            emit(child, indent + "    ")
-        lines.extend(
-            f"{indent}    {node(t)}" for t in dag.topological_order if dag.tasks[t].task_group == group_id
-        )
-        lines.append(f"{indent}end")
-
-    for group_id in _child_groups(dag, None):
-        emit(group_id, "    ")
+    lines += _group_blocks(dag, lambda g: [f'subgraph {group_names[g]} ["{labels[g]}"]'], node, "end")
     for task_id in dag.topological_order:
         task = dag.tasks[task_id]
         if task.task_group is None and (
@@ -172,6 +163,27 @@ def render_mermaid(dag: SerializedDag) -> str:
 
 def _child_groups(dag: SerializedDag, parent: str | None) -> list[str]:
     return [g.group_id for g in dag.task_groups if g.parent_group_id == parent]
+
+
+def _group_blocks(
+    dag: SerializedDag,
+    opening: Callable[[str], list[str]],
+    task_line: Callable[[str], str],
+    closing: str,
+    *,
+    parent: str | None = None,
+    indent: str = "    ",
+) -> list[str]:
+    """The task groups below `parent` as nested blocks (a graph format's subgraphs): each block opens,
+    holds its child groups and then its own tasks, and closes."""
+    lines: list[str] = []
+    for group_id in _child_groups(dag, parent):
+        lines.extend(indent + line for line in opening(group_id))
+        lines += _group_blocks(dag, opening, task_line, closing, parent=group_id, indent=indent + "    ")
+        tasks = [t for t in dag.topological_order if dag.tasks[t].task_group == group_id]
+        lines.extend(f"{indent}    {task_line(t)}" for t in tasks)
+        lines.append(indent + closing)
+    return lines
 
 
 def _mermaid_names(ids: list[str], *, taken: set[str] | None = None, prefix: str = "task") -> dict[str, str]:
@@ -194,18 +206,10 @@ def render_dot(dag: SerializedDag) -> str:
     labels = {g.group_id: g.label for g in dag.task_groups}
     lines = [f'digraph "{dag.dag_id}" {{', "    rankdir=LR;"]
 
-    def emit(group_id: str, indent: str) -> None:
-        lines.append(f'{indent}subgraph "cluster_{group_id}" {{')
-        lines.append(f'{indent}    label="{labels[group_id]}";')
-        for child in _child_groups(dag, group_id):
-            emit(child, indent + "    ")
-        lines.extend(
-            f'{indent}    "{t}";' for t in dag.topological_order if dag.tasks[t].task_group == group_id
-        )
-        lines.append(f"{indent}}}")
+    def opening(group_id: str) -> list[str]:
+        return [f'subgraph "cluster_{group_id}" {{', f'    label="{labels[group_id]}";']
 
-    for group_id in _child_groups(dag, None):
-        emit(group_id, "    ")
+    lines += _group_blocks(dag, opening, lambda t: f'"{t}";', "}")
     lines.extend(f'    "{t}";' for t in dag.topological_order if dag.tasks[t].task_group is None)
     for task_id in dag.topological_order:
         for downstream in dag.tasks[task_id].downstream_task_ids:

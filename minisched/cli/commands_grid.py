@@ -15,9 +15,6 @@ from minisched.cli.params import count
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-SYMBOLS = {"success": "S", "failed": "F", "running": "R", "queued": "Q"}
-COLOURS = {"success": "green", "failed": "red", "running": "cyan", "queued": "yellow"}
-
 
 @click.command("runs")
 @click.option("--limit", "-n", type=count(1), default=25, show_default=True, help="Runs per DAG.")
@@ -46,37 +43,26 @@ def runs(limit: int, dag_id: str | None, output: str) -> None:
 
 
 def last_runs(*, session: Session, limit: int, dag_id: str | None) -> dict[str, list[dict[str, Any]]]:
-    """dag_id -> its last `limit` runs, oldest first; every active DAG has a row, even without runs."""
-    from sqlalchemy import func, select
+    """dag_id -> its last `limit` runs, oldest first; every active DAG has a row, even without runs (and a
+    deactivated DAG has one while its runs remain)."""
+    from sqlalchemy import select
 
     from minisched.models import DagModel, DagRun
     from minisched.scheduler.manual_runs import dag_not_found
+    from minisched.service.runs import recent_runs
 
-    dags = select(DagModel.dag_id).where(DagModel.is_active).order_by(DagModel.dag_id)
-    ranked = select(
-        DagRun.dag_id,
-        DagRun.run_id,
-        DagRun.state,
-        DagRun.logical_date,
-        func.row_number()
-        .over(partition_by=DagRun.dag_id, order_by=(DagRun.logical_date.desc(), DagRun.id.desc()))
-        .label("position"),
-    )
     if dag_id is not None:
         if session.get(DagModel, dag_id) is None:
             raise dag_not_found(dag_id)
-        dags = select(DagModel.dag_id).where(DagModel.dag_id == dag_id)
-        ranked = ranked.where(DagRun.dag_id == dag_id)
-    window = ranked.subquery()
-    rows = session.execute(
-        select(window.c.dag_id, window.c.run_id, window.c.state, window.c.logical_date)
-        .where(window.c.position <= limit)
-        .order_by(window.c.dag_id, window.c.logical_date)
-    )
-    grid: dict[str, list[dict[str, Any]]] = {name: [] for name in session.scalars(dags)}
-    for name, run_id, state, logical_date in rows:
-        grid.setdefault(name, []).append({"run_id": run_id, "state": state, "logical_date": logical_date})
-    return dict(sorted(grid.items()))
+        names = [dag_id]
+    else:
+        active = set(session.scalars(select(DagModel.dag_id).where(DagModel.is_active)))
+        names = sorted(active | set(session.scalars(select(DagRun.dag_id).distinct())))
+    runs = recent_runs(names, limit, session=session)
+    return {
+        name: [{"run_id": r.run_id, "state": r.state, "logical_date": r.logical_date} for r in runs[name]]
+        for name in names
+    }
 
 
 def colour_enabled() -> bool:
@@ -85,16 +71,29 @@ def colour_enabled() -> bool:
 
 
 def render_grid(grid: dict[str, list[dict[str, Any]]], limit: int, *, colour: bool) -> str:
+    symbols = _symbols()
     width = max(len("dag_id"), *(len(name) for name in grid))
     lines = [f"{'dag_id'.ljust(width)}  last {limit} runs, oldest -> newest"]
     for name, cells in grid.items():
-        symbols = " ".join(_cell(run["state"], colour) for run in cells)
-        lines.append(f"{name.ljust(width)}  {symbols}".rstrip())
-    legend = "  ".join(f"{_cell(state, colour)} {state}" for state in SYMBOLS)
+        row = " ".join(_cell(symbols.get(run["state"]), colour) for run in cells)
+        lines.append(f"{name.ljust(width)}  {row}".rstrip())
+    legend = "  ".join(f"{_cell(symbol, colour)} {state}" for state, symbol in symbols.items())
     lines.append(f"\n{legend}")
     return "\n".join(lines)
 
 
-def _cell(state: str, colour: bool) -> str:
-    symbol = SYMBOLS.get(state, "?")
-    return click.style(symbol, fg=COLOURS.get(state), bold=True) if colour else symbol
+def _symbols() -> dict[str, tuple[str, str]]:
+    """A run state's letter and colour in the grid (the models load only once a command runs)."""
+    from minisched.models import DagRunState as R
+
+    return {
+        R.SUCCESS: ("S", "green"),
+        R.FAILED: ("F", "red"),
+        R.RUNNING: ("R", "cyan"),
+        R.QUEUED: ("Q", "yellow"),
+    }
+
+
+def _cell(symbol: tuple[str, str] | None, colour: bool) -> str:
+    letter, fg = symbol or ("?", None)
+    return click.style(letter, fg=fg, bold=True) if colour else letter

@@ -86,7 +86,7 @@ def delete(key: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def export(file: Path) -> None:
     """Write every variable to FILE as JSON ({"key": "value"}; the file is made readable by you only)."""
-    from minisched.cli.files import write_private
+    from minisched.cli.files import export_document
     from minisched.db.session import create_session
     from minisched.db.variables import all_variables, list_variables
 
@@ -97,9 +97,7 @@ def export(file: Path) -> None:
         key: {"value": value, "description": descriptions[key]} if descriptions.get(key) else value
         for key, value in values.items()
     }
-    write_private(file, json.dumps(document, indent=2, sort_keys=True) + "\n")
-    audit_cli("variables_export", {"file": str(file), "count": len(values)})
-    click.echo(f"Exported {len(values)} variable(s) to {file}")
+    export_document(file, document, kind="variable")
 
 
 @variables_group.command("import")
@@ -107,7 +105,7 @@ def export(file: Path) -> None:
 def import_(file: Path) -> None:
     """Set every variable of a JSON FILE ({"key": value} or {"key": {"value": ..., "description": ...}});
     all of them or none. A value that is not a string is stored as JSON."""
-    from minisched.cli.files import read_json_object
+    from minisched.cli.files import read_json_object, report_import
     from minisched.db.session import create_session
     from minisched.db.variables import set_variables
 
@@ -115,8 +113,7 @@ def import_(file: Path) -> None:
     values = {key: _entry(entry) for key, entry in document.items()}
     with create_session() as session:
         set_variables(values, session=session)
-    audit_cli("variables_import", {"file": str(file), "keys": sorted(values)})
-    click.echo(f"Imported {len(values)} variable(s) from {file}")
+    report_import(file, len(values), kind="variable", arguments={"keys": sorted(values)})
 
 
 def _entry(entry: Any) -> tuple[str, str | None]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import click
+
+from minisched.cli.audit import audit_cli
 from minisched.exceptions import MinischedError
 
 
@@ -32,3 +36,17 @@ def write_private(path: Path, text: str) -> None:
         path.chmod(0o600)
     except OSError as exc:
         raise MinischedError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def export_document(path: Path, document: Mapping[str, Any], *, kind: str) -> None:
+    """Write an export (one entry per `kind`, secrets in clear) readable by its owner only, audit it
+    as `<kind>s_export`, and say how many went."""
+    write_private(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    audit_cli(f"{kind}s_export", {"file": str(path), "count": len(document)})
+    click.echo(f"Exported {len(document)} {kind}(s) to {path}")
+
+
+def report_import(path: Path, count: int, *, kind: str, arguments: Mapping[str, Any]) -> None:
+    """Audit a committed import as `<kind>s_import` (the file and `arguments`), and say how many came."""
+    audit_cli(f"{kind}s_import", {"file": str(path), **arguments})
+    click.echo(f"Imported {count} {kind}(s) from {path}")

@@ -187,15 +187,12 @@ START = (
         state=S.RUNNING, start_date=bindparam("b_start"), hostname=bindparam("b_host"), pid=bindparam("b_pid")
     )
 )
+#: What names a try: its task instance (as `id` and `ti_id`), and its number.
+_TRY_COLUMNS = (TI.c.id, TI.c.id.label("ti_id"), TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number)
 #: finish, first half: the rows of the reported tries (locked on PostgreSQL, so the state read is the
 #: one FINISH replaces: no other scheduler reaping the try can change it in between).
 IN_FLIGHT_ROWS = select(
-    TI.c.id,
-    TI.c.id.label("ti_id"),
-    TI.c.dag_id,
-    TI.c.run_id,
-    TI.c.task_id,
-    TI.c.try_number,
+    *_TRY_COLUMNS,
     TI.c.max_tries,
     TI.c.state,
     TI.c.queued_by_job_id,
@@ -246,12 +243,7 @@ _OWNER = JOB.alias("owner")
 #: type of that job (a Celery worker's tries keep their records on the worker's machine).
 ORPHANS = (
     select(
-        TI.c.id,
-        TI.c.id.label("ti_id"),
-        TI.c.dag_id,
-        TI.c.run_id,
-        TI.c.task_id,
-        TI.c.try_number,
+        *_TRY_COLUMNS,
         TI.c.queued_by_job_id,
         TI.c.queued_dttm,
         TI.c.start_date,

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
-from minisched.db.audit import record_events, ti_event
+from minisched.db.audit import TaskInstanceKey, record_events, ti_event
 from minisched.db.session import is_postgresql
 from minisched.models import RunKey, TaskInstanceState
 from minisched.models.job import CELERY_WORKER_JOB_TYPE
@@ -55,17 +55,11 @@ _IN_FLIGHT = (S.QUEUED, S.RUNNING)
 _ENDED = (S.SUCCESS, S.FAILED, S.SKIPPED)
 
 
-class Claimable(Protocol):
+class Claimable(TaskInstanceKey, Protocol):
     """A scheduled task instance as the critical section read it (its try number not yet consumed)."""
 
     @property
     def id(self) -> int: ...
-    @property
-    def dag_id(self) -> str: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def task_id(self) -> str: ...
     @property
     def try_number(self) -> int: ...
 
@@ -399,19 +393,13 @@ def _finish_params(
     }
 
 
-class Withdrawable(Protocol):
+class Withdrawable(TaskInstanceKey, Protocol):
     """A try that never started: a request taken back from an executor, or a row read back."""
 
     @property
     def ti_id(self) -> int: ...
     @property
     def try_number(self) -> int: ...
-    @property
-    def dag_id(self) -> str: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def task_id(self) -> str: ...
 
 
 def withdraw(tries: Sequence[Withdrawable], *, job_id: int | None, session: Session, now: datetime) -> None:
