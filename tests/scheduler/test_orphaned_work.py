@@ -30,22 +30,30 @@ def test_tries_of_a_killed_backfill_are_recovered_by_the_scheduler(env: Env, pro
         dag_source(
             textwrap.dedent(
                 """
+                FIRST = Path(__file__).with_suffix(".first-try")
+
+                def slow_first_try():
+                    # The first try outlives its killed backfill; only a retry may succeed.
+                    if not FIRST.exists():
+                        FIRST.touch()
+                        time.sleep(120)
+
                 with DAG("bf", schedule="@daily", start_date=START, end_date=START, catchup=False,
                          default_args={"retries": 1, "retry_delay": timedelta(0)}):
-                    PythonOperator(task_id="slow", python_callable=lambda: time.sleep(2))
+                    PythonOperator(task_id="slow", python_callable=slow_first_try)
                 """
             )
         ),
     )
     backfill = procs.start("dags", "backfill", "bf", "--start-date", "2024-01-01", "--end-date", "2024-01-01")
-    wait_until(
-        lambda: [ti.state for ti in task_instances("bf")] == ["running"], message="the backfill's try running"
-    )
+    # Its task code has begun (a try whose task never began would go back to scheduled, uncounted).
+    first_try = env.dags_folder / "bf.first-try"
+    wait_until(first_try.exists, message="the backfill's first try to begin its task")
     os.kill(backfill.pid, signal.SIGKILL)
     backfill.wait()
 
     procs.scheduler(extra_env={"MINISCHED_ZOMBIE_THRESHOLD": "5"})
-    [run] = wait_until(lambda: finished_runs("bf"), timeout=20, message="the backfill run to end")
+    [run] = wait_until(lambda: finished_runs("bf"), timeout=90, message="the backfill run to end")
     assert run.state == "success"
     [ti] = task_instances("bf")
     assert (ti.state, ti.try_number) == ("success", 2)
