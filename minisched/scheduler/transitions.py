@@ -83,6 +83,8 @@ def claim(tries: Sequence[Claimable], *, job_id: int, now: datetime, session: Se
 
 
 # -- scheduled -> queued under pools and limits: the critical section ------------------------------
+
+
 @dataclass(frozen=True)
 class QueuedTi:
     """A task instance this scheduler just queued, with what an executor needs to run its try."""
@@ -112,39 +114,23 @@ def queue_scheduled(
     """Queue up to `capacity` scheduled task instances; returns them with their new try numbers."""
     if capacity <= 0:
         return []
-    open_pools: set[str] = set()
-    full_dags: set[str] = set()
-    if respect_limits:
-        pools = _pools(session=session, lock_rows=lock_rows)
-        occupied, active_per_dag, dag_limits = _occupancy(session=session)
-        # As Airflow's "starved pools/dags": leave out what cannot take a task now (full or missing
-        # pools, DAGs at max_active_tasks), so the LIMIT is spent on task instances that can be queued.
-        open_pools = {pool for pool, slots in pools.items() if occupied[pool] < slots}
-        full_dags = {dag_id for dag_id, limit in dag_limits.items() if active_per_dag[dag_id] >= limit}
-        limit = max(capacity * 2, 16)
-    else:
-        pools, occupied, active_per_dag, limit = {}, Counter(), Counter(), capacity
+    limits = _Limits.read(session=session, lock_rows=lock_rows) if respect_limits else None
     candidates = _candidates(
         session=session,
-        limit=limit,
+        limit=capacity if limits is None else max(capacity * 2, 16),
         lock_rows=lock_rows,
         only_runs=only_runs,
-        open_pools=open_pools if respect_limits else None,
-        skip_dags=full_dags,
+        # As Airflow's "starved pools/dags": leave out what cannot take a task now (full or missing
+        # pools, DAGs at max_active_tasks), so the LIMIT is spent on task instances that can be queued.
+        open_pools=None if limits is None else limits.open_pools(),
+        skip_dags=set() if limits is None else limits.full_dags(),
     )
     chosen: list[Any] = []
     for row in candidates:
         if len(chosen) >= capacity:
             break
-        if not respect_limits:
+        if limits is None or limits.take(row):
             chosen.append(row)
-            continue
-        slots = pools[row.pool]
-        if occupied[row.pool] + row.pool_slots > slots or active_per_dag[row.dag_id] >= row.max_active_tasks:
-            continue
-        occupied[row.pool] += row.pool_slots
-        active_per_dag[row.dag_id] += 1
-        chosen.append(row)
     if not chosen:
         return []
     won = claim(chosen, job_id=job_id, now=now, session=session)
@@ -161,6 +147,39 @@ def queue_scheduled(
         for row in chosen
         if row.id in won
     ]
+
+
+@dataclass
+class _Limits:
+    """Pool slots and each DAG's max_active_tasks, as the critical section read them, counted up as it
+    chooses task instances."""
+
+    pools: dict[str, int]
+    occupied: Counter[str]
+    active_per_dag: Counter[str]
+    dag_limits: dict[str, int]
+
+    @classmethod
+    def read(cls, *, session: Session, lock_rows: bool) -> _Limits:
+        pools = _pools(session=session, lock_rows=lock_rows)
+        return cls(pools, *_occupancy(session=session))
+
+    def open_pools(self) -> set[str]:
+        return {pool for pool, slots in self.pools.items() if self.occupied[pool] < slots}
+
+    def full_dags(self) -> set[str]:
+        return {dag_id for dag_id, limit in self.dag_limits.items() if self.active_per_dag[dag_id] >= limit}
+
+    def take(self, row: Any) -> bool:
+        """Count `row` in if it fits its pool's free slots and its DAG's max_active_tasks."""
+        if (
+            self.occupied[row.pool] + row.pool_slots > self.pools[row.pool]
+            or self.active_per_dag[row.dag_id] >= row.max_active_tasks
+        ):
+            return False
+        self.occupied[row.pool] += row.pool_slots
+        self.active_per_dag[row.dag_id] += 1
+        return True
 
 
 def _pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
