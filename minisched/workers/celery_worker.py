@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from minisched.db.retry import run_with_retries
-from minisched.db.session import create_session
+from minisched.db.session import configure_orm, create_session
 from minisched.db.task_logs import TryKey, ship_log
 from minisched.models import JobState
 from minisched.models.job import CELERY_WORKER_JOB_TYPE
@@ -99,7 +99,6 @@ def run_message(body: dict[str, Any]) -> str:
     """The Celery task: handle one try message; returns what became of it (for Celery's own log)."""
     assert _context is not None, "run_message runs inside `minisched celery worker` only"
     context = _context
-
     request, reply_to = decode_try(body)
     request = replace(
         request,
@@ -221,6 +220,8 @@ def run_worker(
     logging.getLogger("celery").setLevel(logging.WARNING)
     app = make_app(broker_url, default_queue=default_queue)
     app.task(name=TASK_NAME, acks_late=True)(run_message)
+    # Every transaction of a worker is retried as a whole: no ping per checkout (two per try).
+    configure_orm(pre_ping=False)
     job_id = run_with_retries(lambda: _register(name))
     _context = context = WorkerContext(
         name=name, job_id=job_id, logs_folder=logs_folder, broker_url=broker_url
