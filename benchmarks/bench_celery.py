@@ -7,7 +7,11 @@ For each executor, one `python -m minisched scheduler` (parallelism 2) runs, alr
 - a run of N parallel no-op tasks: tasks/s from the first task's start to the last one's end (the
   timestamps the workers recorded), and from trigger to the run's end;
 - one chain of M no-op tasks, where a worker is always free: the median delay from an upstream's end
-  to its downstream's start (the whole hop: report, scheduling, publish, claim, fork).
+  to its downstream's start (the whole hop: report, scheduling, publish, claim, hand-over);
+- the CPU time the wide run cost per task: the scheduler, the workers and every process they started,
+  the PostgreSQL backends serving the run's database, and (celery) the Redis server. On a machine shared
+  with other work, tasks/s measures our share of the CPU as much as our code; CPU per task does not,
+  and 2 cores divided by it is the ceiling on an otherwise idle 2-core machine.
 Celery: two `minisched celery worker --concurrency 1` processes, each with its own logs folder.
 """
 
@@ -22,6 +26,9 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, text
 
 from benchmarks.common import (
     BenchContext,
@@ -72,12 +79,14 @@ def _measure(ctx: BenchContext, executor: str, redis_url: str, n: int, m: int) -
         engine = read_engine(home.db_url)
         scheduler = SchedulerProcess(home, parallelism=PARALLELISM, executor=executor)
         scheduler.env.update(extra)
-        with in_process(home), _workers(home, extra, executor == "celery"), scheduler:
+        with in_process(home), _workers(home, extra, executor == "celery") as workers, scheduler:
             scheduler.wait_for_dags(engine, {"wide", "chain"})
+            meter = _CpuMeter([scheduler.pid, *workers], engine, redis_url if executor == "celery" else None)
             started = time.perf_counter()
             run_id = trigger("wide", logical_date=datetime(2030, 1, 1, tzinfo=UTC))
             wide = wait_for_run(engine, "wide", run_id, timeout=900, alive=scheduler.check_alive)
             wall = time.perf_counter() - started
+            cpu = meter.seconds()
             run_id = trigger("chain", logical_date=datetime(2030, 1, 2, tzinfo=UTC))
             chain = wait_for_run(engine, "chain", run_id, timeout=900, alive=scheduler.check_alive)
         engine.dispose()
@@ -91,7 +100,13 @@ def _measure(ctx: BenchContext, executor: str, redis_url: str, n: int, m: int) -
     hop = median(hops)
     workers = "2 celery workers, concurrency 1 each" if executor == "celery" else "local executor"
     params = f"N={n}, scheduler parallelism={PARALLELISM}, {workers}"
-    ctx.log(f"  {executor}: {n / running:.0f} tasks/s running, hop median {hop or 0:.1f} ms")
+    cpu_ms = {part: seconds * 1e3 / n for part, seconds in cpu.items()}
+    cpu_total = sum(cpu_ms.values())
+    parts = ", ".join(f"{part} {ms:.1f}" for part, ms in cpu_ms.items())
+    ctx.log(
+        f"  {executor}: {n / running:.0f} tasks/s running, hop median {hop or 0:.1f} ms, "
+        f"CPU {cpu_total:.1f} ms/task ({parts})"
+    )
     target = executor == "celery"
     return [
         Figure(
@@ -113,11 +128,75 @@ def _measure(ctx: BenchContext, executor: str, redis_url: str, n: int, m: int) -
             f"1 chain x {m} tasks, {workers}",
             note="upstream end -> downstream start",
         ),
+        Figure(
+            f"celery.{executor}.cpu_ms_per_task",
+            cpu_total,
+            "ms",
+            params=params,
+            note=f"wide run; {parts}; 2 cores / this = {2000 / cpu_total:.0f} tasks/s ceiling",
+        ),
     ]
 
 
+class _CpuMeter:
+    """CPU seconds since creation, per part: the process trees of `pids` (the scheduler and the workers:
+    what their descendants used, reaped or still running), the database's PostgreSQL backends, Redis."""
+
+    def __init__(self, pids: list[int], engine: Engine, redis_url: str | None) -> None:
+        self.pids, self.engine, self.redis_url = pids, engine, redis_url
+        self._start = self._read()
+
+    def seconds(self) -> dict[str, float]:
+        end = self._read()
+        return {part: end[part] - self._start.get(part, 0.0) for part in end}
+
+    def _read(self) -> dict[str, float]:
+        with self.engine.connect() as conn:
+            backends = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            ).scalars()
+            parts = {
+                "scheduler": _tree_cpu(self.pids[0]),
+                "workers": sum(_tree_cpu(pid) for pid in self.pids[1:]),
+                "postgresql": sum(_process_cpu(pid, children=False) for pid in backends),
+            }
+        if self.redis_url:
+            import redis
+
+            info = redis.Redis.from_url(self.redis_url).info("cpu")
+            parts["redis"] = float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+        return parts
+
+
+def _process_cpu(pid: int, *, children: bool = True) -> float:
+    """utime + stime (and, with `children`, that of its reaped children), in seconds; 0 once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(f) for f in fields[11 : 15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(root: int) -> float:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += _process_cpu(pid)
+        todo.extend(parents.get(pid, []))
+    return total
+
+
 @contextlib.contextmanager
-def _workers(home: Home, extra: dict[str, str], wanted: bool) -> Iterator[None]:
+def _workers(home: Home, extra: dict[str, str], wanted: bool) -> Iterator[list[int]]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for index in range(2 if wanted else 0):
@@ -143,7 +222,7 @@ def _workers(home: Home, extra: dict[str, str], wanted: bool) -> Iterator[None]:
                         stderr=subprocess.STDOUT,
                     )
                 )
-        yield
+        yield [proc.pid for proc in procs]
     finally:
         for proc in procs:
             proc.terminate()

@@ -42,8 +42,14 @@ def parse_db_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str, *, for_migrations: bool = False, echo: bool = False) -> Engine:
-    """Create an engine tuned for its backend; migrations run with SQLite foreign keys off (batch mode)."""
+def make_engine(
+    url: str, *, for_migrations: bool = False, echo: bool = False, pre_ping: bool = True
+) -> Engine:
+    """Create an engine tuned for its backend; migrations run with SQLite foreign keys off (batch mode).
+
+    `pre_ping=False` saves the round trip that checks a pooled PostgreSQL connection at each checkout:
+    for callers whose every transaction goes through `run_with_retries`, which retries one that meets
+    a connection the server dropped (the error invalidates the pool)."""
     parsed = parse_db_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, foreign_keys=not for_migrations, echo=echo)
@@ -51,7 +57,7 @@ def make_engine(url: str, *, for_migrations: bool = False, echo: bool = False) -
         engine = create_engine(
             parsed,
             echo=echo,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             pool_size=5,
             max_overflow=10,
             pool_recycle=1800,

@@ -24,11 +24,12 @@ _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
 
 
-def configure_orm(db_url: str | None = None) -> Engine:
-    """(Re)create the engine and session factory for `db_url` (default: the configured URL)."""
+def configure_orm(db_url: str | None = None, *, pre_ping: bool = True) -> Engine:
+    """(Re)create the engine and session factory for `db_url` (default: the configured URL); see
+    `make_engine` for `pre_ping`."""
     global _engine, _session_factory
     dispose_orm()
-    _engine = make_engine(db_url or get_settings().db_url)
+    _engine = make_engine(db_url or get_settings().db_url, pre_ping=pre_ping)
     _session_factory = sessionmaker(bind=_engine, expire_on_commit=False, autoflush=False)
     return _engine
 

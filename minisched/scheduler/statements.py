@@ -187,6 +187,9 @@ START = (
         state=S.RUNNING, start_date=bindparam("b_start"), hostname=bindparam("b_host"), pid=bindparam("b_pid")
     )
 )
+#: start, by a remote worker: the same compare-and-set, which also hands the try to the worker's job
+#: (`b_owner`), so that recovery of a dead worker reaps it; one statement, answering whether it won.
+START_TAKING_OVER = START.values(queued_by_job_id=bindparam("b_owner")).returning(TI.c.id)
 #: What names a try: its task instance (as `id` and `ti_id`), and its number.
 _TRY_COLUMNS = (TI.c.id, TI.c.id.label("ti_id"), TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number)
 #: finish, first half: the rows of the reported tries (locked on PostgreSQL, so the state read is the

@@ -283,6 +283,27 @@ def start(
     record_events((ti_event(S.RUNNING, s, s.try_number, s.start_date) for s in started), session=session)
 
 
+def start_taking_over(
+    started: TryStarted, *, job_id: int | None, owner_job_id: int, session: Session
+) -> bool:
+    """`start` for one try, made by the process that runs it (a Celery worker): queued -> running under
+    `job_id` (the job that claimed it), and from then on owned by `owner_job_id`, in one statement.
+    False, with nothing written, when the row was not that queued try."""
+    params = {
+        "b_id": started.ti_id,
+        "b_try": started.try_number,
+        "b_job": job_id,
+        "b_owner": owner_job_id,
+        "b_start": started.start_date,
+        "b_host": started.hostname,
+        "b_pid": started.pid,
+    }
+    if session.execute(sql.START_TAKING_OVER, params).first() is None:
+        return False
+    record_events([ti_event(S.RUNNING, started, started.try_number, started.start_date)], session=session)
+    return True
+
+
 def finish(
     results: Sequence[TryResult],
     *,

@@ -1,13 +1,15 @@
 """`minisched celery worker`: a Celery worker that runs minisched tries.
 
-The main process consumes messages (late acks, a prefetch of one) and heart-beats as a `job` row. Each
-message is handled in a pool process:
+The process consumes messages (late acks, a prefetch of one) and heart-beats as a `job` row. Each
+message is handled by one of `--concurrency` threads (Celery's threads pool: the message never crosses
+a pipe to a pool process):
 1. start: the queued -> running compare-and-set on (ti id, try_number, the claiming scheduler's job
    named in the message): the fence, see `claims`. Nothing matched (a duplicate
    message, a try withdrawn or already failed by the queued timeout): the message is acknowledged and
    dropped. From here this worker's job owns the try, so recovery fails or retries it if we die.
-2. run the try in a freshly forked child (timeout, process-group kill), shipping its log to the
-   database about once a second;
+2. run the try in the thread's warm task process: the local executor's own, with its keeper, timeout
+   and process-group kill (a try costs a pipe round trip, not a fork), shipping its log to the database
+   about once a second;
 3. finish: the final state, with the rest of the log, in one transaction;
 4. tell the scheduler (its report list), so it schedules what comes next without waiting.
 """
@@ -17,15 +19,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from minisched.db.retry import run_with_retries
-from minisched.db.session import create_session
+from minisched.db.session import configure_orm, create_session
 from minisched.db.task_logs import TryKey, ship_log
 from minisched.models import JobState
 from minisched.models.job import CELERY_WORKER_JOB_TYPE
@@ -42,10 +43,8 @@ from minisched.scheduler.executors.celery_messages import (
     report_channel,
     started_report,
 )
-from minisched.scheduler.executors.forked_try import run_forked
+from minisched.scheduler.executors.local import LocalExecutor
 from minisched.scheduler.executors.logs import log_path_for
-from minisched.scheduler.executors.process_tree import set_parent_death_signal
-from minisched.scheduler.executors.task_runner import DagFileCache
 from minisched.workers import claims
 
 log = logging.getLogger(__name__)
@@ -55,21 +54,42 @@ LOG_SHIP_INTERVAL = 1.0
 
 @dataclass
 class WorkerContext:
-    """What every pool process of this worker shares (set before the pool forks)."""
+    """What every thread of this worker shares."""
 
     name: str
     job_id: int
     logs_folder: Path
     broker_url: str
-    dag_files: DagFileCache = field(default_factory=DagFileCache)
     dags: DagStructureCache = field(default_factory=lambda: DagStructureCache(recheck_interval=1.0))
-    _reports: tuple[int, ReportChannel] | None = None
+    _reports: ReportChannel | None = None
+    _runners: dict[int, LocalExecutor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reports(self) -> ReportChannel:
-        """One connection per process: a forked pool process never shares its parent's socket."""
-        if self._reports is None or self._reports[0] != os.getpid():
-            self._reports = (os.getpid(), report_channel(self.broker_url))
-        return self._reports[1]
+        """One client for every thread (it has a connection pool of its own)."""
+        with self._lock:
+            if self._reports is None:
+                self._reports = report_channel(self.broker_url)
+            return self._reports
+
+    def runner(self) -> LocalExecutor:
+        """This thread's warm task process: the local executor's own, one try at a time. Its worker
+        imports a DAG file once and runs try after try; one that dies or times out is replaced. Each
+        thread drives its own: a worker dies with the thread that forked it (PR_SET_PDEATHSIG)."""
+        thread = threading.get_ident()
+        with self._lock:
+            runner = self._runners.get(thread)
+            if runner is None:
+                runner = self._runners[thread] = LocalExecutor(1, queue_depth=0)
+                runner.start()
+            return runner
+
+    def close(self) -> None:
+        """Stop the task processes (idle: the worker has stopped consuming, or we are dying)."""
+        with self._lock:
+            runners, self._runners = list(self._runners.values()), {}
+        for runner in runners:
+            runner.stop(grace=0.0)
 
 
 _context: WorkerContext | None = None
@@ -116,8 +136,6 @@ def _start(context: WorkerContext, request: TryRequest) -> bool:
 
 
 def _run(context: WorkerContext, request: TryRequest) -> TryResult:
-    with contextlib.suppress(Exception):  # a broken file fails the try in the child, with its error
-        context.dag_files.load(request.fileloc)
     key = TryKey(request.dag_id, request.run_id, request.task_id, request.try_number)
     shipped = 0
 
@@ -139,10 +157,7 @@ def _run(context: WorkerContext, request: TryRequest) -> TryResult:
 
             shipped = run_with_retries(transaction)
 
-    result = run_forked(
-        request, dag_cache=context.dag_files, while_waiting=ship_so_far, interval=LOG_SHIP_INTERVAL
-    )
-    result = replace(result, hostname=context.name)
+    result = replace(_run_warm(context.runner(), request, ship_so_far), hostname=context.name)
 
     def finish() -> None:
         with create_session() as session:
@@ -160,6 +175,18 @@ def _run(context: WorkerContext, request: TryRequest) -> TryResult:
 
     run_with_retries(finish)
     return result
+
+
+def _run_warm(runner: LocalExecutor, request: TryRequest, while_waiting: Callable[[], None]) -> TryResult:
+    """Run `request` to its end on the warm task process; `while_waiting` every LOG_SHIP_INTERVAL."""
+    runner.submit([request])
+    while True:
+        results = runner.poll(LOG_SHIP_INTERVAL)
+        runner.drain_started()  # the start is ours to record (done already), not the executor's
+        if results:
+            (result,) = results
+            return result
+        while_waiting()
 
 
 def _report(context: WorkerContext, reply_to: str, report: dict[str, Any]) -> None:
@@ -193,10 +220,13 @@ def run_worker(
     logging.getLogger("celery").setLevel(logging.WARNING)
     app = make_app(broker_url, default_queue=default_queue)
     app.task(name=TASK_NAME, acks_late=True)(run_message)
+    # Every transaction of a worker is retried as a whole: no ping per checkout (two per try).
+    configure_orm(pre_ping=False)
     job_id = run_with_retries(lambda: _register(name))
-    _context = WorkerContext(name=name, job_id=job_id, logs_folder=logs_folder, broker_url=broker_url)
+    _context = context = WorkerContext(
+        name=name, job_id=job_id, logs_folder=logs_folder, broker_url=broker_url
+    )
     beat = _Heartbeat(job_id, heartbeat_interval)
-    signals.worker_process_init.connect(_die_with_parent, weak=False)
     signals.worker_ready.connect(lambda **_: beat.start(), weak=False)
     state = JobState.FAILED
     try:
@@ -206,7 +236,7 @@ def run_worker(
                 f"--hostname={nodename(name)}",
                 f"--queues={','.join(queues)}",
                 f"--concurrency={concurrency}",
-                "--pool=prefork",
+                "--pool=threads",
                 "--loglevel=WARNING",
                 "--without-gossip",
                 "--without-mingle",
@@ -217,6 +247,7 @@ def run_worker(
     except SystemExit as exc:
         state = JobState.SUCCESS if not exc.code else JobState.FAILED
     finally:
+        context.close()
         beat.stop()
         run_with_retries(lambda: _end(job_id, state))
     return 0 if state == JobState.SUCCESS else 1
@@ -235,12 +266,6 @@ def _register(name: str) -> int:
 def _end(job_id: int, state: JobState) -> None:
     with create_session() as session:
         jobs.end_job(job_id, state, session=session, now=utcnow())
-
-
-def _die_with_parent(**_: object) -> None:
-    """A pool process dies with the worker (SIGKILLed or not); its running try then gets SIGTERM from
-    the same mechanism one level down, and recovery fails or retries it."""
-    set_parent_death_signal(signal.SIGKILL)
 
 
 class _Heartbeat:

@@ -11,57 +11,33 @@ queued -> running on the row still claimed by the scheduler job named in the mes
 declared dead, recovery withdraws or fails its queued tries under that job's id (on PostgreSQL with the
 rows locked), so a late message finds no row to start and is dropped; a start that won first makes the
 try the worker's, and recovery of the dead scheduler, keyed on the scheduler's job, leaves it alone.
-Right after its start the worker takes the try over for its own job, so the recovery of a dead worker
-reaps it, and it finishes the try under that job.
+The same statement hands the try over to the worker's own job, so the recovery of a dead worker reaps
+it, and it finishes the try under that job.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
-from minisched.models import TaskInstance, TaskInstanceState, table_of
 from minisched.scheduler import transitions
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryRequest, TryResult, TryStarted
-
-S = TaskInstanceState
-_TI = table_of(TaskInstance)
-#: After `start`, the row is ours if it is running under the claiming job, our host and our pid; it then
-#: belongs to our job, so recovery fails or retries it if this worker dies (and not if the scheduler does).
-_TAKE_OVER = (
-    update(_TI)
-    .where(
-        _TI.c.id == bindparam("b_id"),
-        _TI.c.try_number == bindparam("b_try"),
-        _TI.c.state == S.RUNNING,
-        _TI.c.queued_by_job_id.is_not_distinct_from(bindparam("b_claimer")),
-        _TI.c.hostname == bindparam("b_host"),
-        _TI.c.pid == bindparam("b_pid"),
-    )
-    .values(queued_by_job_id=bindparam("b_job"))
-    .returning(_TI.c.id)
-)
 
 
 def start(
     request: TryRequest, *, hostname: str, pid: int, job_id: int, session: Session, now: datetime
 ) -> bool:
-    """queued -> running for exactly this try, as claimed by the message's scheduler job
-    (`transitions.start`), then owned by this worker's job `job_id`; False, with nothing changed, when
-    the row was not that queued try any more."""
+    """queued -> running for exactly this try, as claimed by the message's scheduler job, and owned by
+    this worker's job `job_id` from then on: one statement (`transitions.start_taking_over`). False,
+    with nothing changed, when the row was not that queued try any more."""
     started = TryStarted(
         request.ti_id, request.try_number, request.dag_id, request.run_id, request.task_id, now, hostname, pid
     )
-    claimer = request.claimed_by_job_id
-    transitions.start([started], job_id=claimer, session=session)
-    params = {"b_id": request.ti_id, "b_try": request.try_number, "b_host": hostname, "b_pid": pid}
-    won = session.execute(_TAKE_OVER, {**params, "b_claimer": claimer, "b_job": job_id}).first() is not None
-    if not won:
-        session.rollback()  # not even the `running` log row: this message was not the try's
-    return won
+    return transitions.start_taking_over(
+        started, job_id=request.claimed_by_job_id, owner_job_id=job_id, session=session
+    )
 
 
 def finish(

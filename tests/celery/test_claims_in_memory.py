@@ -96,6 +96,7 @@ def _worker(env: Env, queue: str) -> Iterator[None]:
         with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=[queue]):
             yield
     finally:
+        celery_worker._context.close()
         celery_worker._context = None
 
 

@@ -86,7 +86,19 @@ class CeleryExecutor(BaseExecutor):
             self._warn(f"cannot publish try {request.try_number} of task instance {request.ti_id}: {exc}")
 
     def poll(self, timeout: float = 0.0) -> list[TryResult]:
-        reports = self._read_reports(timeout)
+        """Waits up to `timeout` for a *finished* report: a `started` one only lowers the backlog, and
+        waking the scheduler for it would make it busy with an empty iteration just when the result
+        comes in."""
+        deadline = time.monotonic() + timeout
+        while True:
+            results = self._take_reports(self._read_reports(timeout))
+            timeout = deadline - time.monotonic()
+            if results or timeout <= 0:
+                break
+        self._forget_lost()
+        return results
+
+    def _take_reports(self, reports: list[dict[str, Any]]) -> list[TryResult]:
         results = []
         for report in reports:
             if report.get("kind") == "finished":
@@ -95,7 +107,6 @@ class CeleryExecutor(BaseExecutor):
                 results.append(result)
             elif report.get("kind") == "started":
                 self._unstarted.pop((int(report["ti_id"]), int(report["try_number"])), None)
-        self._forget_lost()
         return results
 
     def _read_reports(self, timeout: float) -> list[dict[str, Any]]:
