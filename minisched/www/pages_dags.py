@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from minisched.db.session import create_session
+from minisched.db.session import create_read_session, create_session
 from minisched.models import DagRun
 from minisched.models.types import utcnow
 from minisched.service import dags, events, grid, runs
@@ -29,7 +29,7 @@ MAX_CODE_BYTES = 1024 * 1024
 @router.get("/", response_class=HTMLResponse)
 def dag_list(request: Request, *, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         rows, total = dags.list_dags(session=session, page=Page(limit=DAGS_PER_PAGE, offset=offset))
         recent = runs.recent_runs([row.dag_id for row in rows], 10, session=session)
         broken = events.import_error_count(session=session)
@@ -72,7 +72,7 @@ def dag_page(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         info = dags.get_dag(dag_id, session=session)
         structure = dags.get_structure(dag_id, session=session)
         shown = grid.grid(dag_id, session=session, limit=RUNS_PER_GRID, offset=offset)
