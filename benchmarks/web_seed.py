@@ -11,13 +11,15 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import and_, case, insert, literal, select, true, union_all
 from sqlalchemy.orm import Session
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 BATCH = 5000
 #: Run states cycle through these, oldest first; the newest run is left running.
 RUN_STATES = ("success", "success", "success", "failed", "success")
+#: In a failed run, the task at this position failed (the others succeeded).
+FAILING_TASK = 7
 
 
 def seed_dags(count: int, *, session: Session, prefix: str = "dag_", paused: bool = False) -> list[str]:
@@ -28,21 +30,26 @@ def seed_dags(count: int, *, session: Session, prefix: str = "dag_", paused: boo
     from minisched.authoring.serialize import serialize_dag
     from minisched.dagfiles.sync import sync_dags
 
-    serialized = []
-    for index in range(count):
-        dag_id = f"{prefix}{index:04d}"
-        with DAG(
-            dag_id,
-            schedule="@daily",
-            start_date=START,
-            catchup=False,
-            tags=["bench", f"team_{index % 7}"],
-            default_args={"owner": "data"},
-            is_paused_upon_creation=paused,
-        ) as dag:
-            BashOperator(task_id="only", bash_command="true")
-        dag.fileloc = f"/dags/{dag_id}.py"
-        serialized.append(serialize_dag(dag))
+    with DAG(
+        "template",
+        schedule="@daily",
+        start_date=START,
+        catchup=False,
+        tags=["bench"],
+        default_args={"owner": "data"},
+        is_paused_upon_creation=paused,
+    ) as dag:
+        BashOperator(task_id="only", bash_command="true")
+    template = serialize_dag(dag)
+    serialized = [
+        {
+            **template,
+            "dag_id": f"{prefix}{index:04d}",
+            "fileloc": f"/dags/{prefix}{index:04d}.py",
+            "tags": ["bench", f"team_{index % 7}"],
+        }
+        for index in range(count)
+    ]
     sync_dags(serialized, session=session)
     return [data["dag_id"] for data in serialized]
 
@@ -73,20 +80,43 @@ def seed_wide_dag(dag_id: str, tasks: int, *, session: Session) -> list[str]:
 
 
 def seed_runs(dag_id: str, task_ids: Sequence[str], runs: int, *, session: Session) -> list[str]:
-    """`runs` daily runs of `dag_id`, each with a task instance per task, in batches of INSERTs."""
+    """`runs` daily runs of `dag_id` (the newest running, every fifth failed), and a task instance per
+    task and run made by one INSERT ... SELECT, so that 100,000 of them take a second, not minutes."""
     from minisched.models import DagRun, TaskInstance, table_of
 
     run_ids = [f"scheduled__{(START + timedelta(days=i)).isoformat()}" for i in range(runs)]
     run_rows = [_run_row(dag_id, run_id, i, runs) for i, run_id in enumerate(run_ids)]
     for batch in _batches(run_rows):
         session.execute(insert(table_of(DagRun)), batch)
-    ti_rows = (
-        _ti_row(dag_id, run_id, i, task_id, position, runs)
-        for i, run_id in enumerate(run_ids)
-        for position, task_id in enumerate(task_ids)
+    tasks = union_all(
+        *(
+            select(literal(task_id).label("task_id"), literal(position).label("position"))
+            for position, task_id in enumerate(task_ids)
+        )
+    ).subquery("seeded_task")
+    run = table_of(DagRun)
+    failed = and_(run.c.state == "failed", tasks.c.position == FAILING_TASK)
+    state = case((run.c.state == "running", None), (failed, "failed"), else_="success")
+    rows = select(
+        run.c.dag_id,
+        run.c.run_id,
+        tasks.c.task_id,
+        state,
+        case((run.c.state == "running", 0), else_=1),
+        literal(0),
+        run.c.start_date,
+        run.c.end_date,
+        literal("default_pool"),
+        literal(1),
+        literal(1),
+        literal("BashOperator"),
+        literal(""),
+    ).where(run.c.dag_id == dag_id)
+    names = ("dag_id", "run_id", "task_id", "state", "try_number", "max_tries", "start_date", "end_date")
+    more = ("pool", "pool_slots", "priority_weight", "operator", "hostname")
+    session.execute(
+        insert(table_of(TaskInstance)).from_select([*names, *more], rows.join_from(run, tasks, true()))
     )
-    for batch in _batches(ti_rows):
-        session.execute(insert(table_of(TaskInstance)), batch)
     return run_ids
 
 
@@ -105,35 +135,6 @@ def _run_row(dag_id: str, run_id: str, index: int, runs: int) -> dict[str, Any]:
         "start_date": logical,
         "end_date": None if last else logical + timedelta(minutes=5),
         "conf": {},
-    }
-
-
-def _ti_row(  # noqa: PLR0917 -- one row's coordinates
-    dag_id: str, run_id: str, index: int, task_id: str, position: int, runs: int
-) -> dict[str, Any]:
-    logical = START + timedelta(days=index)
-    if index == runs - 1:
-        state = "running" if position == 0 else None
-    elif RUN_STATES[index % len(RUN_STATES)] == "failed" and position == 7:
-        state = "failed"
-    else:
-        state = "success"
-    started = logical + timedelta(seconds=position)
-    return {
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "task_id": task_id,
-        "state": state,
-        "try_number": 1 if state else 0,
-        "max_tries": 0,
-        "start_date": started if state else None,
-        "end_date": started + timedelta(seconds=2) if state and state != "running" else None,
-        "duration": 2.0 if state and state != "running" else None,
-        "pool": "default_pool",
-        "pool_slots": 1,
-        "priority_weight": 1,
-        "operator": "BashOperator",
-        "hostname": "",
     }
 
 
