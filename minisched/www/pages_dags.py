@@ -17,6 +17,7 @@ from minisched.models.types import utcnow
 from minisched.service import dags, events, grid, runs
 from minisched.service.paging import Page
 from minisched.www.common import back_to, for_change, viewer
+from minisched.www.grid_html import grid_rows
 from minisched.www.render import is_active, page
 from minisched.www.svg import graph_svg
 
@@ -80,6 +81,8 @@ def dag_page(
     ctx.update(grid=shown, offset=offset, limit=RUNS_PER_GRID)
     ctx["refresh"] = any(is_active(run.state) for run in shown.runs)
     ctx["bar_heights"] = _bar_heights(shown.runs)
+    if tab == "grid":
+        ctx["grid_rows"] = grid_rows(dag_id, structure.topological_order, shown.runs, shown.cells)
     if tab == "graph":
         latest = shown.runs[-1] if shown.runs else None
         ctx["graph"] = graph_svg(structure, _states_of(shown, latest), _task_links(dag_id, latest))
