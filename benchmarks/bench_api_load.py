@@ -45,7 +45,7 @@ def run(ctx: BenchContext) -> list[Figure]:
             token = _seed(ctx.size(1000, 20))
             with SchedulerProcess(home, parallelism=PARALLELISM) as scheduler:
                 scheduler.wait_for_dags(engine, {"parallel"})
-                alone, loaded, rps = _alternate(home, token, engine, scheduler, repeats)
+                alone, loaded, rps = _alternate(home, token, engine, scheduler, repeats, ctx.size(10, 3))
         engine.dispose()
     alone_rate, loaded_rate = tasks / statistics.median(alone), tasks / statistics.median(loaded)
     slowdown = 1 - loaded_rate / alone_rate
@@ -77,8 +77,8 @@ def _seed(dags: int) -> str:
         return create_token("bench", "viewer", session=session)[1]
 
 
-def _alternate(
-    home: Home, token: str, engine: Any, scheduler: SchedulerProcess, repeats: int
+def _alternate(  # noqa: PLR0917 -- the run's parts
+    home: Home, token: str, engine: Any, scheduler: SchedulerProcess, repeats: int, min_seconds: float
 ) -> tuple[list[float], list[float], float]:
     """Seconds per run alone and under load, and the API's requests/s during the loaded runs."""
     from benchmarks.http_load import webserver
@@ -91,7 +91,7 @@ def _alternate(
     with webserver(home.environ(), "/api/v1/dags", headers) as server:
         for _ in range(repeats):
             alone.append(_one_run(engine, scheduler, next(dates)))
-            seconds = max(10.0, 4 * alone[-1])
+            seconds = max(min_seconds, 4 * alone[-1])
             under_load, rate = _loaded_run(
                 server, headers, seconds, lambda: _one_run(engine, scheduler, next(dates))
             )
