@@ -1,182 +1,185 @@
 """8. The web server: server time of the DAG list (1,000 DAGs) and of a grid page (one DAG of 1,000
-runs x 100 tasks), the SQL statements each costs, and `GET /api/v1/dags` requests per second against
-`minisched webserver` (one uvicorn worker, a real process) from 4 client threads.
+runs x 100 tasks), the SQL statements each costs at that size and at a small one, and `GET
+/api/v1/dags` requests per second against `minisched webserver` (one uvicorn worker, a real process).
 
-Page times are measured in this process through the ASGI app (what the server spends, no network),
-the median of 7 requests after one warm-up.
+The data is inserted in bulk (`web_seed`), not made by a scheduler. Page times are measured inside
+this process around the ASGI app (from the request's arrival to the last byte of the answer: what the
+server spends, no network), the median of 7 requests after one warm-up.
+
+Requests per second come from `http_load` (client processes with keep-alive connections). The machine
+is shared, so the same server also answers `GET /api/v1/version` in the same run: the ratio between
+the two, and the requests per second of server CPU (what one worker does with a core of its own),
+are what can be compared across runs.
 """
 
 from __future__ import annotations
 
-import socket
 import statistics
-import threading
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from benchmarks.common import BenchContext, Figure, Home, at_least, at_most, counting, in_process, new_home
 
 PAGE_TARGET_MS = 200.0
 RPS_TARGET = 500.0
-
-ONE_TASK_DAG = """\
-from datetime import datetime, timezone
-from minisched.authoring.dag import DAG
-from minisched.authoring.operators import BashOperator
-
-with DAG({dag_id!r}, schedule="@daily", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc), catchup=False):
-    BashOperator(task_id="only", bash_command="true")
-"""
-WIDE_DAG = """\
-from datetime import datetime, timezone
-from minisched.authoring.dag import DAG
-from minisched.authoring.operators import BashOperator
-
-with DAG("wide", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)):
-    previous = None
-    for index in range({tasks}):
-        task = BashOperator(task_id=f"task_{{index:03d}}", bash_command="true")
-        if previous is not None and index % 10:
-            previous >> task
-        previous = task
-"""
+PAGES = {"list": "/", "grid": "/dags/wide"}
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Asgi = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-    dags = ctx.size(1000, 20)
-    runs = ctx.size(1000, 20)
-    tasks = ctx.size(100, 10)
+    sizes = {"dags": ctx.size(1000, 20), "runs": ctx.size(1000, 20), "tasks": ctx.size(100, 10)}
     seconds = 5.0 if not ctx.quick else 1.0
+    with new_home(ctx, "webserver_small") as home, in_process(home) as engine:
+        token = seed(home, dags=2, runs=1, tasks=2)
+        small = page_figures(engine, token, repeats=1)
     with new_home(ctx, "webserver") as home:
-        for index in range(dags - 1):
-            (home.dags / f"dag_{index:04d}.py").write_text(ONE_TASK_DAG.format(dag_id=f"dag_{index:04d}"))
-        (home.dags / "wide.py").write_text(WIDE_DAG.format(tasks=tasks))
         with in_process(home) as engine:
-            token = _prepare(home, runs)
-            pages = _page_times(engine, token)
-        rps = _requests_per_second(home, token, seconds)
-    params = f"{dags} DAGs; grid of {runs} runs x {tasks} tasks (25 runs shown)"
-    ctx.log(f"  DAG list {pages['list'][0]:.1f} ms, grid {pages['grid'][0]:.1f} ms, API {rps:.0f} req/s")
-    return [
-        Figure(
-            "webserver.dag_list.ms",
-            pages["list"][0],
-            "ms",
-            f"<= {PAGE_TARGET_MS:.0f}",
-            at_most(pages["list"][0], PAGE_TARGET_MS),
-            params,
-        ),
-        Figure("webserver.dag_list.statements", pages["list"][1], "statements", params=params),
-        Figure(
-            "webserver.grid.ms",
-            pages["grid"][0],
-            "ms",
-            f"<= {PAGE_TARGET_MS:.0f}",
-            at_most(pages["grid"][0], PAGE_TARGET_MS),
-            params,
-        ),
-        Figure("webserver.grid.statements", pages["grid"][1], "statements", params=params),
-        Figure(
-            "webserver.api_dags.rps",
-            rps,
-            "req/s",
-            f">= {RPS_TARGET:.0f}",
-            at_least(rps, RPS_TARGET),
-            f"{dags} DAGs, limit=100, 4 client threads, {seconds:g}s",
-        ),
-    ]
+            token = seed(home, **sizes)
+            pages = page_figures(engine, token, repeats=7)
+        loads = api_load(home, token, seconds)
+    params = (
+        f"{sizes['dags']:,} DAGs; grid of {sizes['runs']:,} runs x {sizes['tasks']} tasks (25 runs shown)"
+    )
+    ctx.log(
+        f"  DAG list {pages['list'][0]:.1f} ms, grid {pages['grid'][0]:.1f} ms; "
+        f"API /dags {loads['dags'].per_second:.0f} req/s, /version {loads['version'].per_second:.0f} req/s"
+    )
+    figures = []
+    for name in PAGES:
+        ms, statements = pages[name]
+        figures += [
+            Figure(
+                f"webserver.{name_of(name)}.ms",
+                ms,
+                "ms",
+                f"<= {PAGE_TARGET_MS:.0f}",
+                at_most(ms, PAGE_TARGET_MS),
+                params,
+            ),
+            Figure(
+                f"webserver.{name_of(name)}.statements",
+                statements,
+                "statements",
+                f"== {small[name][1]} (2 DAGs, 1 run x 2 tasks)",
+                statements == small[name][1],
+                params,
+            ),
+        ]
+    return figures + load_figures(loads, sizes["dags"], seconds)
 
 
-def _prepare(home: Home, runs: int) -> str:
-    """Load the DAG folder, create the wide DAG's runs (with their task instances) and a token."""
-    from minisched.dagfiles.refresh import refresh_dag_folder
+def name_of(page: str) -> str:
+    return "dag_list" if page == "list" else page
+
+
+def seed(home: Home, *, dags: int, runs: int, tasks: int) -> str:
+    """`dags - 1` one-task DAGs and the `wide` DAG with `runs` runs x `tasks` tasks; an admin token."""
+    from benchmarks.web_seed import seed_dags, seed_runs, seed_wide_dag
     from minisched.db.session import create_session
-    from minisched.models import DagRunType
-    from minisched.scheduler.dag_cache import DagStructureCache
-    from minisched.scheduler.dagruns import NewRun, create_dag_runs
     from minisched.service.tokens import create_token
 
-    refresh_dag_folder(home.dags)
-    start = datetime(2020, 1, 1, tzinfo=UTC)
-    for first in range(0, runs, 100):
-        with create_session() as session:
-            wide = DagStructureCache().get("wide", session=session)
-            assert wide is not None
-            batch = [
-                NewRun("wide", DagRunType.MANUAL, start + timedelta(hours=i), None)
-                for i in range(first, min(first + 100, runs))
-            ]
-            create_dag_runs(batch, {"wide": wide}, session=session, now=start)
     with create_session() as session:
+        seed_dags(dags - 1, session=session)
+        task_ids = seed_wide_dag("wide", tasks, session=session)
+        seed_runs("wide", task_ids, runs, session=session)
         return create_token("bench", "admin", session=session)[1]
 
 
-def _page_times(engine: Any, token: str) -> dict[str, tuple[float, int]]:
+class ServerClock:
+    """Wraps an ASGI app and records how long it took to answer each request, last byte included."""
+
+    def __init__(self, app: Asgi) -> None:
+        self.app = app
+        self.last_ms = 0.0
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.last_ms = (time.perf_counter() - began) * 1000
+
+        await self.app(scope, receive, timed_send)
+
+
+def page_figures(engine: Any, token: str, *, repeats: int) -> dict[str, tuple[float, int]]:
+    """Per page: the median server time (ms) and the statements of one request."""
     from fastapi.testclient import TestClient
 
     from minisched.api.app import create_app
 
+    clock = ServerClock(create_app())
     results: dict[str, tuple[float, int]] = {}
-    with TestClient(create_app(), follow_redirects=False) as client:
+    with TestClient(clock, follow_redirects=False) as client:
         login = client.post("/login", data={"token": token}, headers={"Origin": "http://testserver"})
         assert login.status_code == 303, login.text
-        for name, path in (("list", "/"), ("grid", "/dags/wide")):
+        for name, path in PAGES.items():
             assert client.get(path).status_code == 200
             timings = []
-            for _ in range(7):
-                began = time.perf_counter()
+            for _ in range(repeats):
                 assert client.get(path).status_code == 200
-                timings.append((time.perf_counter() - began) * 1000)
+                timings.append(clock.last_ms)
             with counting(engine) as counter:
-                client.get(path)
+                assert client.get(path).status_code == 200
             results[name] = (statistics.median(timings), counter.statements)
     return results
 
 
-def _requests_per_second(home: Home, token: str, seconds: float) -> float:
-    import subprocess
-    import sys
+def api_load(home: Home, token: str, seconds: float) -> dict[str, Any]:
+    """/version, /dags, /version again against one server: the baseline brackets the figure."""
+    from benchmarks.http_load import hammer, webserver
 
-    import httpx
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "minisched", "webserver", "--port", str(port)],
-        env=home.environ(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/api/v1/dags"
     headers = {"Authorization": f"Bearer {token}"}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(url, headers=headers, timeout=5).raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("minisched webserver did not start") from None
-                time.sleep(0.1)
-        done = [0] * 4
-        stop_at = time.monotonic() + seconds
+    with webserver(home.environ(), "/api/v1/dags", headers) as server:
+        before = hammer(server, "/api/v1/version", headers, seconds=seconds)
+        dags = hammer(server, "/api/v1/dags", headers, seconds=seconds)
+        after = hammer(server, "/api/v1/version", headers, seconds=seconds)
+    best = before if before.per_second >= after.per_second else after
+    return {"dags": dags, "version": best}
 
-        def hammer(slot: int) -> None:
-            with httpx.Client(headers=headers, timeout=10) as client:
-                while time.monotonic() < stop_at:
-                    client.get(url).raise_for_status()
-                    done[slot] += 1
 
-        threads = [threading.Thread(target=hammer, args=(slot,)) for slot in range(4)]
-        began = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return sum(done) / (time.monotonic() - began)
-    finally:
-        server.terminate()
-        server.wait(30)
+def load_figures(loads: dict[str, Any], dags: int, seconds: float) -> list[Figure]:
+    dags_load, version = loads["dags"], loads["version"]
+    params = f"{dags:,} DAGs, limit=100, 4 client processes (http.client keep-alive), {seconds:g}s"
+    return [
+        Figure(
+            "webserver.api_dags.rps",
+            dags_load.per_second,
+            "req/s",
+            f">= {RPS_TARGET:.0f}",
+            at_least(dags_load.per_second, RPS_TARGET),
+            params,
+            note=f"{dags_load.errors} errors",
+        ),
+        Figure(
+            "webserver.api_dags.rps_per_cpu_s",
+            dags_load.per_cpu_second,
+            "req/CPU-s",
+            params=params,
+            note="requests / server process CPU time: one worker with a core of its own",
+        ),
+        Figure("webserver.api_version.rps", version.per_second, "req/s", params=params, note="baseline"),
+        Figure(
+            "webserver.api_version.rps_per_cpu_s",
+            version.per_cpu_second,
+            "req/CPU-s",
+            params=params,
+            note="baseline",
+        ),
+        Figure(
+            "webserver.api_dags.vs_version",
+            dags_load.per_second / version.per_second if version.per_second else None,
+            "x",
+            params=params,
+            note="/dags req/s over /version req/s, same server, same run",
+        ),
+    ]

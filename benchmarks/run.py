@@ -50,6 +50,7 @@ BENCHMARKS = (
     Benchmark("latency", "benchmarks.bench_latency", "7. Scheduling latency"),
     Benchmark("webserver", "benchmarks.bench_webserver", "8. Web server"),
     Benchmark("celery", "benchmarks.bench_celery", "9. Celery executor vs local"),
+    Benchmark("api_load", "benchmarks.bench_api_load", "10. Scheduler under API load"),
 )
 AIRFLOW = Benchmark("airflow", "benchmarks.bench_airflow", "Airflow 2.10.5 side by side", per_backend=False)
 

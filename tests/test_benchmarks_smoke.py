@@ -39,6 +39,15 @@ FIGURES = [
     "webserver.grid.ms",
     "webserver.grid.statements",
     "webserver.api_dags.rps",
+    "webserver.api_dags.rps_per_cpu_s",
+    "webserver.api_version.rps",
+    "webserver.api_version.rps_per_cpu_s",
+    "webserver.api_dags.vs_version",
+    # 10. scheduler under API load
+    "api_load.scheduler_alone.tasks_per_s",
+    "api_load.scheduler_loaded.tasks_per_s",
+    "api_load.slowdown",
+    "api_load.api_dags.rps",
     # 2. SQL per loop
     *(
         f"sql_per_loop.{mode}.{case}"

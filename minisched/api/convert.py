@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime, timedelta
 
@@ -37,8 +38,13 @@ def dag(info: DagInfo) -> schemas.DAG:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def schedule_interval(schedule: str | None) -> schemas.ScheduleInterval | None:
-    """Airflow's tagged union: a cron expression or preset, or a TimeDelta for a delta schedule."""
+    """Airflow's tagged union: a cron expression or preset, or a TimeDelta for a delta schedule.
+
+    Remembered per text: a list of DAGs holds few distinct schedules, and parsing a cron expression
+    costs more than the rest of a DAG's conversion.
+    """
     if schedule is None:
         return None
     from minisched.authoring.schedules import DeltaSchedule, make_schedule

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from minisched.service.actor import Actor
 from minisched.service.paging import MAX_LIMIT, Page
@@ -14,25 +15,34 @@ from minisched.service.tokens import TokenInfo
 
 
 class TokenVerifier(Protocol):
-    """Checks API tokens (by value) and UI sessions (by the token's row id)."""
+    """Checks API tokens (by value) and UI sessions (by the token's row id); `remembered` answers
+    from memory only (None: not known lately), so it may run on the event loop."""
 
-    def actor(self, token: str, via: str) -> Actor | None: ...
+    def remembered(self, token: str) -> tuple[TokenInfo | None] | None: ...
     def check(self, token: str) -> TokenInfo | None: ...
     def by_id(self, token_id: int) -> TokenInfo | None: ...
 
 
-def get_session() -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, rolled back when it raises."""
-    from minisched.db.session import create_session
+READ_METHODS = frozenset({"GET", "HEAD"})
 
-    with create_session() as session:
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back when it raises.
+
+    A GET only reads: its session takes no write lock on SQLite, so reads never queue behind the
+    scheduler's writes.
+    """
+    from minisched.db.session import create_read_session, create_session
+
+    opened = create_read_session() if request.method in READ_METHODS else create_session()
+    with opened as session:
         yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="The numbers of items to return.")] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="The number of items to skip.")] = 0,
     order_by: Annotated[
@@ -51,10 +61,10 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def require(role: str) -> Callable[[Request], Actor]:
+def require(role: str) -> Callable[[Request], Awaitable[Actor]]:
     """A dependency that lets through callers whose token has `role` or above (viewer < op < admin)."""
 
-    def check(request: Request) -> Actor:
+    async def check(request: Request) -> Actor:
         verifier: TokenVerifier = request.app.state.tokens
         token = bearer_token(request)
         if token is None:
@@ -63,7 +73,10 @@ def require(role: str) -> Callable[[Request], Actor]:
                 "missing token: send `Authorization: Bearer <token>` (`minisched tokens create` makes one)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        actor = verifier.actor(token, "api")
+        # A token seen in the last seconds is answered from memory, without a thread or a query.
+        known = verifier.remembered(token)
+        info = known[0] if known is not None else await run_in_threadpool(verifier.check, token)
+        actor = Actor(info.name, info.role, "api") if info is not None else None
         if actor is None:
             raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
         if not actor.may(role):

@@ -16,6 +16,8 @@ from sqlalchemy.exc import ArgumentError
 from minisched.settings import ConfigError, mask_secrets
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 60.0
+#: An execution option: this connection's transactions only read (see `read_only_engine`).
+READ_ONLY_OPTION = "minisched_read_only"
 
 _engines_to_reset: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -87,10 +89,18 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front: a deferred transaction that later upgrades to a writer fails
-        # immediately with "database is locked" instead of waiting for the busy timeout.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # immediately with "database is locked" instead of waiting for the busy timeout. A reader
+        # needs no lock at all in WAL mode, and must not queue behind the writers for one.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """`engine` (sharing its pool) for transactions that only read: on SQLite they begin deferred,
+    so they neither take nor wait for the write lock."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def _make_private(path: Path) -> None:

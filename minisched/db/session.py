@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar, cast
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from minisched.db.engine import make_engine
+from minisched.db.engine import make_engine, read_only_engine
 from minisched.settings import get_settings
 
 P = ParamSpec("P")
@@ -22,24 +22,31 @@ NEW_SESSION: Session = cast(Session, None)
 
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
+_read_session_factory: sessionmaker[Session] | None = None
 
 
 def configure_orm(db_url: str | None = None, *, pre_ping: bool = True) -> Engine:
-    """(Re)create the engine and session factory for `db_url` (default: the configured URL); see
+    """(Re)create the engine and session factories for `db_url` (default: the configured URL); see
     `make_engine` for `pre_ping`."""
-    global _engine, _session_factory
+    global _engine, _session_factory, _read_session_factory
     dispose_orm()
     _engine = make_engine(db_url or get_settings().db_url, pre_ping=pre_ping)
     _session_factory = sessionmaker(bind=_engine, expire_on_commit=False, autoflush=False)
+    _read_session_factory = sessionmaker(
+        bind=read_only_engine(_engine), expire_on_commit=False, autoflush=False
+    )
+    event.listen(_read_session_factory, "do_orm_execute", _refuse_writes)
+    event.listen(_read_session_factory, "before_flush", _refuse_flush)
     return _engine
 
 
 def dispose_orm() -> None:
-    global _engine, _session_factory
+    global _engine, _session_factory, _read_session_factory
     if _engine is not None:
         _engine.dispose()
     _engine = None
     _session_factory = None
+    _read_session_factory = None
 
 
 def get_engine() -> Engine:
@@ -53,6 +60,28 @@ def new_session() -> Session:
         configure_orm()
     assert _session_factory is not None
     return _session_factory()
+
+
+def new_read_session() -> Session:
+    """A session for work that only reads (see `create_read_session`)."""
+    if _read_session_factory is None:
+        configure_orm()
+    assert _read_session_factory is not None
+    return _read_session_factory()
+
+
+class WriteInReadSession(RuntimeError):
+    """A programming error: a read-only session was asked to change rows."""
+
+
+def _refuse_writes(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise WriteInReadSession("a read-only session cannot change rows; use create_session()")
+
+
+def _refuse_flush(session: Session, *_: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise WriteInReadSession("a read-only session cannot change rows; use create_session()")
 
 
 def is_postgresql(session: Session | None = None) -> bool:
@@ -72,6 +101,17 @@ def create_session() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def create_read_session() -> Iterator[Session]:
+    """A session that only reads, for pages and API GETs: on SQLite its transaction takes no write
+    lock, so readers never wait for the scheduler; a change through it raises `WriteInReadSession`."""
+    session = new_read_session()
+    try:
+        yield session
     finally:
         session.close()
 

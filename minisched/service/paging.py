@@ -34,6 +34,17 @@ def ordered(
     tie_breakers: Sequence[ColumnExpressionArgument[Any]] = (),
 ) -> Q:
     """The query sorted by `page.order_by` (a key of `columns`, `-` for descending), then paged."""
+    order = order_clauses(page, columns, default, tie_breakers)
+    return query.order_by(*order).limit(page.limit).offset(page.offset)
+
+
+def order_clauses(
+    page: Page,
+    columns: Mapping[str, ColumnExpressionArgument[Any]],
+    default: str,
+    tie_breakers: Sequence[ColumnExpressionArgument[Any]] = (),
+) -> list[Any]:
+    """The ORDER BY of `ordered`, checked (a bad limit, offset or column is an InvalidInput)."""
     if page.limit < 1 or page.limit > MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {page.limit}")
     if page.offset < 0:
@@ -44,7 +55,7 @@ def ordered(
         raise InvalidInput(f"cannot order by {name!r}; use one of {', '.join(sorted(columns))}")
     column = columns[name]
     first = desc(column) if key.startswith("-") else asc(column)
-    return query.order_by(first, *tie_breakers).limit(page.limit).offset(page.offset)
+    return [first, *tie_breakers]
 
 
 def count(query: AnySelect, *, session: Session) -> int:

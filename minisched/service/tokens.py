@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from minisched.models.api_token import ApiToken
 from minisched.models.types import utcnow
-from minisched.service.actor import ROLES, Actor
+from minisched.service.actor import ROLES
 from minisched.service.errors import Conflict, InvalidInput, NotFound
 
 PREFIX = "msk_"
@@ -75,7 +75,7 @@ def _info(row: ApiToken) -> TokenInfo:
 
 
 class TokenChecker:
-    """Token -> Actor for each request, remembered a few seconds so a busy API reads the table rarely.
+    """Token -> its row for each request, remembered a few seconds so a busy API reads the table rarely.
 
     A revoked token stops working within `ttl` seconds.
     """
@@ -90,6 +90,14 @@ class TokenChecker:
         """The token's row, looked up by its hash."""
         digest = hash_token(token)
         return self._cached(digest, lambda: self._load(ApiToken.token_hash == digest))
+
+    def remembered(self, token: str) -> tuple[TokenInfo | None] | None:
+        """What `check` answered for `token` within the last `ttl` seconds, without a query; None
+        when it has to be looked up."""
+        cached = self._cache.get(hash_token(token))
+        if cached is None or time.monotonic() - cached[0] >= self._ttl:
+            return None
+        return (cached[1],)
 
     def by_id(self, token_id: int) -> TokenInfo | None:
         """The row of a UI session's token (gone once the token is revoked)."""
@@ -107,10 +115,6 @@ class TokenChecker:
                 self._cache.clear()
             self._cache[key] = (now, info)
         return info
-
-    def actor(self, token: str, via: str) -> Actor | None:
-        info = self.check(token)
-        return Actor(info.name, info.role, via) if info else None
 
     def _load(self, condition: ColumnElement[bool]) -> TokenInfo | None:
         session = self._open_session()

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from minisched.db.session import create_session
+from minisched.db.session import create_read_session, create_session
 from minisched.exceptions import MinischedError
 from minisched.scheduler.clear import ClearableTi
 from minisched.service import dags, runs, task_instances
@@ -24,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/dags/{dag_id}/trigger", response_class=HTMLResponse)
 def trigger_form(request: Request, *, dag_id: str) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         dags.get_dag(dag_id, session=session)
     return page("trigger.html", **ctx, nav="dags", dag_id=dag_id, conf="{}", logical_date="", errors=[])
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from minisched.db.session import create_session
+from minisched.db.session import create_read_session, create_session
 from minisched.exceptions import MinischedError
 from minisched.service import events, pools
 from minisched.service.paging import Page
@@ -24,7 +24,7 @@ PER_PAGE = 50
 @router.get("/pools", response_class=HTMLResponse)
 def pools_page(request: Request, *, error: str | None = None) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         rows, _ = pools.list_pools(session=session, page=Page(limit=1000))
     return page("pools.html", **ctx, nav="pools", pools=rows, error=error)
 
@@ -85,7 +85,7 @@ def describe(filename: str, stacktrace: str, timestamp: datetime) -> ShownImport
 @router.get("/import-errors", response_class=HTMLResponse)
 def import_errors_page(request: Request, *, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         rows, total = events.list_import_errors(session=session, page=Page(limit=PER_PAGE, offset=offset))
         shown = [describe(row.filename, row.stacktrace, row.timestamp) for row in rows]
     return page(
@@ -102,7 +102,7 @@ def audit_page(
     event: str | None = None,
 ) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         rows, total = events.list_events(
             session=session,
             page=Page(limit=PER_PAGE, offset=offset),

@@ -11,12 +11,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from minisched.db.session import create_session
+from minisched.db.session import create_read_session, create_session
 from minisched.models import DagRun
 from minisched.models.types import utcnow
 from minisched.service import dags, events, grid, runs
 from minisched.service.paging import Page
 from minisched.www.common import back_to, for_change, viewer
+from minisched.www.grid_html import grid_rows
 from minisched.www.render import is_active, page
 from minisched.www.svg import graph_svg
 
@@ -29,7 +30,7 @@ MAX_CODE_BYTES = 1024 * 1024
 @router.get("/", response_class=HTMLResponse)
 def dag_list(request: Request, *, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         rows, total = dags.list_dags(session=session, page=Page(limit=DAGS_PER_PAGE, offset=offset))
         recent = runs.recent_runs([row.dag_id for row in rows], 10, session=session)
         broken = events.import_error_count(session=session)
@@ -72,7 +73,7 @@ def dag_page(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         info = dags.get_dag(dag_id, session=session)
         structure = dags.get_structure(dag_id, session=session)
         shown = grid.grid(dag_id, session=session, limit=RUNS_PER_GRID, offset=offset)
@@ -80,6 +81,8 @@ def dag_page(
     ctx.update(grid=shown, offset=offset, limit=RUNS_PER_GRID)
     ctx["refresh"] = any(is_active(run.state) for run in shown.runs)
     ctx["bar_heights"] = _bar_heights(shown.runs)
+    if tab == "grid":
+        ctx["grid_rows"] = grid_rows(dag_id, structure.topological_order, shown.runs, shown.cells)
     if tab == "graph":
         latest = shown.runs[-1] if shown.runs else None
         ctx["graph"] = graph_svg(structure, _states_of(shown, latest), _task_links(dag_id, latest))

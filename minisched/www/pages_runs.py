@@ -12,7 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 
-from minisched.db.session import create_session
+from minisched.db.session import create_read_session, create_session
 from minisched.models.types import utcnow
 from minisched.service import grid, logs, runs, task_instances
 from minisched.www.common import back_to, for_change, viewer
@@ -31,7 +31,7 @@ def run_path(dag_id: str, run_id: str) -> str:
 @router.get(RUN, response_class=HTMLResponse)
 def run_page(request: Request, *, dag_id: str, run_id: str, message: str | None = None) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         run = runs.get_run(dag_id, run_id, session=session)
         tis = grid.run_task_instances(dag_id, run_id, session=session)
     base = run_path(dag_id, run_id)
@@ -74,7 +74,7 @@ def task_instance_page(
     message: str | None = None,
 ) -> HTMLResponse:
     ctx = viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         ti, _ = task_instances.get_task_instance(dag_id, run_id, task_id, session=session)
     shown = min(try_number or ti.try_number, ti.try_number)
     following = ti.state in ("queued", "running") and shown == ti.try_number
@@ -114,7 +114,7 @@ def log_chunk(
 ) -> JSONResponse:
     """The next page of the log for the follower script; `running` while more may still come."""
     viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         path = logs.log_file(dag_id, run_id, task_id, try_number, session=session)
         ti, _ = task_instances.get_task_instance(dag_id, run_id, task_id, session=session)
     chunk = logs.read_page(path, offset=logs.decode_token(token) if token else 0, max_bytes=LOG_PAGE_BYTES)
@@ -134,7 +134,7 @@ def raw_log(
     request: Request, *, dag_id: str, run_id: str, task_id: str, try_number: int
 ) -> StreamingResponse:
     viewer(request)
-    with create_session() as session:
+    with create_read_session() as session:
         path = logs.log_file(dag_id, run_id, task_id, try_number, session=session)
     name = f"{dag_id}__{task_id}__attempt-{try_number}.log".replace(":", "-")
     return StreamingResponse(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from minisched.db.session import create_session
+from minisched.db.session import create_read_session, create_session
 from minisched.exceptions import MinischedError
 from minisched.service import secrets
 from minisched.service.paging import MAX_LIMIT, Page
@@ -30,7 +30,7 @@ def _admin_context(request: Request) -> dict[str, Any]:
 @router.get("/connections", response_class=HTMLResponse)
 def connections_page(request: Request, *, error: str | None = None) -> HTMLResponse:
     ctx = _admin_context(request)
-    with create_session() as session:
+    with create_read_session() as session:
         rows, total = secrets.list_connections(session=session, page=Page(limit=MAX_LIMIT))
     return page("connections.html", **ctx, nav="connections", rows=rows, total=total, error=error)
 
@@ -81,7 +81,7 @@ def delete_connection(
 @router.get("/variables", response_class=HTMLResponse)
 def variables_page(request: Request, *, error: str | None = None) -> HTMLResponse:
     ctx = _admin_context(request)
-    with create_session() as session:
+    with create_read_session() as session:
         rows, total = secrets.list_variables(session=session, page=Page(limit=MAX_LIMIT))
     return page("variables.html", **ctx, nav="variables", rows=rows, total=total, error=error)
 

@@ -11,53 +11,26 @@ from markupsafe import Markup
 from minisched.authoring.serialize import SerializedDag
 from minisched.models import TaskInstance
 from minisched.www.colours import colour
+from minisched.www.graph_layout import NODE_H, NODE_W, PAD, Box, layout
 
-NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 170, 34, 70, 14, 16
-
-
-def layers(dag: SerializedDag) -> list[list[str]]:
-    """Tasks by longest path from a root; inside a layer, ordered by where their upstreams sit."""
-    depth: dict[str, int] = {}
-    for task_id in dag.topological_order:
-        upstream = dag.tasks[task_id].upstream_task_ids
-        depth[task_id] = 1 + max((depth[u] for u in upstream), default=-1)
-    result: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    position: dict[str, float] = {}
-    for task_id in dag.topological_order:
-        result[depth[task_id]].append(task_id)
-    for layer in result:
-        layer.sort(key=lambda t: _barycenter(dag, t, position))
-        position.update({task_id: index for index, task_id in enumerate(layer)})
-    return result
-
-
-def _barycenter(dag: SerializedDag, task_id: str, position: Mapping[str, float]) -> tuple[float, str]:
-    upstream = [position[u] for u in dag.tasks[task_id].upstream_task_ids if u in position]
-    return (sum(upstream) / len(upstream) if upstream else 0.0, task_id)
+#: Task group boxes, darker the deeper they nest.
+GROUP_FILLS = ("#eef3fb", "#e2eaf7", "#d5e1f3")
 
 
 def graph_svg(
     dag: SerializedDag, states: Mapping[str, str | None], link: Callable[[str], str | None]
 ) -> Markup:
-    """The DAG as boxes bordered in their task instance's state colour, each linking to `link(task_id)`."""
-    columns = layers(dag)
-    tallest = max((len(layer) for layer in columns), default=0)
-    width = MARGIN * 2 + len(columns) * NODE_W + max(len(columns) - 1, 0) * GAP_X
-    height = MARGIN * 2 + tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
-    where: dict[str, tuple[int, int]] = {}
-    for x_index, layer in enumerate(columns):
-        offset = (tallest - len(layer)) * (NODE_H + GAP_Y) // 2
-        for y_index, task_id in enumerate(layer):
-            where[task_id] = (
-                MARGIN + x_index * (NODE_W + GAP_X),
-                MARGIN + offset + y_index * (NODE_H + GAP_Y),
-            )
+    """The DAG as boxes bordered in their task instance's state colour, each linking to `link(task_id)`;
+    each task group a labelled box around its tasks."""
+    placed = layout(dag)
+    width, height, where = placed.width, placed.height, placed.tasks
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="task graph of {escape(dag.dag_id)}">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#8a94a6"/></marker></defs>',
     ]
+    parts += [_group_box(box) for box in placed.boxes]
     for task_id, task in dag.tasks.items():
         x1, y1 = where[task_id]
         for downstream in task.downstream_task_ids:
@@ -72,6 +45,16 @@ def graph_svg(
         parts.append(_node(task_id, dag.tasks[task_id].operator, where[task_id], states.get(task_id), link))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _group_box(box: Box) -> str:
+    fill = GROUP_FILLS[min(box.depth, len(GROUP_FILLS)) - 1]
+    return (
+        f'<g class="group" data-group-id="{escape(box.group_id)}"><title>{escape(box.group_id)}</title>'
+        f'<rect x="{box.x}" y="{box.y}" width="{box.width}" height="{box.height}" rx="8" '
+        f'fill="{fill}" stroke="#9fb3d6" stroke-width="1"/>'
+        f'<text x="{box.x + PAD}" y="{box.y + 15}" class="group-label">{escape(box.label)}</text></g>'
+    )
 
 
 def _node(

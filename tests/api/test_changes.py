@@ -189,6 +189,39 @@ def test_logs_are_paged_by_byte_offset(api: Api) -> None:
     assert api.get(url + "?token=garbage").status_code == 400
 
 
+def test_a_page_of_a_100_mb_log_reads_only_that_page(api: Api) -> None:
+    import tracemalloc
+
+    from minisched.db.session import create_session
+    from minisched.service.logs import log_file
+
+    write_dag(api.env)
+    api.env.run_cli("dags", "test", "demo", "2024-03-01")
+    run_id = json_of(api.get("/dags/demo/dagRuns"))["dag_runs"][0]["dag_run_id"]
+    with create_session() as session:
+        path = log_file("demo", run_id, "load", 1, session=session)
+    with path.open("r+b") as handle:  # sparse: 100 MB of log without writing them
+        handle.truncate(100 * 1024 * 1024)
+        handle.seek(0, 2)
+        handle.write(b"the last line\n")
+    size = path.stat().st_size
+    url = f"/dags/demo/dagRuns/{run_id}/taskInstances/load/logs/1"
+    first = json_of(api.get(url + "?max_bytes=1000"))
+    tracemalloc.start()
+    try:
+        page = json_of(api.get(url + f"?max_bytes=1000&token={first['continuation_token']}"))
+        for _ in range(3):
+            page = json_of(api.get(url + f"?max_bytes=1000&token={page['continuation_token']}"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(page["content"]) == 1000 and peak < 5 * 1024 * 1024
+    from minisched.service.logs import encode_token
+
+    tail = json_of(api.get(url + f"?max_bytes=100000&token={encode_token(size - 14)}"))
+    assert tail["content"] == "the last line\n"
+
+
 def test_pool_slots_split_into_queued_and_running(api: Api) -> None:
     from sqlalchemy import update
 

@@ -20,8 +20,11 @@ ENDPOINTS = [
     ("GET", RUN + "/taskInstances/extract/logs/1", None, "viewer"),
     ("GET", "/pools", None, "viewer"),
     ("GET", "/pools/default_pool", None, "viewer"),
+    ("GET", "/dags/demo/tasks/extract", None, "viewer"),
     ("GET", "/importErrors", None, "viewer"),
+    ("GET", "/importErrors/1", None, "viewer"),
     ("GET", "/eventLogs", None, "viewer"),
+    ("GET", "/eventLogs/1", None, "viewer"),
     ("PATCH", "/dags/demo", {"is_paused": False}, "op"),
     ("POST", "/dags/demo/dagRuns", {"conf": {}}, "op"),
     ("PATCH", RUN, {"state": "success"}, "op"),
@@ -32,21 +35,59 @@ ENDPOINTS = [
     ("PATCH", "/pools/default_pool", {"slots": 128}, "op"),
     ("DELETE", "/pools/p_gone", None, "op"),
     ("GET", RUN + "/taskInstances/extract/xcomEntries", None, "viewer"),
+    ("GET", RUN + "/taskInstances/extract/xcomEntries/return_value", None, "viewer"),
     ("GET", "/connections", None, "admin"),
     ("POST", "/connections", {"connection_id": "c_new", "conn_type": "http"}, "admin"),
+    ("GET", "/connections/c_keep", None, "admin"),
+    ("PATCH", "/connections/c_keep", {"connection_id": "c_keep", "conn_type": "ftp"}, "admin"),
+    ("DELETE", "/connections/c_gone", None, "admin"),
     ("GET", "/variables", None, "admin"),
     ("POST", "/variables", {"key": "v_new", "value": "1"}, "admin"),
+    ("GET", "/variables/v_keep", None, "admin"),
+    ("PATCH", "/variables/v_keep", {"key": "v_keep", "value": "2"}, "admin"),
     ("DELETE", "/variables/v_gone", None, "admin"),
 ]
+#: Answer without a token (tests/api/test_reads.py checks them).
+PUBLIC = {("GET", "/health"), ("GET", "/version")}
 
 
 @pytest.fixture
 def demo(api: Api) -> Api:
+    api.env.write_dag("broken.py", "def broken(:\n")
     write_dag(api.env)
     assert api.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
-    api.client.post("/api/v1/pools", json={"name": "p_gone", "slots": 1}, headers=api.headers("admin"))
-    api.client.post("/api/v1/variables", json={"key": "v_gone", "value": "1"}, headers=api.headers("admin"))
+    admin = api.headers("admin")
+    api.client.post("/api/v1/pools", json={"name": "p_gone", "slots": 1}, headers=admin)
+    for key in ("v_gone", "v_keep"):
+        api.client.post("/api/v1/variables", json={"key": key, "value": "1"}, headers=admin)
+    for conn_id in ("c_gone", "c_keep"):
+        api.client.post(
+            "/api/v1/connections", json={"connection_id": conn_id, "conn_type": "http"}, headers=admin
+        )
     return api
+
+
+def test_the_matrix_covers_every_operation_of_the_spec(api: Api) -> None:
+    spec = api.client.get("/api/v1/openapi.json").json()
+    operations = {
+        (method.upper(), path.removeprefix("/api/v1"))
+        for path, ops in spec["paths"].items()
+        for method in ops
+    }
+    covered = {(method, _template(path, spec)) for method, path, _, _ in ENDPOINTS} | PUBLIC
+    assert operations == covered
+
+
+def _template(path: str, spec: dict[str, object]) -> str:
+    """The spec's path that a concrete path of the matrix is an instance of."""
+    parts = path.split("/")
+    for candidate in spec["paths"]:  # type: ignore[attr-defined]
+        template = candidate.removeprefix("/api/v1").split("/")
+        if len(template) == len(parts) and all(
+            t == p or (t.startswith("{") and t.endswith("}")) for t, p in zip(template, parts, strict=True)
+        ):
+            return "/".join(template)
+    return path
 
 
 @pytest.mark.parametrize(

@@ -65,3 +65,23 @@ def test_provide_session_requires_a_session_parameter() -> None:
         @provide_session
         def no_session(x: int) -> int:
             return x
+
+
+def test_a_read_session_reads_while_a_writer_holds_the_lock_and_refuses_to_write(env: Env) -> None:
+    """API GETs and pages read through it: they never wait for the scheduler's write transaction."""
+    from sqlalchemy import update
+
+    from minisched.db.session import WriteInReadSession, create_read_session
+
+    with create_session() as writer:
+        writer.add(Pool(pool="held", slots=1))
+        writer.flush()  # holds SQLite's write lock (BEGIN IMMEDIATE) / the new row's lock until commit
+        with create_read_session() as reader:
+            assert reader.scalar(select(func.count()).select_from(Pool)) == 1  # not the uncommitted row
+            with pytest.raises(WriteInReadSession):
+                reader.execute(update(Pool).values(slots=5))
+            reader.add(Pool(pool="sneaked", slots=1))
+            with pytest.raises(WriteInReadSession):
+                reader.flush()
+    assert _pool_count() == 2
+    assert get_engine().pool.checkedout() == 0  # type: ignore[attr-defined]

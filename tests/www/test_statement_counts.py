@@ -105,3 +105,23 @@ def test_list_pages_cost_the_same_statements_for_one_or_many_rows(browser: Brows
     browser.post("/pools", {"name": "extra", "slots": "3"})
     many = {path: _statements(browser, path) for path in pages}
     assert few == many
+
+
+def test_pages_cost_the_same_statements_at_the_benchmark_sizes(browser: Browser) -> None:
+    """The benchmark's shapes, inserted in bulk: 1,000 DAGs, and one DAG of 100 tasks with four pages
+    of runs (benchmark 8 checks the same at 1,000 runs, which takes a minute to insert on PostgreSQL)."""
+    from benchmarks.web_seed import seed_dags, seed_runs, seed_wide_dag
+    from minisched.db.session import create_session
+
+    with create_session() as session:
+        seed_dags(1, session=session, prefix="few_")
+        tiny_tasks = seed_wide_dag("tiny", 2, session=session)
+        seed_runs("tiny", tiny_tasks, 1, session=session)
+    browser.login()
+    few = {path: _statements(browser, path) for path in ("/", "/dags/tiny", "/dags/tiny?tab=graph")}
+    with create_session() as session:
+        seed_dags(998, session=session)
+        wide_tasks = seed_wide_dag("wide", 100, session=session)
+        seed_runs("wide", wide_tasks, 100, session=session)
+    many = {path: _statements(browser, path.replace("tiny", "wide")) for path in few}
+    assert few == many
