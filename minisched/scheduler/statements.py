@@ -190,6 +190,14 @@ START = (
 #: start, by a remote worker: the same compare-and-set, which also hands the try to the worker's job
 #: (`b_owner`), so that recovery of a dead worker reaps it; one statement, answering whether it won.
 START_TAKING_OVER = START.values(queued_by_job_id=bindparam("b_owner")).returning(TI.c.id)
+#: start, by a remote worker, when its first attempt's reply was lost: is the try running under this
+#: number, owned by that worker's job (the lost COMMIT did land)?
+RUNNING_UNDER_OWNER = select(TI.c.id).where(
+    TI.c.id == bindparam("b_id"),
+    TI.c.try_number == bindparam("b_try"),
+    TI.c.state == S.RUNNING,
+    TI.c.queued_by_job_id == bindparam("b_owner"),
+)
 #: What names a try: its task instance (as `id` and `ti_id`), and its number.
 _TRY_COLUMNS = (TI.c.id, TI.c.id.label("ti_id"), TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number)
 #: finish, first half: the rows of the reported tries (locked on PostgreSQL, so the state read is the

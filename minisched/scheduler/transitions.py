@@ -304,6 +304,13 @@ def start_taking_over(
     return True
 
 
+def is_running_under_owner(started: TryStarted, *, owner_job_id: int, session: Session) -> bool:
+    """Whether this try is `running` under its number, owned by `owner_job_id`: what an earlier
+    `start_taking_over` of that job leaves behind once its COMMIT landed."""
+    params = {"b_id": started.ti_id, "b_try": started.try_number, "b_owner": owner_job_id}
+    return session.execute(sql.RUNNING_UNDER_OWNER, params).first() is not None
+
+
 def finish(
     results: Sequence[TryResult],
     *,

@@ -63,7 +63,23 @@ class WorkerContext:
     dags: DagStructureCache = field(default_factory=lambda: DagStructureCache(recheck_interval=1.0))
     _reports: ReportChannel | None = None
     _runners: dict[int, LocalExecutor] = field(default_factory=dict)
+    _held: set[tuple[int, int]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold(self, request: TryRequest) -> bool:
+        """Take the try (ti id, try number) for this thread; False if another thread of this worker
+        holds it (a duplicate message): then only the database's answer may start it, never a retry's
+        "already running under my job"."""
+        key = (request.ti_id, request.try_number)
+        with self._lock:
+            if key in self._held:
+                return False
+            self._held.add(key)
+            return True
+
+    def release(self, request: TryRequest) -> None:
+        with self._lock:
+            self._held.discard((request.ti_id, request.try_number))
 
     def reports(self) -> ReportChannel:
         """One client for every thread (it has a connection pool of its own)."""
@@ -108,31 +124,46 @@ def run_message(body: dict[str, Any]) -> str:
             )
         ),
     )
-    if not run_with_retries(lambda: _start(context, request)):
-        log.info(
-            "try %s of %s.%s (%s) is not queued under that number any more: message dropped",
-            request.try_number,
-            request.dag_id,
-            request.task_id,
-            request.run_id,
-        )
-        return "dropped"
-    _report(context, reply_to, started_report(request.ti_id, request.try_number))
-    result = _run(context, request)
-    _report(context, reply_to, finished_report(result))
-    return result.outcome
+    held = context.hold(request)
+    try:
+        if not _start(context, request, held=held):
+            log.info(
+                "try %s of %s.%s (%s) is not queued under that number any more: message dropped",
+                request.try_number,
+                request.dag_id,
+                request.task_id,
+                request.run_id,
+            )
+            return "dropped"
+        _report(context, reply_to, started_report(request.ti_id, request.try_number))
+        result = _run(context, request)
+        _report(context, reply_to, finished_report(result))
+        return result.outcome
+    finally:
+        if held:
+            context.release(request)
 
 
-def _start(context: WorkerContext, request: TryRequest) -> bool:
-    with create_session() as session:
-        return claims.start(
-            request,
-            hostname=context.name,
-            pid=os.getpid(),
-            job_id=context.job_id,
-            session=session,
-            now=utcnow(),
-        )
+def _start(context: WorkerContext, request: TryRequest, *, held: bool) -> bool:
+    """The start, retried whole on a transient error; a retry of a try this thread holds may find the
+    earlier attempt's lost COMMIT (see `claims.start`)."""
+    attempts = 0
+
+    def attempt() -> bool:
+        nonlocal attempts
+        attempts += 1
+        with create_session() as session:
+            return claims.start(
+                request,
+                hostname=context.name,
+                pid=os.getpid(),
+                job_id=context.job_id,
+                session=session,
+                now=utcnow(),
+                retried=held and attempts > 1,
+            )
+
+    return run_with_retries(attempt)
 
 
 def _run(context: WorkerContext, request: TryRequest) -> TryResult:
@@ -214,8 +245,6 @@ def run_worker(
 ) -> int:
     """Register the job, consume until a warm shutdown (SIGTERM, `celery stop`), end the job."""
     global _context
-    from celery import signals
-
     # Celery's per-message lines would cost more than a short try; warnings and errors still show.
     logging.getLogger("celery").setLevel(logging.WARNING)
     app = make_app(broker_url, default_queue=default_queue)
@@ -226,8 +255,10 @@ def run_worker(
     _context = context = WorkerContext(
         name=name, job_id=job_id, logs_folder=logs_folder, broker_url=broker_url
     )
+    # Beat from the moment the row exists, whatever Celery's boot takes: a job that is alive must never
+    # be declared dead (tries are handed to it only by its own starts, once it consumes).
     beat = _Heartbeat(job_id, heartbeat_interval)
-    signals.worker_ready.connect(lambda **_: beat.start(), weak=False)
+    beat.start()
     state = JobState.FAILED
     try:
         app.worker_main(

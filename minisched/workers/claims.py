@@ -27,17 +27,31 @@ from minisched.scheduler.executors.base import TryRequest, TryResult, TryStarted
 
 
 def start(
-    request: TryRequest, *, hostname: str, pid: int, job_id: int, session: Session, now: datetime
+    request: TryRequest,
+    *,
+    hostname: str,
+    pid: int,
+    job_id: int,
+    session: Session,
+    now: datetime,
+    retried: bool = False,
 ) -> bool:
     """queued -> running for exactly this try, as claimed by the message's scheduler job, and owned by
     this worker's job `job_id` from then on: one statement (`transitions.start_taking_over`). False,
-    with nothing changed, when the row was not that queued try any more."""
+    with nothing changed, when the row was not that queued try any more.
+
+    `retried`: an earlier attempt of this very start ended without an answer, and no other thread of
+    this worker holds the try. Its COMMIT may have landed (the connection dropped before the reply):
+    the row then runs under this number, owned by `job_id`, and nobody runs it; that is our start, so
+    True (dropping the message would leave the try `running` under a live, heart-beating worker)."""
     started = TryStarted(
         request.ti_id, request.try_number, request.dag_id, request.run_id, request.task_id, now, hostname, pid
     )
-    return transitions.start_taking_over(
+    if transitions.start_taking_over(
         started, job_id=request.claimed_by_job_id, owner_job_id=job_id, session=session
-    )
+    ):
+        return True
+    return retried and transitions.is_running_under_owner(started, owner_job_id=job_id, session=session)
 
 
 def finish(

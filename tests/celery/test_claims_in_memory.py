@@ -203,3 +203,50 @@ def test_a_message_of_a_job_that_lost_the_try_is_dropped(
     assert not tokens.exists()
     (ti,) = task_instances("claims")
     assert (ti.state, ti.try_number, ti.queued_by_job_id) == ("queued", request.try_number, other)
+
+
+def _commit_then_lose_the_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's first transaction (its start) commits, then its connection drops before the reply:
+    what the worker sees is a transient error, though the start did land."""
+    from sqlalchemy.exc import OperationalError
+
+    from minisched.workers import celery_worker
+
+    real = celery_worker.create_session
+    calls = 0
+
+    @contextlib.contextmanager
+    def create_session() -> Iterator[object]:
+        nonlocal calls
+        calls += 1
+        with real() as session:
+            yield session
+        if calls == 1:
+            lost = ConnectionResetError("server closed the connection unexpectedly")
+            raise OperationalError("COMMIT", {}, lost, connection_invalidated=True)
+
+    monkeypatch.setattr(celery_worker, "create_session", create_session)
+
+
+def test_a_start_whose_commit_reply_was_lost_runs_its_try(
+    env: Env,
+    queued_try: tuple[_Publisher, TryRequest, Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The retry finds the row running under this number and this worker's job: its own start, so it
+    runs the try; dropping the message would leave the try running under a live worker for ever."""
+    caplog.set_level(logging.INFO, logger="minisched")
+    publisher, request, tokens = queued_try
+    _set_try(request, state="queued", try_number=request.try_number)
+    publisher.executor.publish(request)  # behind the loop's own message, which now finds the try queued
+    _commit_then_lose_the_reply(monkeypatch)
+    with _worker(env, publisher.executor.default_queue):
+        (result,) = _reports(publisher, 1)
+        wait_until(lambda: _drops(caplog) == 1, timeout=30, message="the second copy dropped")
+    assert any("transient database error" in record.getMessage() for record in caplog.records)
+    assert result.outcome == "success"
+    assert token_counts(tokens) == {"only 1": 1}
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number, ti.hostname) == ("success", 1, "mem")
+    assert len(log_rows("claims", event="running")) == 1
