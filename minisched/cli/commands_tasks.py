@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from minisched.scheduler.executors.task_runner import DagFileCache
 
-TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
+TASK_COLUMNS = ["task_id", "map_index", "state", "try_number", "start_date", "end_date", "duration"]
 
 
 @click.group("tasks")

@@ -84,7 +84,12 @@ def run_message(body: dict[str, Any]) -> str:
         request,
         log_path=str(
             log_path_for(
-                context.logs_folder, request.dag_id, request.run_id, request.task_id, request.try_number
+                context.logs_folder,
+                request.dag_id,
+                request.run_id,
+                request.task_id,
+                request.try_number,
+                map_index=request.map_index,
             )
         ),
     )
