@@ -123,7 +123,7 @@ def _start(context: WorkerContext, request: TryRequest) -> bool:
 def _run(context: WorkerContext, request: TryRequest) -> TryResult:
     with contextlib.suppress(Exception):  # a broken file fails the try in the child, with its error
         context.dag_files.load(request.fileloc)
-    key = TryKey(request.dag_id, request.run_id, request.task_id, request.try_number)
+    key = TryKey(request.dag_id, request.run_id, request.task_id, request.try_number, request.map_index)
     shipped = 0
 
     def ship_so_far() -> None:
