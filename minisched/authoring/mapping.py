@@ -74,6 +74,10 @@ class ExpandInput:
 
     def arguments(self, map_index: int, ti: XComPuller, task_id: str) -> dict[str, Any]:
         """The arguments of instance `map_index`, read from the sources (their XCom pulled now)."""
+        if map_index < 0:
+            raise TaskFailure(
+                f"task {task_id!r} is mapped: run one of its instances, by its map_index (--map-index N)"
+            )
         names = self.named_sources()
         values = [_resolved_list(source, ti, task_id, name) for name, source in names]
         combos = itertools.product(*values)

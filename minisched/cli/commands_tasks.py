@@ -259,7 +259,7 @@ def clear(
         )
 
 
-CLEAR_COLUMNS = ["run_id", "task_id", "state", "try_number"]
+CLEAR_COLUMNS = ["run_id", "task_id", "map_index", "state", "try_number"]
 
 
 def _require_run(dag_id: str, run_id: str, *, session: Session) -> None:
@@ -286,8 +286,13 @@ def _is_paused(dag_id: str, *, session: Session) -> bool:
 @click.argument("dag_id")
 @click.argument("task_id")
 @click.argument("logical_date", required=False)
+@click.option(
+    "--map-index", "map_index", type=count(-1), default=-1, help="Which instance of a mapped task to run."
+)
 @dags_folder_option
-def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: Path | None) -> None:
+def test_task(
+    dag_id: str, task_id: str, logical_date: str | None, map_index: int, dags_folder: Path | None
+) -> None:
     """Run one try of TASK_ID in this process and print its output; records nothing in the database."""
     import sys
     import tempfile
@@ -315,6 +320,7 @@ def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: 
             logical_date=when,
             data_interval_start=interval.start,
             data_interval_end=interval.end,
+            map_index=map_index,
         )
         result = run_try(request, dag_cache=files)
         click.echo(Path(request.log_path).read_text(encoding="utf-8", errors="replace"), nl=False)

@@ -44,6 +44,9 @@ class RunDecisions:
     waiting_on_past: bool = False  # a task waits for its previous run, which is still moving
     #: Mapped tasks' placeholders whose upstreams are done: the scheduler expands them.
     to_expand: list[TiRow] = field(default_factory=list)
+    #: Cleared instances of mapped tasks, ready again, with how many instances their task has now:
+    #: the scheduler counts the input again (it may have changed) before scheduling them.
+    to_revise: list[tuple[TiRow, int]] = field(default_factory=list)
 
     def add(self, row: TiRow, new_state: str) -> None:
         self.changes.setdefault((row.state, new_state), []).append(row)
@@ -86,13 +89,18 @@ def decide_run(
         for key in sorted(by_task[task_id]):
             row = rows[key]
             new_state = _decide_one(dag, row, upstream, now=now, past_ok=past_ok, decisions=decisions)
-            if new_state == S.SCHEDULED and row.map_index < 0 and dag.tasks[task_id].is_mapped:
+            ready_mapped = new_state == S.SCHEDULED and row.state is None and dag.tasks[task_id].is_mapped
+            if ready_mapped and row.map_index < 0:
                 decisions.to_expand.append(row)
                 states[key] = S.SCHEDULED  # not finished: its downstream keeps waiting
+            elif ready_mapped:
+                decisions.to_revise.append((row, len(by_task[task_id])))
+                states[key] = S.SCHEDULED
             elif new_state is not None:
                 decisions.add(row, new_state)
                 states[key] = new_state
-    if full and decisions.count == 0 and not decisions.waiting_on_past and not decisions.to_expand:
+    waiting = decisions.waiting_on_past or decisions.to_expand or decisions.to_revise
+    if full and decisions.count == 0 and not waiting:
         unfinished = [state for state in states.values() if state not in FINISHED_TI_STATES]
         decisions.deadlocked = bool(unfinished) and not any(state in MOVING_STATES for state in unfinished)
     return decisions
@@ -102,11 +110,16 @@ def _upstream_states(
     dag: SerializedDag, task_id: str, states: Mapping[TiKey, str | None], by_task: Mapping[str, list[TiKey]]
 ) -> list[str | None]:
     """The states of every instance of the task's direct upstreams: a mapped upstream counts each of
-    its instances, as Airflow's trigger rules do; an upstream with no row yet counts as one unstarted."""
+    its instances, as Airflow's trigger rules do, except those removed when its input shrank; an
+    upstream with no row yet counts as one unstarted."""
     found: list[str | None] = []
     for upstream in dag.tasks[task_id].upstream_task_ids:
         keys = by_task.get(upstream)
-        found.extend([states[key] for key in keys] if keys else [None])
+        if not keys:
+            found.append(None)
+            continue
+        kept = [states[key] for key in keys if key[1] < 0 or states[key] != S.REMOVED]
+        found.extend(kept or [S.REMOVED])
     return found
 
 

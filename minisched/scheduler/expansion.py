@@ -6,6 +6,10 @@ lengths (a literal list's, stored in the serialized DAG; an upstream's XCom list
 the placeholder becomes instance 0 (keeping its id and its audit trail) and instances 1..n-1 are
 inserted, all scheduled: a fixed number of statements for every expansion of a pass. An empty input
 skips the task, as in Airflow; an input that is not a list fails it, with the reason in the log.
+
+Clearing a mapped task keeps its instances (and their try history). When cleared instances are ready
+again, their input is counted again, as Airflow revises map indexes: instances past the new count
+are removed, missing ones are inserted, the others scheduled.
 """
 
 from __future__ import annotations
@@ -38,23 +42,33 @@ SourceKey = tuple[str, str, str, str]
 
 @dataclass
 class Expansion:
-    """What expanding some placeholders decided: rows to end (skipped or failed), instances created."""
+    """What expanding some placeholders decided: rows to move to a state (skipped, failed, or, for
+    revised instances, scheduled or removed), instances created."""
 
     ended: dict[str, list[TiRow]] = field(default_factory=lambda: defaultdict(list))
     #: The placeholders expanded (now instance 0 of each), and how many instances each has.
     created: list[TiRow] = field(default_factory=list)
     counts: dict[int, int] = field(default_factory=dict)
+    #: Instances a revision added (a cleared mapped task whose input grew).
+    inserted: int = 0
 
 
 def expand(
-    rows: Sequence[TiRow], dags: Mapping[str, SerializedDag], *, session: Session, now: datetime
+    rows: Sequence[TiRow],
+    dags: Mapping[str, SerializedDag],
+    *,
+    session: Session,
+    now: datetime,
+    revisions: Sequence[tuple[TiRow, int]] = (),
 ) -> Expansion:
-    """Expand the ready placeholders `rows`; the ones to skip or fail are left to the caller's
+    """Expand the ready placeholders `rows`, and revise the ready cleared instances `revisions` (each
+    with its task's current instance count); the state changes are left to the caller's
     compare-and-set decisions (returned in `ended`)."""
     result = Expansion()
-    if not rows:
+    if not rows and not revisions:
         return result
-    values = _source_values(rows, dags, session=session)
+    values = _source_values([*rows, *(row for row, _ in revisions)], dags, session=session)
+    _revise(revisions, values, dags, result, session=session)
     counts: dict[int, int] = {}
     for row in rows:
         task = dags[row.dag_id].tasks[row.task_id]
@@ -72,6 +86,34 @@ def expand(
         result.created = _create_instances(rows, counts, dags, session=session, now=now)
         result.counts = {row.id: counts[row.id] for row in result.created}
     return result
+
+
+def _revise(
+    revisions: Sequence[tuple[TiRow, int]],
+    values: Mapping[SourceKey, Any],
+    dags: Mapping[str, SerializedDag],
+    result: Expansion,
+    *,
+    session: Session,
+) -> None:
+    inserts: list[dict[str, Any]] = []
+    grown: set[tuple[str, str, str]] = set()
+    for row, existing in revisions:
+        count, problem = instance_count(dags[row.dag_id].tasks[row.task_id], row, values)
+        if problem is not None:
+            log.warning(
+                "mapped task %s of %s (run %s) fails: %s", row.task_id, row.dag_id, row.run_id, problem
+            )
+        state = S.FAILED if problem else S.SKIPPED if count == 0 else S.SCHEDULED
+        result.ended[S.REMOVED if state == S.SCHEDULED and row.map_index >= count else state].append(row)
+        key = (row.dag_id, row.run_id, row.task_id)
+        if problem is None and count > existing and key not in grown:
+            grown.add(key)
+            base = ti_values(row.dag_id, row.run_id, dags[row.dag_id], row.task_id)
+            inserts.extend({**base, "map_index": i, "state": S.SCHEDULED} for i in range(existing, count))
+    if inserts:
+        session.execute(insert(TaskInstance), inserts)
+        result.inserted = len(inserts)
 
 
 def instance_count(

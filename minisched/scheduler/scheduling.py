@@ -118,6 +118,7 @@ def schedule_pass(
     missing: list[dict[str, object]] = []
     merged: dict[tuple[str | None, str], list[TiRow]] = defaultdict(list)
     to_expand: list[TiRow] = []
+    to_revise: list[tuple[TiRow, int]] = []
     for key, rows in loaded.items():
         dag = dags.get(key[0])
         if dag is None:
@@ -137,10 +138,11 @@ def schedule_pass(
         if decisions.deadlocked and not absent:
             result.deadlocked_runs.add(key)
         to_expand.extend(decisions.to_expand)
+        to_revise.extend(decisions.to_revise)
         for transition, changed_rows in decisions.changes.items():
             merged[transition].extend(changed_rows)
             _note(key, transition[1], changed_rows, result)
-    _expand(to_expand, dags, merged, result, session=session, now=now)
+    _expand(to_expand, to_revise, dags, merged, result, session=session, now=now)
     _apply(merged, session=session, now=now)
     if missing:
         session.execute(sql.INSERT_TIS, missing)
@@ -150,6 +152,7 @@ def schedule_pass(
 
 def _expand(
     placeholders: list[TiRow],
+    revisions: list[tuple[TiRow, int]],
     dags: Mapping[str, SerializedDag],
     merged: dict[tuple[str | None, str], list[TiRow]],
     result: PassResult,
@@ -157,9 +160,9 @@ def _expand(
     session: Session,
     now: datetime,
 ) -> None:
-    """Expand the ready mapped placeholders; the ones with an empty (or unusable) input end with the
-    other decisions."""
-    expansion = expand(placeholders, dags, session=session, now=now)
+    """Expand the ready mapped placeholders and count again the input of ready cleared instances; the
+    state changes go with the other decisions."""
+    expansion = expand(placeholders, dags, session=session, now=now, revisions=revisions)
     for state, rows in expansion.ended.items():
         merged[(None, state)].extend(rows)
         for row in rows:
@@ -169,6 +172,9 @@ def _expand(
         result.touched_runs.add(key)
         result.progressing_runs.add(key)
         result.scheduled += expansion.counts[row.id]
+    if expansion.inserted:
+        result.scheduled += expansion.inserted
+        result.progressing_runs.update((row.dag_id, row.run_id) for row, _ in revisions)
 
 
 def _past_ok(past: Mapping[tuple[RunKey, str], PastVerdict], key: RunKey, task_id: str) -> PastVerdict:

@@ -143,6 +143,10 @@ def test_mapped_tasks_run_in_dags_test(env: Env) -> None:
     assert result.exit_code == 1, result.output  # the run failed, as it should
     assert "of mapped: failed" in result.output
     _check_run(env)
+    one = env.run_cli("tasks", "test", "mapped", "echo", "--map-index", "0")
+    assert one.exit_code == 0 and "a-0" in one.stdout, one.output
+    whole = env.run_cli("tasks", "test", "mapped", "echo")
+    assert whole.exit_code == 1 and "task 'echo' is mapped: run one of its instances" in whole.stderr
 
 
 def test_clearing_a_mapped_task_runs_its_instances_again(env: Env) -> None:
@@ -181,3 +185,62 @@ def test_bad_mapping_is_one_line_naming_the_task(env: Env, body: str, message: s
     result = env.run_cli("dags", "list-import-errors")
     assert result.exit_code == 0, result.output
     assert message in result.output
+
+
+RESIZED = """
+with DAG("resized", schedule=None, start_date=START):
+    @task
+    def sizes():
+        return list(range(int(Path(os.environ["SIZE_FILE"]).read_text())))
+
+    @task
+    def each(x):
+        return x
+
+    @task
+    def collect(values):
+        return values
+
+    collect(each.expand(x=sizes()))
+"""
+
+
+def _resized_states() -> dict[int, str | None]:
+    with create_session() as session:
+        rows = session.execute(
+            text("SELECT map_index, state FROM task_instance WHERE dag_id = 'resized' AND task_id = 'each'")
+        )
+        return dict(rows.all())
+
+
+@pytest.mark.slow
+def test_a_cleared_mapped_task_is_counted_again(env: Env, procs: Procs, tmp_path: Path) -> None:
+    size = tmp_path / "size"
+    size.write_text("3")
+    scheduler_env = {"SIZE_FILE": str(size)}
+    env.write_dag("resized.py", dag_source(RESIZED))
+    for args in (("dags", "list"), ("dags", "trigger", "resized")):
+        assert env.run_cli(*args).exit_code == 0
+    run_to_end(procs, "resized", extra_env=scheduler_env)
+    assert _resized_states() == {0: "success", 1: "success", 2: "success"}
+
+    for new_size, expected in (
+        ("2", {0: "success", 1: "success", 2: "removed"}),
+        ("4", {0: "success", 1: "success", 2: "success", 3: "success"}),
+    ):
+        size.write_text(new_size)
+        cleared = env.run_cli("tasks", "clear", "resized", "--task-regex", "^sizes$", "--downstream", "-y")
+        assert cleared.exit_code == 0, cleared.output
+        run_to_end(procs, "resized", extra_env=scheduler_env)
+        assert _resized_states() == expected
+        collected = _collected()
+        assert collected == list(range(int(new_size))), collected
+
+
+def _collected() -> Any:
+    from sqlalchemy import select
+
+    from minisched.models import XCom
+
+    with create_session() as session:
+        return session.scalar(select(XCom.value).where(XCom.dag_id == "resized", XCom.task_id == "collect"))
