@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag, SerializedTask
 from minisched.db.audit import record_events, ti_event
+from minisched.db.session import is_postgresql
 from minisched.models import TaskInstance, TaskInstanceState
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dagruns import ti_values
@@ -112,8 +113,20 @@ def _revise(
             base = ti_values(row.dag_id, row.run_id, dags[row.dag_id], row.task_id)
             inserts.extend({**base, "map_index": i, "state": S.SCHEDULED} for i in range(existing, count))
     if inserts:
-        session.execute(insert(TaskInstance), inserts)
+        _insert_missing(inserts, session=session)
         result.inserted = len(inserts)
+
+
+def _insert_missing(rows: list[dict[str, Any]], *, session: Session) -> None:
+    """Insert instances, leaving alone those another scheduler revising the same task inserted first."""
+    if is_postgresql(session):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(TaskInstance).on_conflict_do_nothing(), rows)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(TaskInstance).on_conflict_do_nothing(), rows)
 
 
 def instance_count(
