@@ -118,6 +118,7 @@ def task_instance(ti: TaskInstance, logical_date: datetime) -> schemas.TaskInsta
         duration=ti.duration,
         state=ti.state,
         try_number=ti.try_number,
+        map_index=ti.map_index,
         max_tries=ti.max_tries,
         hostname=ti.hostname or "",
         pool=ti.pool,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from minisched.api import convert, schemas
@@ -16,6 +17,7 @@ from minisched.api.problems import ERROR_RESPONSES
 from minisched.models.xcom import XCom
 from minisched.service import logs, task_instances
 
+MapIndex = Annotated[int, PathParam(ge=0, le=2**31 - 1)]
 router = APIRouter(tags=["TaskInstance"], responses=ERROR_RESPONSES)
 RUN = "/dags/{dag_id}/dagRuns/{dag_run_id}"
 
@@ -42,6 +44,17 @@ def get_task_instance(
     dag_id: str, dag_run_id: str, task_id: str, session: SessionDep, _actor: Viewer
 ) -> schemas.TaskInstance:
     ti, when = task_instances.get_task_instance(dag_id, dag_run_id, task_id, session=session)
+    return convert.task_instance(ti, when)
+
+
+@router.get(RUN + "/taskInstances/{task_id}/{map_index:int}", response_model=schemas.TaskInstance)
+def get_mapped_task_instance(
+    dag_id: str, dag_run_id: str, task_id: str, map_index: MapIndex, session: SessionDep, _actor: Viewer
+) -> schemas.TaskInstance:
+    """One instance of a mapped task (Airflow's getMappedTaskInstance)."""
+    ti, when = task_instances.get_task_instance(
+        dag_id, dag_run_id, task_id, session=session, map_index=map_index
+    )
     return convert.task_instance(ti, when)
 
 
@@ -96,12 +109,13 @@ def get_log(
     session: SessionDep,
     _actor: Viewer,
     full_content: bool = False,
+    map_index: Annotated[int, Query(ge=-1, le=2**31 - 1, description="The instance of a mapped task.")] = -1,
     token: Annotated[str | None, Query(description="The continuation token of the previous page.")] = None,
     max_bytes: Annotated[int, Query(ge=1, le=logs.MAX_PAGE_BYTES)] = logs.DEFAULT_PAGE_BYTES,
 ) -> Response:
     """A page of the try's log from the token's offset; `full_content` with `Accept: text/plain`
     streams the whole file instead, never holding it in memory."""
-    path = logs.log_file(dag_id, dag_run_id, task_id, task_try_number, session=session)
+    path = logs.log_file(dag_id, dag_run_id, task_id, task_try_number, session=session, map_index=map_index)
     if full_content and "text/plain" in request.headers.get("accept", ""):
         if not path.is_file():
             return PlainTextResponse("")

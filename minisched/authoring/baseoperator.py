@@ -16,6 +16,7 @@ from minisched.exceptions import DagDefinitionError
 from minisched.inputs import MAX_INT, MIN_INT
 
 if TYPE_CHECKING:
+    from minisched.authoring.mapping import OperatorPartial
     from minisched.authoring.xcom import XComArg
 
 
@@ -195,6 +196,18 @@ class BaseOperator:
         from minisched.authoring.xcom import XComArg
 
         return XComArg(self)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """Start a mapped task: ``BashOperator.partial(task_id="t").expand(bash_command=[...])``."""
+        from minisched.authoring.mapping import OperatorPartial
+
+        return OperatorPartial(cls, kwargs)
+
+    @property
+    def task_type(self) -> str:
+        """The operator's name as the scheduler, the CLI and the UI show it."""
+        return type(self).__name__
 
     def has_dag(self) -> bool:
         return self._dag is not None

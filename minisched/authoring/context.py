@@ -129,6 +129,7 @@ def task_context(
     data_interval_end: datetime,
     try_number: int,
     conf: Mapping[str, Any] | None = None,
+    map_index: int = -1,
 ) -> dict[str, Any]:
     """``build_context`` for a task object, with Airflow's ``dag``, ``task``, ``ti`` and ``dag_run``.
 
@@ -164,6 +165,7 @@ def task_context(
         logical_date=context["logical_date"],
         task=task,
         dag_run=dag_run,
+        map_index=map_index,
     )
     context.update(dag=dag, task=task, ti=ti, task_instance=ti, dag_run=dag_run)
     return context

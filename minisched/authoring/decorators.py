@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from minisched.authoring.baseoperator import BaseOperator
 from minisched.authoring.branching import BranchPythonOperator, ShortCircuitOperator
@@ -21,6 +21,9 @@ from minisched.authoring.operators import PythonOperator
 from minisched.authoring.task_group import TaskGroup, current_task_group
 from minisched.authoring.xcom import XComArg, not_iterable
 from minisched.exceptions import DagDefinitionError
+
+if TYPE_CHECKING:
+    from minisched.authoring.mapping import OperatorPartial
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -91,9 +94,84 @@ class TaskFunction(Generic[P, R]):
             **options,
         )
 
+    def partial(self, *args: Any, **kwargs: Any) -> TaskPartial:
+        """Fix some arguments of a mapped task: ``add.partial(y=1).expand(x=[1, 2, 3])``."""
+        return TaskPartial(self, args, kwargs)
+
+    def expand(self, **mapped: Any) -> BaseOperator:
+        """One task instance per item (per combination of items): ``add.expand(x=[1, 2, 3])``."""
+        return TaskPartial(self, (), {}).expand(**mapped)
+
+    def expand_kwargs(self, kwargs_list: Any) -> BaseOperator:
+        """One task instance per dict of keyword arguments: ``add.expand_kwargs([{"x": 1}, ...])``."""
+        return TaskPartial(self, (), {}).expand_kwargs(kwargs_list)
+
     def override(self, **task_kwargs: Any) -> TaskFunction[P, R]:
         """A copy with other task arguments: ``report.override(task_id="report_eu")()``."""
         return TaskFunction(self.function, {**self.task_kwargs, **task_kwargs}, self.operator_class)
+
+
+class TaskPartial:
+    """A ``@task`` function with some arguments fixed, waiting for ``expand`` or ``expand_kwargs``."""
+
+    def __init__(
+        self, function: TaskFunction[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+
+    def expand(self, **mapped: Any) -> BaseOperator:
+        self._check_names(mapped)
+        return self._partial().expand(**{name: _as_value(value) for name, value in mapped.items()})
+
+    def expand_kwargs(self, kwargs_list: Any) -> BaseOperator:
+        if type(kwargs_list) in (list, tuple):
+            for item in kwargs_list:
+                if isinstance(item, dict):
+                    self._check_names(item)
+        return self._partial().expand_kwargs(_as_value(kwargs_list))
+
+    def _partial(self) -> OperatorPartial:
+        from minisched.authoring.mapping import BASE_ARGUMENTS, OperatorPartial
+
+        options = dict(self.function.task_kwargs)
+        group = options.pop("task_group", None) or current_task_group(options.get("dag"))
+        dag = options.pop("dag", None) or (group.dag if group else current_dag())
+        name = self.function.function.__name__
+        if not isinstance(dag, DAG):
+            raise DagDefinitionError(
+                f"@task function {name}() was mapped outside a DAG; call .expand() inside `with DAG(...)`"
+            )
+        task_id = unique_task_id(dag, options.pop("task_id", None) or name, group)
+        if issubclass(self.function.operator_class, DecoratedPythonOperator):
+            multiple_outputs = options.pop("multiple_outputs", None)
+            options["multiple_outputs"] = (
+                _returns_dict(self.function.function) if multiple_outputs is None else bool(multiple_outputs)
+            )
+        fixed = {
+            "python_callable": self.function.function,
+            "op_args": [_as_value(a) for a in self.args],
+            "op_kwargs": {k: _as_value(v) for k, v in self.kwargs.items()},
+        }
+        base = {k: v for k, v in options.items() if k in BASE_ARGUMENTS}
+        own = {k: v for k, v in options.items() if k not in BASE_ARGUMENTS}
+        kwargs = {"task_id": task_id, "dag": dag, "task_group": group, **base, **own, **fixed}
+        return OperatorPartial(self.function.operator_class, kwargs, mapped_into="op_kwargs")
+
+    def _check_names(self, mapped: Mapping[str, Any]) -> None:
+        import inspect
+
+        function = self.function.function
+        parameters = inspect.signature(function).parameters
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+        for name in mapped:
+            if name in self.kwargs:
+                raise DagDefinitionError(
+                    f"@task {function.__name__}(): {name!r} is given to both partial() and expand()"
+                )
+            if name not in parameters and not takes_any:
+                raise DagDefinitionError(f"@task {function.__name__}() has no argument {name!r} to map")
 
 
 class TaskDecorator:

@@ -15,6 +15,7 @@ from typing import Any
 
 from minisched.authoring.baseoperator import BaseOperator, compute_retry_delay, retry_jitter_key
 from minisched.authoring.dag import DAG, topological_sort
+from minisched.authoring.mapping import MappedOperator
 from minisched.authoring.params import params_to_json
 from minisched.authoring.schedules import DataInterval, Schedule, make_schedule, to_utc
 from minisched.authoring.task_group import TaskGroup
@@ -59,7 +60,7 @@ def _serialize_group(group: TaskGroup) -> dict[str, Any]:
 def _serialize_task(task: BaseOperator) -> dict[str, Any]:
     return {
         "task_id": task.task_id,
-        "operator": type(task).__name__,
+        "operator": task.task_type,
         "owner": task.owner,
         "upstream_task_ids": sorted(task._upstream),
         "downstream_task_ids": sorted(task._downstream),
@@ -77,6 +78,7 @@ def _serialize_task(task: BaseOperator) -> dict[str, Any]:
         "task_group": task.task_group.group_id if task.task_group else None,
         # Only when set: a DAG that never names a queue keeps the hash it had before queues existed.
         **({"queue": task.queue} if task.queue is not None else {}),
+        **({"expand": task.expand_input.to_json()} if isinstance(task, MappedOperator) else {}),
     }
 
 
@@ -109,6 +111,13 @@ class SerializedTask:
     task_group: str | None = None
     dag_id: str = field(default="", compare=False)
     queue: str | None = None
+    #: A mapped task's inputs, whose item counts multiply to its instance count: ``{"length": n}`` for
+    #: a literal list, ``{"task_id": ..., "key": ...}`` for an upstream's XCom value; None: not mapped.
+    expand: tuple[dict[str, Any], ...] | None = field(default=None, hash=False)
+
+    @property
+    def is_mapped(self) -> bool:
+        return self.expand is not None
 
     def next_retry_delay(self, try_number: int, logical_date: datetime | None = None) -> timedelta:
         """Same as ``BaseOperator.next_retry_delay``."""
@@ -140,6 +149,7 @@ class SerializedTask:
             "doc": self.doc,
             "task_group": self.task_group,
             **({"queue": self.queue} if self.queue is not None else {}),
+            **({"expand": list(self.expand)} if self.expand is not None else {}),
         }
 
 
@@ -299,6 +309,7 @@ def _deserialize_task(data: dict[str, Any], dag_id: str) -> SerializedTask:
         task_group=data.get("task_group"),
         dag_id=dag_id,
         queue=data.get("queue"),
+        expand=tuple(data["expand"]) if "expand" in data else None,
     )
 
 

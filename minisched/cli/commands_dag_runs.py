@@ -12,7 +12,7 @@ from minisched.cli.output import output_option
 from minisched.cli.params import count
 
 RUN_COLUMNS = ["dag_id", "run_id", "run_type", "state", "logical_date", "start_date", "end_date"]
-TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
+TASK_COLUMNS = ["task_id", "map_index", "state", "try_number", "start_date", "end_date", "duration"]
 
 
 @click.command("trigger")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from minisched.scheduler.executors.task_runner import DagFileCache
 
-TASK_COLUMNS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
+TASK_COLUMNS = ["task_id", "map_index", "state", "try_number", "start_date", "end_date", "duration"]
 
 
 @click.group("tasks")
@@ -54,10 +54,18 @@ def states_for_dag_run(dag_id: str, run_id: str, output: str) -> None:
 @click.argument("run_id")
 @click.argument("task_id")
 @click.option("--try", "try_number", type=count(1), help="Which try (default: the latest).")
+@click.option("--map-index", "map_index", type=count(-1), default=-1, help="Which instance of a mapped task.")
 @click.option("--tail", "-n", "tail", type=count(0), help="Only the last N lines.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output while the try runs.")
 def logs(
-    *, dag_id: str, run_id: str, task_id: str, try_number: int | None, tail: int | None, follow: bool
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int | None,
+    map_index: int,
+    tail: int | None,
+    follow: bool,
 ) -> None:
     """Print the captured output of one try of a task instance (streamed, however large)."""
     from minisched.exceptions import MinischedError
@@ -65,12 +73,13 @@ def logs(
     from minisched.scheduler.executors.logs import log_path_for
     from minisched.settings import get_settings
 
-    latest = _latest_try(dag_id, run_id, task_id)
+    latest = _latest_try(dag_id, run_id, task_id, map_index)
     wanted = try_number or latest
     if wanted < 1 or wanted > latest:
         raise MinischedError(f"{task_id!r} in {run_id!r} has had {latest} tries; there is no try {wanted}")
-    path = log_path_for(get_settings().logs_folder, dag_id, run_id, task_id, wanted)
-    if _print_shipped(dag_id, run_id, task_id, wanted, local_file=path, tail=tail, follow=follow):
+    path = log_path_for(get_settings().logs_folder, dag_id, run_id, task_id, wanted, map_index=map_index)
+    key = (dag_id, run_id, task_id, wanted, map_index)
+    if _print_shipped(key, local_file=path, tail=tail, follow=follow):
         return
     if not path.is_file():
         raise MinischedError(f"no log for try {wanted} of {task_id!r}: no worker shipped one, none at {path}")
@@ -83,7 +92,7 @@ def logs(
         out.flush()
 
     def running() -> bool:
-        return _try_is_running(dag_id, run_id, task_id, wanted)
+        return _try_is_running(dag_id, run_id, task_id, wanted, map_index)
 
     with path.open("rb") as log:
         start = log_reader.tail_offset(log, tail) if tail is not None else 0
@@ -94,10 +103,7 @@ def logs(
 
 
 def _print_shipped(
-    dag_id: str,
-    run_id: str,
-    task_id: str,
-    try_number: int,
+    try_key: tuple[str, str, str, int, int],
     *,
     local_file: Path,
     tail: int | None,
@@ -110,7 +116,7 @@ def _print_shipped(
     from minisched.db.session import create_session
     from minisched.db.task_logs import TryKey, read_try_log
 
-    key = TryKey(dag_id, run_id, task_id, try_number)
+    key = TryKey(*try_key)
 
     def read() -> str | None:
         with create_session() as session:
@@ -125,7 +131,7 @@ def _print_shipped(
     else:
         shown = len(text)
     click.echo(text, nl=False)
-    while follow and _try_is_running(dag_id, run_id, task_id, try_number):
+    while follow and _try_is_running(*try_key):
         time.sleep(0.5)  # a worker ships about once a second
         latest = read() or ""
         click.echo(latest[shown:], nl=False)
@@ -133,7 +139,7 @@ def _print_shipped(
     return True
 
 
-def _latest_try(dag_id: str, run_id: str, task_id: str) -> int:
+def _latest_try(dag_id: str, run_id: str, task_id: str, map_index: int) -> int:
     from sqlalchemy import select
 
     from minisched.db.session import create_session
@@ -141,20 +147,28 @@ def _latest_try(dag_id: str, run_id: str, task_id: str) -> int:
     from minisched.models import TaskInstance
 
     with create_session() as session:
-        latest = session.scalar(
-            select(TaskInstance.try_number).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
-            )
+        tries = dict(
+            session.execute(
+                select(TaskInstance.map_index, TaskInstance.try_number).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.run_id == run_id,
+                    TaskInstance.task_id == task_id,
+                )
+            ).all()
         )
-    if latest is None:
+    if not tries:
         raise MinischedError(
             f"no task instance {task_id!r} in run {run_id!r} of DAG {dag_id!r}; "
             f"`minisched tasks states-for-dag-run {dag_id} {run_id}` lists its tasks"
         )
-    return latest
+    if map_index not in tries:
+        indexes = sorted(i for i in tries if i >= 0)
+        hint = f"pass --map-index from {indexes[0]} to {indexes[-1]}" if indexes else "leave out --map-index"
+        raise MinischedError(f"{task_id!r} in {run_id!r} has no instance with map_index {map_index}; {hint}")
+    return tries[map_index]
 
 
-def _try_is_running(dag_id: str, run_id: str, task_id: str, try_number: int) -> bool:
+def _try_is_running(dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int) -> bool:
     from sqlalchemy import select
 
     from minisched.db.session import create_session
@@ -163,7 +177,10 @@ def _try_is_running(dag_id: str, run_id: str, task_id: str, try_number: int) -> 
     with create_session() as session:
         row = session.execute(
             select(TaskInstance.state, TaskInstance.try_number).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == task_id,
+                TaskInstance.map_index == map_index,
             )
         ).one_or_none()
     return row is not None and row.try_number == try_number and row.state == TaskInstanceState.RUNNING
@@ -242,7 +259,7 @@ def clear(
         )
 
 
-CLEAR_COLUMNS = ["run_id", "task_id", "state", "try_number"]
+CLEAR_COLUMNS = ["run_id", "task_id", "map_index", "state", "try_number"]
 
 
 def _require_run(dag_id: str, run_id: str, *, session: Session) -> None:
@@ -269,8 +286,13 @@ def _is_paused(dag_id: str, *, session: Session) -> bool:
 @click.argument("dag_id")
 @click.argument("task_id")
 @click.argument("logical_date", required=False)
+@click.option(
+    "--map-index", "map_index", type=count(-1), default=-1, help="Which instance of a mapped task to run."
+)
 @dags_folder_option
-def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: Path | None) -> None:
+def test_task(
+    dag_id: str, task_id: str, logical_date: str | None, map_index: int, dags_folder: Path | None
+) -> None:
     """Run one try of TASK_ID in this process and print its output; records nothing in the database."""
     import sys
     import tempfile
@@ -298,6 +320,7 @@ def test_task(dag_id: str, task_id: str, logical_date: str | None, dags_folder: 
             logical_date=when,
             data_interval_start=interval.start,
             data_interval_end=interval.end,
+            map_index=map_index,
         )
         result = run_try(request, dag_cache=files)
         click.echo(Path(request.log_path).read_text(encoding="utf-8", errors="replace"), nl=False)

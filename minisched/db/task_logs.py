@@ -28,6 +28,7 @@ class TryKey:
     run_id: str
     task_id: str
     try_number: int
+    map_index: int = -1
 
 
 def ship_log(
@@ -58,6 +59,7 @@ def ship_log(
             "dag_id": key.dag_id,
             "run_id": key.run_id,
             "task_id": key.task_id,
+            "map_index": key.map_index,
             "try_number": key.try_number,
             "chunk_offset": offset,
             "content": data.decode("utf-8", errors="replace"),
@@ -76,6 +78,7 @@ def shipped_log(key: TryKey, *, session: Session) -> str | None:
             _LOG.c.dag_id == key.dag_id,
             _LOG.c.run_id == key.run_id,
             _LOG.c.task_id == key.task_id,
+            _LOG.c.map_index == key.map_index,
             _LOG.c.try_number == key.try_number,
         )
         .order_by(_LOG.c.chunk_offset)

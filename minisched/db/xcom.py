@@ -14,23 +14,33 @@ from sqlalchemy.orm import Session
 
 from minisched.db.session import create_session
 from minisched.models import XCom
+from minisched.models.xcom import NOT_MAPPED
 
 
-def read_values(
-    dag_id: str, run_id: str, task_ids: Sequence[str], key: str, map_index: int = -1
-) -> dict[str, Any]:
-    """The `key` values of `task_ids` in one run, by task id, in one short read of its own."""
+def read_values(dag_id: str, run_id: str, task_ids: Sequence[str], key: str) -> dict[str, Any]:
+    """The `key` values of `task_ids` in one run, by task id, in one short read of its own.
+
+    A mapped task's value is the list of its instances' values, in map_index order (as Airflow's
+    pull of a mapped task without map_indexes).
+    """
     with create_session() as session:
         rows = session.execute(
-            select(XCom.task_id, XCom.value).where(
+            select(XCom.task_id, XCom.map_index, XCom.value)
+            .where(
                 XCom.dag_id == dag_id,
                 XCom.run_id == run_id,
                 XCom.task_id.in_(list(task_ids)),
-                XCom.map_index == map_index,
                 XCom.key == key,
             )
+            .order_by(XCom.task_id, XCom.map_index)
         )
-        return {task_id: value for task_id, value in rows}
+        found: dict[str, Any] = {}
+        for task_id, map_index, value in rows:
+            if map_index == NOT_MAPPED:
+                found[task_id] = value
+            else:
+                found.setdefault(task_id, []).append(value)
+        return found
 
 
 def list_values(

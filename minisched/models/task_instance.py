@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from minisched.models.base import ID_LEN, Base
 from minisched.models.types import UtcDateTime
+from minisched.models.xcom import NOT_MAPPED
 
 
 class TaskInstance(Base):
@@ -18,6 +19,9 @@ class TaskInstance(Base):
     dag_id: Mapped[str] = mapped_column(String(ID_LEN))
     run_id: Mapped[str] = mapped_column(String(ID_LEN))
     task_id: Mapped[str] = mapped_column(String(ID_LEN))
+    #: Which instance of a mapped task this is (0, 1, ...); NOT_MAPPED (-1) for a task that is not
+    #: mapped, and for a mapped task's placeholder until it is expanded.
+    map_index: Mapped[int] = mapped_column(Integer, default=NOT_MAPPED, server_default=str(NOT_MAPPED))
     state: Mapped[str | None] = mapped_column(String(20))
     try_number: Mapped[int] = mapped_column(Integer, default=0)
     max_tries: Mapped[int] = mapped_column(Integer, default=0)
@@ -35,7 +39,7 @@ class TaskInstance(Base):
     next_retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
-        UniqueConstraint("dag_id", "run_id", "task_id"),
+        UniqueConstraint("dag_id", "run_id", "task_id", "map_index"),
         ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"], ondelete="CASCADE"),
         Index(None, "state", "pool"),
         Index(None, "dag_id", "state"),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from minisched.models.base import ID_LEN, Base
 from minisched.models.types import UtcDateTime
+from minisched.models.xcom import NOT_MAPPED
 
 
 class TaskLog(Base):
@@ -23,6 +24,7 @@ class TaskLog(Base):
     dag_id: Mapped[str] = mapped_column(String(ID_LEN))
     run_id: Mapped[str] = mapped_column(String(ID_LEN))
     task_id: Mapped[str] = mapped_column(String(ID_LEN))
+    map_index: Mapped[int] = mapped_column(Integer, default=NOT_MAPPED, server_default=str(NOT_MAPPED))
     try_number: Mapped[int] = mapped_column(Integer)
     #: Where this piece starts in the worker's log file, in bytes.
     chunk_offset: Mapped[int] = mapped_column(Integer)
@@ -31,7 +33,16 @@ class TaskLog(Base):
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (
-        UniqueConstraint("dag_id", "run_id", "task_id", "try_number", "chunk_offset"),
+        # Named here: the convention's name would be longer than PostgreSQL's 63 characters.
+        UniqueConstraint(
+            "dag_id",
+            "run_id",
+            "task_id",
+            "map_index",
+            "try_number",
+            "chunk_offset",
+            name="uq_task_log_try_piece",
+        ),
         # The log goes with its run (db clean, a deleted run).
         ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"], ondelete="CASCADE"),
     )

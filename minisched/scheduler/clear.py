@@ -37,6 +37,7 @@ class ClearableTi(NamedTuple):
     task_id: str
     state: str | None
     try_number: int
+    map_index: int = -1
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def plan_clear(
             TaskInstance.task_id,
             TaskInstance.state,
             TaskInstance.try_number,
+            TaskInstance.map_index,
         )
         .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
         .where(
@@ -123,7 +125,7 @@ def plan_clear(
             TaskInstance.task_id.in_(sorted(task_ids)),
             TaskInstance.state.is_not(None),
         )
-        .order_by(DagRun.logical_date, TaskInstance.task_id)
+        .order_by(DagRun.logical_date, TaskInstance.task_id, TaskInstance.map_index)
     )
     if runs.run_ids is not None:
         query = query.where(TaskInstance.run_id.in_(list(runs.run_ids)))

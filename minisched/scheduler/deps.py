@@ -19,6 +19,8 @@ MOVING_STATES = frozenset({S.SCHEDULED, S.QUEUED, S.RUNNING, S.UP_FOR_RETRY})
 #: What `past_ok` says of a depends_on_past task: True may run, None wait (the previous try is still
 #: unfinished), False never (it ended failed; only clearing it can change that).
 PastVerdict = bool | None
+#: A task instance within its run: (task_id, map_index); map_index -1 for a task that is not mapped.
+TiKey = tuple[str, int]
 
 
 class TiRow(NamedTuple):
@@ -26,6 +28,7 @@ class TiRow(NamedTuple):
     dag_id: str
     run_id: str
     task_id: str
+    map_index: int
     state: str | None
     try_number: int
     max_tries: int
@@ -39,6 +42,11 @@ class RunDecisions:
     changes: dict[tuple[str | None, str], list[TiRow]] = field(default_factory=dict)
     deadlocked: bool = False
     waiting_on_past: bool = False  # a task waits for its previous run, which is still moving
+    #: Mapped tasks' placeholders whose upstreams are done: the scheduler expands them.
+    to_expand: list[TiRow] = field(default_factory=list)
+    #: Cleared instances of mapped tasks, ready again, with how many instances their task has now:
+    #: the scheduler counts the input again (it may have changed) before scheduling them.
+    to_revise: list[tuple[TiRow, int]] = field(default_factory=list)
 
     def add(self, row: TiRow, new_state: str) -> None:
         self.changes.setdefault((row.state, new_state), []).append(row)
@@ -50,44 +58,75 @@ class RunDecisions:
 
 def decide_run(
     dag: SerializedDag,
-    rows: Mapping[str, TiRow],
+    rows: Mapping[TiKey, TiRow],
     candidates: Iterable[str],
     *,
     now: datetime,
     past_ok: Callable[[str], PastVerdict],
     full: bool,
 ) -> RunDecisions:
-    """Decide the candidate task instances of one run, in topological order so that a decision
-    (e.g. upstream_failed) cascades to loaded downstream tasks within the same call.
+    """Decide the task instances of the candidate tasks of one run, in topological order so that a
+    decision (e.g. upstream_failed) cascades to loaded downstream tasks within the same call.
 
     `full` means `rows` holds every task instance of the run, so tasks gone from the DAG can be
-    marked removed and a run where nothing can move any more is reported deadlocked.
+    marked removed and a run where nothing can move any more is reported deadlocked. A ready
+    placeholder of a mapped task (map_index -1) goes to `to_expand` rather than to a state.
     """
     decisions = RunDecisions()
-    states: dict[str, str | None] = {task_id: row.state for task_id, row in rows.items()}
+    states: dict[TiKey, str | None] = {key: row.state for key, row in rows.items()}
+    by_task: dict[str, list[TiKey]] = {}
+    for key in rows:
+        by_task.setdefault(key[0], []).append(key)
     order = {task_id: index for index, task_id in enumerate(dag.topological_order)}
     wanted = set(candidates)
     if full:
-        for task_id, row in rows.items():
-            if task_id not in dag.tasks and row.state not in FINISHED_TI_STATES:
+        for key, row in rows.items():
+            if key[0] not in dag.tasks and row.state not in FINISHED_TI_STATES:
                 decisions.add(row, S.REMOVED)
-                states[task_id] = S.REMOVED
-    for task_id in sorted(wanted & set(dag.tasks) & set(rows), key=order.__getitem__):
-        row = rows[task_id]
-        new_state = _decide_one(dag, row, states, now=now, past_ok=past_ok, decisions=decisions)
-        if new_state is not None:
-            decisions.add(row, new_state)
-            states[task_id] = new_state
-    if full and decisions.count == 0 and not decisions.waiting_on_past:
+                states[key] = S.REMOVED
+    for task_id in sorted(wanted & set(dag.tasks) & set(by_task), key=order.__getitem__):
+        upstream = _upstream_states(dag, task_id, states, by_task)
+        for key in sorted(by_task[task_id]):
+            row = rows[key]
+            new_state = _decide_one(dag, row, upstream, now=now, past_ok=past_ok, decisions=decisions)
+            ready_mapped = new_state == S.SCHEDULED and row.state is None and dag.tasks[task_id].is_mapped
+            if ready_mapped and row.map_index < 0:
+                decisions.to_expand.append(row)
+                states[key] = S.SCHEDULED  # not finished: its downstream keeps waiting
+            elif ready_mapped:
+                decisions.to_revise.append((row, len(by_task[task_id])))
+                states[key] = S.SCHEDULED
+            elif new_state is not None:
+                decisions.add(row, new_state)
+                states[key] = new_state
+    waiting = decisions.waiting_on_past or decisions.to_expand or decisions.to_revise
+    if full and decisions.count == 0 and not waiting:
         unfinished = [state for state in states.values() if state not in FINISHED_TI_STATES]
         decisions.deadlocked = bool(unfinished) and not any(state in MOVING_STATES for state in unfinished)
     return decisions
 
 
+def _upstream_states(
+    dag: SerializedDag, task_id: str, states: Mapping[TiKey, str | None], by_task: Mapping[str, list[TiKey]]
+) -> list[str | None]:
+    """The states of every instance of the task's direct upstreams: a mapped upstream counts each of
+    its instances, as Airflow's trigger rules do, except those removed when its input shrank; an
+    upstream with no row yet counts as one unstarted."""
+    found: list[str | None] = []
+    for upstream in dag.tasks[task_id].upstream_task_ids:
+        keys = by_task.get(upstream)
+        if not keys:
+            found.append(None)
+            continue
+        kept = [states[key] for key in keys if key[1] < 0 or states[key] != S.REMOVED]
+        found.extend(kept or [S.REMOVED])
+    return found
+
+
 def _decide_one(
     dag: SerializedDag,
     row: TiRow,
-    states: Mapping[str, str | None],
+    upstream: list[str | None],
     *,
     now: datetime,
     past_ok: Callable[[str], PastVerdict],
@@ -99,9 +138,8 @@ def _decide_one(
     if row.state is not None:
         return None
     task = dag.tasks[row.task_id]
-    upstream_states = Counter(states.get(upstream) for upstream in task.upstream_task_ids)
-    counts = {str(state): count for state, count in upstream_states.items() if state is not None}
-    decision = evaluate_trigger_rule(task.trigger_rule, counts, len(task.upstream_task_ids))
+    counts = {str(state): count for state, count in Counter(upstream).items() if state is not None}
+    decision = evaluate_trigger_rule(task.trigger_rule, counts, len(upstream))
     if decision == TriggerDecision.READY:
         if task.depends_on_past:
             verdict = past_ok(row.task_id)
@@ -117,13 +155,14 @@ def _decide_one(
     return None
 
 
-def run_outcome(dag: SerializedDag, states: Mapping[str, str | None]) -> DagRunState | None:
+def run_outcome(dag: SerializedDag, states: Mapping[TiKey, str | None]) -> DagRunState | None:
     """The final state of a run whose task instances are all finished (None while some are not).
 
-    As Airflow 2: failed if any leaf task failed or is upstream_failed, else success.
+    As Airflow 2: failed if any instance of a leaf task failed or is upstream_failed, else success.
     """
     if any(state not in FINISHED_TI_STATES for state in states.values()):
         return None
-    leaves = [task_id for task_id in dag.leaves if task_id in states]
+    leaves = set(dag.leaves)
     failed = {S.FAILED, S.UPSTREAM_FAILED}
-    return DagRunState.FAILED if any(states[task_id] in failed for task_id in leaves) else DagRunState.SUCCESS
+    lost = any(state in failed for (task_id, _), state in states.items() if task_id in leaves)
+    return DagRunState.FAILED if lost else DagRunState.SUCCESS

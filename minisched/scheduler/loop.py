@@ -439,7 +439,7 @@ class SchedulerLoop:
             threshold=self.options.zombie_threshold,
             now=now,
             cache=self.cache,
-            log_path_for=lambda d, r, t, n: log_path_for(logs, d, r, t, n),
+            log_path_for=lambda d, r, t, n, i: log_path_for(logs, d, r, t, n, map_index=i),
             queued_timeout=self.options.queued_timeout,
         )
 
@@ -452,11 +452,17 @@ class SchedulerLoop:
             dag_id=queued.dag_id,
             run_id=queued.run_id,
             task_id=queued.task_id,
+            map_index=queued.map_index,
             try_number=queued.try_number,
             fileloc=dag.fileloc if dag is not None else queued.fileloc,  # fresh if the file moved
             log_path=str(
                 log_path_for(
-                    self.options.logs_folder, queued.dag_id, queued.run_id, queued.task_id, queued.try_number
+                    self.options.logs_folder,
+                    queued.dag_id,
+                    queued.run_id,
+                    queued.task_id,
+                    queued.try_number,
+                    map_index=queued.map_index,
                 )
             ),
             logical_date=queued.logical_date,

@@ -105,6 +105,7 @@ def task_states(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> 
     rows = session.execute(
         select(
             TaskInstance.task_id,
+            TaskInstance.map_index,
             TaskInstance.state,
             TaskInstance.try_number,
             TaskInstance.start_date,
@@ -112,7 +113,12 @@ def task_states(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> 
             TaskInstance.duration,
         )
         .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-        .order_by(TaskInstance.start_date.is_(None), TaskInstance.start_date, TaskInstance.task_id)
+        .order_by(
+            TaskInstance.start_date.is_(None),
+            TaskInstance.start_date,
+            TaskInstance.task_id,
+            TaskInstance.map_index,
+        )
     ).all()
     return [row._asdict() for row in rows]
 

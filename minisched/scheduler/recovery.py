@@ -66,7 +66,7 @@ def recover_orphans(
     threshold: float,
     now: datetime,
     cache: DagStructureCache,
-    log_path_for: Callable[[str, str, str, int], Path],
+    log_path_for: Callable[[str, str, str, int, int], Path],
     queued_timeout: float | None = None,
 ) -> dict[RunKey, set[str]]:
     """Fail dead schedulers' (and workers') jobs and fail/retry their in-flight tries, and the tries
@@ -106,7 +106,7 @@ def expire_queued(
     now: datetime,
     timeout: float,
     cache: DagStructureCache,
-    log_path_for: Callable[[str, str, str, int], Path],
+    log_path_for: Callable[[str, str, str, int, int], Path],
 ) -> dict[RunKey, set[str]]:
     """Tries queued longer than `timeout` seconds -> failed or up_for_retry, as Airflow's
     task_queued_timeout: the broker lost their message, or no worker for their queue came. A message
@@ -119,7 +119,9 @@ def expire_queued(
             f"The try stayed queued longer than {timeout:g}s (MINISCHED_TASK_QUEUED_TIMEOUT): its message "
             f"was lost or no worker took it; failed by job {my_job_id}"
         )
-        append_log_line(log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number), cause)
+        append_log_line(
+            log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number, row.map_index), cause
+        )
         results[row.queued_by_job_id].append(
             TryResult.failed(
                 row.id, row.try_number, cause, pid=os.getpid(), start_date=row.start_date, end_date=now

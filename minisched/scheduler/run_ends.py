@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from minisched.models import DagRunState, RunKey
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.deps import run_outcome
+from minisched.scheduler.deps import TiKey, run_outcome
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ def finish_runs(
         )
     done = _runs_without_unfinished_tis([k for k in keys if k not in outcomes], session=session)
     if done:
-        states: dict[RunKey, dict[str, str | None]] = defaultdict(dict)
+        states: dict[RunKey, dict[TiKey, str | None]] = defaultdict(dict)
         rows = session.execute(sql.STATES_OF_RUNS, {"runs": done})
-        for dag_id, run_id, task_id, state in rows:
-            states[(dag_id, run_id)][task_id] = state
+        for dag_id, run_id, task_id, map_index, state in rows:
+            states[(dag_id, run_id)][(task_id, map_index)] = state
         dags = cache.get_many({key[0] for key in done}, session=session)
         for key in done:
             dag = dags.get(key[0])

@@ -22,7 +22,8 @@ from minisched.models.state import FINISHED_TI_STATES
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.dagruns import ti_values
-from minisched.scheduler.deps import PastVerdict, TiRow, decide_run
+from minisched.scheduler.deps import PastVerdict, TiKey, TiRow, decide_run
+from minisched.scheduler.expansion import expand
 
 S = TaskInstanceState
 _TERMINAL_DECISIONS = frozenset({S.UPSTREAM_FAILED, S.SKIPPED, S.REMOVED})
@@ -43,11 +44,11 @@ class PassResult:
 
 def load_task_instances(
     *, session: Session, full_runs: Iterable[RunKey], partial: Mapping[RunKey, set[str]]
-) -> dict[RunKey, dict[str, TiRow]]:
+) -> dict[RunKey, dict[TiKey, TiRow]]:
     """Task instances of running runs: all of `full_runs`, and the named tasks of `partial` runs."""
     full = sorted(set(full_runs))
     wanted = sorted((d, r, t) for (d, r), tasks in partial.items() if (d, r) not in full for t in tasks)
-    loaded: dict[RunKey, dict[str, TiRow]] = defaultdict(dict)
+    loaded: dict[RunKey, dict[TiKey, TiRow]] = defaultdict(dict)
     if not full and not wanted:
         return loaded
     params: dict[str, Any] = {}
@@ -57,7 +58,7 @@ def load_task_instances(
         params["tis"] = wanted
     for row in session.execute(sql.task_instances(bool(full), bool(wanted)), params):
         ti = TiRow(*row)
-        loaded[(ti.dag_id, ti.run_id)][ti.task_id] = ti
+        loaded[(ti.dag_id, ti.run_id)][(ti.task_id, ti.map_index)] = ti
     return loaded
 
 
@@ -116,31 +117,64 @@ def schedule_pass(
     past = _past_states(loaded, candidates, full, dags, session=session)
     missing: list[dict[str, object]] = []
     merged: dict[tuple[str | None, str], list[TiRow]] = defaultdict(list)
+    to_expand: list[TiRow] = []
+    to_revise: list[tuple[TiRow, int]] = []
     for key, rows in loaded.items():
         dag = dags.get(key[0])
         if dag is None:
             continue
         is_full = key in full
-        absent = [ti_values(key[0], key[1], dag, t) for t in dag.tasks if t not in rows] if is_full else []
+        present = {task_id for task_id, _ in rows}
+        absent = [ti_values(key[0], key[1], dag, t) for t in dag.tasks if t not in present] if is_full else []
         missing.extend(absent)
         decisions = decide_run(
             dag,
             rows,
-            set(rows) if is_full else candidates.get(key, set()),
+            present if is_full else candidates.get(key, set()),
             now=now,
             past_ok=partial(_past_ok, past, key),
             full=is_full,
         )
         if decisions.deadlocked and not absent:
             result.deadlocked_runs.add(key)
+        to_expand.extend(decisions.to_expand)
+        to_revise.extend(decisions.to_revise)
         for transition, changed_rows in decisions.changes.items():
             merged[transition].extend(changed_rows)
             _note(key, transition[1], changed_rows, result)
+    _expand(to_expand, to_revise, dags, merged, result, session=session, now=now)
     _apply(merged, session=session, now=now)
     if missing:
         session.execute(sql.INSERT_TIS, missing)
         result.touched_runs.update((str(row["dag_id"]), str(row["run_id"])) for row in missing)
     return result
+
+
+def _expand(
+    placeholders: list[TiRow],
+    revisions: list[tuple[TiRow, int]],
+    dags: Mapping[str, SerializedDag],
+    merged: dict[tuple[str | None, str], list[TiRow]],
+    result: PassResult,
+    *,
+    session: Session,
+    now: datetime,
+) -> None:
+    """Expand the ready mapped placeholders and count again the input of ready cleared instances; the
+    state changes go with the other decisions."""
+    expansion = expand(placeholders, dags, session=session, now=now, revisions=revisions)
+    for state, rows in expansion.ended.items():
+        merged[(None, state)].extend(rows)
+        for row in rows:
+            _note((row.dag_id, row.run_id), state, [row], result)
+    for row in expansion.created:
+        key = (row.dag_id, row.run_id)
+        result.touched_runs.add(key)
+        result.progressing_runs.add(key)
+        result.scheduled += expansion.counts[row.id]
+    if expansion.inserted:
+        result.scheduled += expansion.inserted
+        result.progressing_runs.update((row.dag_id, row.run_id) for row, _ in revisions)
 
 
 def _past_ok(past: Mapping[tuple[RunKey, str], PastVerdict], key: RunKey, task_id: str) -> PastVerdict:
@@ -176,21 +210,23 @@ def _apply(merged: Mapping[tuple[str | None, str], list[TiRow]], *, session: Ses
 
 
 def _past_states(
-    loaded: Mapping[RunKey, Mapping[str, TiRow]],
+    loaded: Mapping[RunKey, Mapping[TiKey, TiRow]],
     candidates: Mapping[RunKey, set[str]],
     full: set[RunKey],
     dags: Mapping[str, SerializedDag],
     *,
     session: Session,
 ) -> dict[tuple[RunKey, str], PastVerdict]:
-    """For depends_on_past candidates: did the same task succeed (or skip) in the previous run?"""
+    """For depends_on_past candidates: did the same task succeed (or skip) in the previous run? A
+    mapped task did only if every instance did."""
     asking: dict[RunKey, set[str]] = defaultdict(set)
     for key, rows in loaded.items():
         dag = dags.get(key[0])
-        names = set(rows) if key in full else candidates.get(key, set())
+        unstarted = {task_id for (task_id, _), row in rows.items() if row.state is None}
+        names = unstarted if key in full else unstarted & candidates.get(key, set())
         for task_id in names:
             task = dag.tasks.get(task_id) if dag is not None else None
-            if task is not None and task.depends_on_past and task_id in rows and rows[task_id].state is None:
+            if task is not None and task.depends_on_past:
                 asking[key].add(task_id)
     if not asking:
         return {}
@@ -198,18 +234,24 @@ def _past_states(
     wanted = [
         (d, previous[(d, r)], t) for (d, r), tasks in asking.items() if (d, r) in previous for t in tasks
     ]
-    states: dict[tuple[str, str, str], str | None] = {}
+    states: dict[tuple[str, str, str], list[str | None]] = defaultdict(list)
     if wanted:
-        found = session.execute(sql.STATES_OF_TIS, {"tis": wanted})
-        states = {(d, r, t): state for d, r, t, state in found}
+        for d, r, t, state in session.execute(sql.STATES_OF_TIS, {"tis": wanted}):
+            states[(d, r, t)].append(state)
     verdict: dict[tuple[RunKey, str], PastVerdict] = {}
     for (dag_id, run_id), tasks in asking.items():
         prev_run = previous.get((dag_id, run_id))
         for task_id in tasks:
             # No previous run, or the task did not exist then: nothing to wait for (as Airflow).
-            past = states.get((dag_id, prev_run, task_id), S.SUCCESS) if prev_run else S.SUCCESS
-            verdict[((dag_id, run_id), task_id)] = _past_verdict(past)
+            past = states.get((dag_id, prev_run, task_id), [S.SUCCESS]) if prev_run else [S.SUCCESS]
+            verdict[((dag_id, run_id), task_id)] = _combined_verdict([_past_verdict(p) for p in past])
     return verdict
+
+
+def _combined_verdict(verdicts: list[PastVerdict]) -> PastVerdict:
+    if False in verdicts:
+        return False
+    return None if None in verdicts else True
 
 
 def _past_verdict(previous_state: str | None) -> PastVerdict:

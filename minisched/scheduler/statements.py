@@ -199,7 +199,15 @@ RUNNING_UNDER_OWNER = select(TI.c.id).where(
     TI.c.queued_by_job_id == bindparam("b_owner"),
 )
 #: What names a try: its task instance (as `id` and `ti_id`), and its number.
-_TRY_COLUMNS = (TI.c.id, TI.c.id.label("ti_id"), TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number)
+_TRY_COLUMNS = (
+    TI.c.id,
+    TI.c.id.label("ti_id"),
+    TI.c.dag_id,
+    TI.c.run_id,
+    TI.c.task_id,
+    TI.c.map_index,
+    TI.c.try_number,
+)
 #: finish, first half: the rows of the reported tries (locked on PostgreSQL, so the state read is the
 #: one FINISH replaces: no other scheduler reaping the try can change it in between).
 IN_FLIGHT_ROWS = select(
@@ -239,6 +247,7 @@ CLEAR_XCOM_OF_TI = delete(XCOM).where(
     XCOM.c.dag_id == bindparam("b_dag_id"),
     XCOM.c.run_id == bindparam("b_run_id"),
     XCOM.c.task_id == bindparam("b_task_id"),
+    XCOM.c.map_index == bindparam("b_map_index"),
 )
 #: finish: the values the finished tries pushed, all of them in one executemany.
 INSERT_XCOM = insert(XCOM)
@@ -277,7 +286,14 @@ ORPHANS = (
 ORPHANS_LOCKED = ORPHANS.with_for_update(of=TI, skip_locked=True)
 #: reap, for executors whose queue can lose a try (celery): tries queued since before `queued_before`.
 QUEUED_TOO_LONG = select(
-    TI.c.id, TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.try_number, TI.c.queued_by_job_id, TI.c.start_date
+    TI.c.id,
+    TI.c.dag_id,
+    TI.c.run_id,
+    TI.c.task_id,
+    TI.c.map_index,
+    TI.c.try_number,
+    TI.c.queued_by_job_id,
+    TI.c.start_date,
 ).where(TI.c.state == S.QUEUED, TI.c.queued_dttm < bindparam("queued_before"))
 QUEUED_TOO_LONG_LOCKED = QUEUED_TOO_LONG.with_for_update(of=TI, skip_locked=True)
 #: recovery: the jobs found dead -> failed (only while still marked running).
@@ -335,6 +351,7 @@ def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[An
             TI.c.dag_id,
             TI.c.run_id,
             TI.c.task_id,
+            TI.c.map_index,
             TI.c.try_number,
             TI.c.pool,
             TI.c.pool_slots,
@@ -370,6 +387,7 @@ TI_COLUMNS = (
     TI.c.dag_id,
     TI.c.run_id,
     TI.c.task_id,
+    TI.c.map_index,
     TI.c.state,
     TI.c.try_number,
     TI.c.max_tries,
@@ -421,6 +439,25 @@ PREVIOUS_RUNS = select(
 )
 
 
+#: expansion: the values mapped tasks are expanded over ((dag_id, run_id, task_id, key) in `keys`).
+MAP_SOURCES = (
+    select(XCOM.c.dag_id, XCOM.c.run_id, XCOM.c.task_id, XCOM.c.map_index, XCOM.c.key, XCOM.c.value)
+    .where(
+        tuple_(XCOM.c.dag_id, XCOM.c.run_id, XCOM.c.task_id, XCOM.c.key).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .order_by(XCOM.c.dag_id, XCOM.c.run_id, XCOM.c.task_id, XCOM.c.key, XCOM.c.map_index)
+)
+#: expansion: a ready placeholder becomes instance 0, scheduled (compare-and-set; returns the ids won).
+EXPAND_PLACEHOLDERS = (
+    update(TI)
+    .where(TI.c.id.in_(bindparam("ids", expanding=True)), TI.c.state.is_(None), TI.c.map_index == -1)
+    .values(map_index=0, state=S.SCHEDULED)
+    .returning(TI.c.id)
+)
+
+
 @functools.cache
 def decision(from_none: bool, finishes: bool) -> Update:
     """A decision on a set of task instances, e.g. None -> scheduled or up_for_retry -> scheduled:
@@ -452,7 +489,7 @@ DONE_RUNS = select(RUN.c.dag_id, RUN.c.run_id).where(
     RUN_KEY_IN, RUN.c.state == DagRunState.RUNNING, ~_UNFINISHED
 )
 #: The task states of the runs found done, to decide success or failed.
-STATES_OF_RUNS = select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.state).where(
+STATES_OF_RUNS = select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.map_index, TI.c.state).where(
     tuple_(TI.c.dag_id, TI.c.run_id).in_(bindparam("runs", expanding=True))
 )
 FINAL_STATES = select(RUN.c.dag_id, RUN.c.run_id, RUN.c.state).where(

@@ -42,7 +42,6 @@ from minisched.db.audit import TaskInstanceKey, record_events, ti_event
 from minisched.db.session import is_postgresql
 from minisched.models import RunKey, TaskInstanceState
 from minisched.models.job import CELERY_WORKER_JOB_TYPE
-from minisched.models.xcom import NOT_MAPPED
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.scheduler.executors.base import TryOutcome, TryResult, TryStarted
@@ -99,6 +98,7 @@ class QueuedTi:
     data_interval_start: datetime | None
     data_interval_end: datetime | None
     conf: dict[str, Any] | None
+    map_index: int = -1
 
 
 def queue_scheduled(
@@ -142,6 +142,7 @@ def queue_scheduled(
             run_id=row.run_id,
             task_id=row.task_id,
             try_number=won[row.id],
+            map_index=row.map_index,
             **runs[(row.dag_id, row.run_id)],
         )
         for row in chosen
@@ -402,13 +403,20 @@ class _XComWrites:
 
     def add(self, ti: Any, result: TryResult) -> None:
         if result.try_number > 1:  # an earlier try of this task instance may have pushed values
-            self.stale.append({"b_dag_id": ti.dag_id, "b_run_id": ti.run_id, "b_task_id": ti.task_id})
+            self.stale.append(
+                {
+                    "b_dag_id": ti.dag_id,
+                    "b_run_id": ti.run_id,
+                    "b_task_id": ti.task_id,
+                    "b_map_index": ti.map_index,
+                }
+            )
         self.rows.extend(
             {
                 "dag_id": ti.dag_id,
                 "run_id": ti.run_id,
                 "task_id": ti.task_id,
-                "map_index": NOT_MAPPED,
+                "map_index": ti.map_index,
                 "key": key,
                 "value": value,
                 "timestamp": result.end_date,
@@ -469,7 +477,7 @@ def reap(
     my_job_id: int,
     now: datetime,
     cache: DagStructureCache,
-    log_path_for: Callable[[str, str, str, int], Path],
+    log_path_for: Callable[[str, str, str, int, int], Path],
 ) -> tuple[dict[RunKey, set[str]], int]:
     """Orphans -> what really happened to them; returns the tasks that finished, per run, and how many
     tries were reaped.
@@ -500,13 +508,16 @@ def _by_job(rows: Sequence[Any]) -> dict[int | None, list[Any]]:
 
 
 def _what_happened(
-    orphans: list[Any], job_id: int | None, my_job_id: int, log_path_for: Callable[[str, str, str, int], Path]
+    orphans: list[Any],
+    job_id: int | None,
+    my_job_id: int,
+    log_path_for: Callable[[str, str, str, int, int], Path],
 ) -> tuple[list[TryResult], list[Any]]:
     """The results of the orphans of dead job `job_id`, from their records, and those never started."""
     results: list[TryResult] = []
     never_started = []
     for row in orphans:
-        log_path = log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number)
+        log_path = log_path_for(row.dag_id, row.run_id, row.task_id, row.try_number, row.map_index)
         record = _record_of(row, log_path)
         dead = f"The scheduler (job {job_id}) of this try died; recovered by job {my_job_id}"
         if row.owner_type == CELERY_WORKER_JOB_TYPE and (record or {}).get("outcome") not in _FINAL_OUTCOMES:

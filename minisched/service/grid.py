@@ -15,8 +15,33 @@ from minisched.service.runs import ORDER_COLUMNS, require_dag
 
 @dataclass(frozen=True)
 class Cell:
+    """A task in a run: its state, or for a mapped task the summary of its instances' states."""
+
     state: str | None
     try_number: int
+    #: How many instances a mapped task has in the run; 0 for a task that is not mapped.
+    instances: int = 0
+
+
+#: Which state a mapped task's cell shows when its instances differ: the one most worth a look.
+_SUMMARY_ORDER = (
+    "failed",
+    "upstream_failed",
+    "up_for_retry",
+    "running",
+    "queued",
+    "scheduled",
+    None,
+    "removed",
+    "skipped",
+    "success",
+)
+
+
+def summary_state(states: Sequence[str | None]) -> str | None:
+    """The state a mapped task's cell shows: the first of `_SUMMARY_ORDER` any instance is in."""
+    present = set(states)
+    return next((state for state in _SUMMARY_ORDER if state in present), states[0] if states else None)
 
 
 @dataclass(frozen=True)
@@ -42,12 +67,23 @@ def grid(dag_id: str, *, session: Session, limit: int = 25, offset: int = 0) -> 
 def task_states(dag_id: str, run_ids: Sequence[str], *, session: Session) -> dict[tuple[str, str], Cell]:
     if not run_ids:
         return {}
+    ti = TaskInstance
     rows = session.execute(
-        select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(list(run_ids))
+        select(ti.run_id, ti.task_id, ti.map_index, ti.state, ti.try_number).where(
+            ti.dag_id == dag_id, ti.run_id.in_(list(run_ids))
         )
     )
-    return {(run_id, task_id): Cell(state, tries) for run_id, task_id, state, tries in rows}
+    cells: dict[tuple[str, str], Cell] = {}
+    mapped: dict[tuple[str, str], list[tuple[str | None, int]]] = {}
+    for run_id, task_id, map_index, state, tries in rows:
+        if map_index < 0:
+            cells[(run_id, task_id)] = Cell(state, tries)
+        else:
+            mapped.setdefault((run_id, task_id), []).append((state, tries))
+    for key, instances in mapped.items():
+        states = [state for state, _ in instances]
+        cells[key] = Cell(summary_state(states), max(tries for _, tries in instances), len(instances))
+    return cells
 
 
 def run_task_instances(dag_id: str, run_id: str, *, session: Session) -> list[TaskInstance]:
@@ -56,6 +92,11 @@ def run_task_instances(dag_id: str, run_id: str, *, session: Session) -> list[Ta
         session.scalars(
             select(TaskInstance)
             .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-            .order_by(TaskInstance.start_date.is_(None), TaskInstance.start_date, TaskInstance.task_id)
+            .order_by(
+                TaskInstance.start_date.is_(None),
+                TaskInstance.start_date,
+                TaskInstance.task_id,
+                TaskInstance.map_index,
+            )
         )
     )

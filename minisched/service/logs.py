@@ -51,16 +51,18 @@ def decode_token(token: str) -> int:
     return offset
 
 
-def log_file(dag_id: str, run_id: str, task_id: str, try_number: int, *, session: Session) -> Path:
+def log_file(
+    dag_id: str, run_id: str, task_id: str, try_number: int, *, session: Session, map_index: int = -1
+) -> Path:
     """The path of a try's log; NotFound when the task instance has had no such try."""
     from minisched.scheduler.executors.logs import log_path_for
     from minisched.settings import get_settings
 
-    ti, _ = get_task_instance(dag_id, run_id, task_id, session=session)
+    ti, _ = get_task_instance(dag_id, run_id, task_id, session=session, map_index=map_index)
     if try_number < 1 or try_number > ti.try_number:
         tries = f"has had {ti.try_number} tries" if ti.try_number else "has not run yet"
         raise NotFound(f"task {task_id!r} of run {run_id!r} {tries}; there is no try {try_number}")
-    return log_path_for(get_settings().logs_folder, dag_id, run_id, task_id, try_number)
+    return log_path_for(get_settings().logs_folder, dag_id, run_id, task_id, try_number, map_index=map_index)
 
 
 def read_page(path: Path, *, offset: int = 0, max_bytes: int = DEFAULT_PAGE_BYTES) -> LogPage:

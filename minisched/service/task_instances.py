@@ -29,6 +29,7 @@ from minisched.service.runs import get_run, refuse_in_flight
 
 ORDER_COLUMNS = {
     "task_id": TaskInstance.task_id,
+    "map_index": TaskInstance.map_index,
     "state": TaskInstance.state,
     "start_date": TaskInstance.start_date,
     "end_date": TaskInstance.end_date,
@@ -57,22 +58,34 @@ def list_task_instances(
         condition = TaskInstance.state.in_(wanted)
         query = query.where(condition | TaskInstance.state.is_(None) if "none" in states else condition)
     total = count(query, session=session)
-    rows = session.execute(ordered(query, page, ORDER_COLUMNS, "task_id", (TaskInstance.id,)))
+    rows = session.execute(
+        ordered(query, page, ORDER_COLUMNS, "task_id", (TaskInstance.map_index, TaskInstance.id))
+    )
     return [(ti, logical_date) for ti, logical_date in rows], total
 
 
 def get_task_instance(
-    dag_id: str, run_id: str, task_id: str, *, session: Session
+    dag_id: str, run_id: str, task_id: str, *, session: Session, map_index: int = -1
 ) -> tuple[TaskInstance, datetime]:
-    row = session.execute(
-        _with_run().where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
-        )
-    ).first()
-    if row is None:
-        get_run(dag_id, run_id, session=session)
+    """One task instance; a mapped task's instances are told apart by `map_index` (-1: not mapped)."""
+    rows = session.execute(
+        _with_run()
+        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+        .order_by(TaskInstance.map_index)
+    ).all()
+    found = [row for row in rows if row[0].map_index == map_index]
+    if found:
+        return found[0][0], found[0][1]
+    get_run(dag_id, run_id, session=session)
+    if not rows:
         raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}")
-    return row[0], row[1]
+    indexes = [row[0].map_index for row in rows]
+    if map_index < 0:
+        raise NotFound(
+            f"task {task_id!r} is mapped in run {run_id!r}: ask for one instance by its map_index "
+            f"({indexes[0]} to {indexes[-1]})"
+        )
+    raise NotFound(f"task {task_id!r} of run {run_id!r} has no map_index {map_index}")
 
 
 @dataclass(frozen=True)
@@ -174,4 +187,8 @@ def set_state(
     extra: dict[str, Any] = {"state": state, "task_ids": sorted(task_ids)}
     audit(actor, f"mark_{state}", session=session, dag_id=dag_id, run_id=run_id, extra=extra)
     session.expire_all()
-    return [get_task_instance(dag_id, run_id, task_id, session=session) for task_id in sorted(task_ids)]
+    ids = [ti.id for ti, _ in rows]
+    marked = session.execute(
+        _with_run().where(TaskInstance.id.in_(ids)).order_by(TaskInstance.task_id, TaskInstance.map_index)
+    ).all()
+    return [(ti, when) for ti, when in marked]

@@ -120,7 +120,12 @@ def run_message(body: dict[str, Any]) -> str:
         request,
         log_path=str(
             log_path_for(
-                context.logs_folder, request.dag_id, request.run_id, request.task_id, request.try_number
+                context.logs_folder,
+                request.dag_id,
+                request.run_id,
+                request.task_id,
+                request.try_number,
+                map_index=request.map_index,
             )
         ),
     )
@@ -167,7 +172,7 @@ def _start(context: WorkerContext, request: TryRequest, *, held: bool) -> bool:
 
 
 def _run(context: WorkerContext, request: TryRequest) -> TryResult:
-    key = TryKey(request.dag_id, request.run_id, request.task_id, request.try_number)
+    key = TryKey(request.dag_id, request.run_id, request.task_id, request.try_number, request.map_index)
     shipped = 0
 
     def ship_so_far() -> None:

@@ -23,7 +23,7 @@ def grid_rows(
         (
             run.run_id,
             escape(run.run_id),
-            escape(f"/dags/{quote(dag_id, safe='')}/runs/{quote(run.run_id, safe='')}/tasks/"),
+            escape(f"/dags/{quote(dag_id, safe='')}/runs/{quote(run.run_id, safe='')}"),
         )
         for run in runs
     ]
@@ -35,11 +35,15 @@ def grid_rows(
         for run_id, run_shown, base in columns:
             cell = cells.get((run_id, task_id))
             state = cell.state if cell else None
+            instances = cell.instances if cell else 0
             style = f' style="background: {colour(state)}"' if state else ""
+            # A mapped task's cell opens the run page, which lists its instances.
+            href = base if instances else f"{base}/tasks/{link}"
+            mapped = f" ({instances} mapped instances)" if instances else ""
             parts.append(
-                f'<td><a class="cell{"" if state else " none"}" href="{base}{link}"{style} '
-                f'title="{shown} in {run_shown}: {state or "no status"}" data-task-id="{shown}" '
-                f'data-run-id="{run_shown}" data-state="{state or "none"}"></a></td>'
+                f'<td><a class="cell{"" if state else " none"}" href="{href}"{style} '
+                f'title="{shown} in {run_shown}: {state or "no status"}{mapped}" data-instances="{instances}" '
+                f'data-task-id="{shown}" data-run-id="{run_shown}" data-state="{state or "none"}"></a></td>'
             )
         parts.append("</tr>")
         rows.append("".join(parts))

@@ -21,6 +21,7 @@ from minisched.www.svg import gantt_svg
 
 router = APIRouter(include_in_schema=False)
 RUN = "/dags/{dag_id}/runs/{run_id}"
+MapIndexQuery = Annotated[int, Query(ge=-1, le=2**31 - 1)]
 LOG_PAGE_BYTES = 512 * 1024
 
 
@@ -71,11 +72,14 @@ def task_instance_page(
     run_id: str,
     task_id: str,
     try_number: Annotated[int | None, Query(alias="try", ge=1)] = None,
+    map_index: MapIndexQuery = -1,
     message: str | None = None,
 ) -> HTMLResponse:
     ctx = viewer(request)
     with create_read_session() as session:
-        ti, _ = task_instances.get_task_instance(dag_id, run_id, task_id, session=session)
+        ti, _ = task_instances.get_task_instance(
+            dag_id, run_id, task_id, session=session, map_index=map_index
+        )
     shown = min(try_number or ti.try_number, ti.try_number)
     following = ti.state in ("queued", "running") and shown == ti.try_number
     return page(
@@ -86,6 +90,7 @@ def task_instance_page(
         try_number=shown,
         following=following,
         log_base=f"{run_path(dag_id, run_id)}/tasks/{task_id}/logs/{shown}",
+        log_query=f"?map_index={map_index}" if map_index >= 0 else "",
         message=message,
         refresh=is_active(ti.state) and not following,
     )
@@ -110,13 +115,22 @@ def mark_task_instance(
 
 @router.get(RUN + "/tasks/{task_id}/logs/{try_number}/chunk")
 def log_chunk(
-    request: Request, *, dag_id: str, run_id: str, task_id: str, try_number: int, token: str = ""
+    request: Request,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int,
+    token: str = "",
+    map_index: MapIndexQuery = -1,
 ) -> JSONResponse:
     """The next page of the log for the follower script; `running` while more may still come."""
     viewer(request)
     with create_read_session() as session:
-        path = logs.log_file(dag_id, run_id, task_id, try_number, session=session)
-        ti, _ = task_instances.get_task_instance(dag_id, run_id, task_id, session=session)
+        path = logs.log_file(dag_id, run_id, task_id, try_number, session=session, map_index=map_index)
+        ti, _ = task_instances.get_task_instance(
+            dag_id, run_id, task_id, session=session, map_index=map_index
+        )
     chunk = logs.read_page(path, offset=logs.decode_token(token) if token else 0, max_bytes=LOG_PAGE_BYTES)
     writing = ti.try_number == try_number and ti.state in ("queued", "running")
     return JSONResponse(
@@ -131,12 +145,19 @@ def log_chunk(
 
 @router.get(RUN + "/tasks/{task_id}/logs/{try_number}/raw")
 def raw_log(
-    request: Request, *, dag_id: str, run_id: str, task_id: str, try_number: int
+    request: Request,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int,
+    map_index: MapIndexQuery = -1,
 ) -> StreamingResponse:
     viewer(request)
     with create_read_session() as session:
-        path = logs.log_file(dag_id, run_id, task_id, try_number, session=session)
-    name = f"{dag_id}__{task_id}__attempt-{try_number}.log".replace(":", "-")
+        path = logs.log_file(dag_id, run_id, task_id, try_number, session=session, map_index=map_index)
+    instance = f"__map-{map_index}" if map_index >= 0 else ""
+    name = f"{dag_id}__{task_id}{instance}__attempt-{try_number}.log".replace(":", "-")
     return StreamingResponse(
         _file_chunks(path),
         media_type="text/plain; charset=utf-8",

@@ -111,12 +111,14 @@ def gantt_svg(tis: Sequence[TaskInstance], now: datetime, link: Callable[[str], 
         x = GANTT_LABEL_W + GANTT_W * (ti.start_date - begin).total_seconds() / span
         bar = max(GANTT_W * (end - ti.start_date).total_seconds() / span, 2)
         y = row * ROW_H + 4
-        tip = f"{ti.task_id}: {ti.state or 'no status'}, {_seconds((end - ti.start_date).total_seconds())}"
+        name = ti.task_id if ti.map_index < 0 else f"{ti.task_id} [{ti.map_index}]"
+        href = link(ti.task_id) + (f"?map_index={ti.map_index}" if ti.map_index >= 0 else "")
+        tip = f"{name}: {ti.state or 'no status'}, {_seconds((end - ti.start_date).total_seconds())}"
         parts.append(
-            f'<a href="{escape(link(ti.task_id))}"><g class="bar" data-task-id="{escape(ti.task_id)}">'
+            f'<a href="{escape(href)}"><g class="bar" data-task-id="{escape(ti.task_id)}">'
             f"<title>{escape(tip)}</title>"
             f'<text x="{GANTT_LABEL_W - 8}" y="{y + 13}" text-anchor="end" class="task-label">'
-            f"{escape(ti.task_id[:26])}</text>"
+            f"{escape(name[:26])}</text>"
             f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{ROW_H - 8}" rx="3" '
             f'fill="{colour(ti.state)}" stroke="#00000022"/></g></a>'
         )

@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -74,8 +75,7 @@ def test_port_rewrites_only_imports_keeps_line_numbers_and_lists_what_is_left(tm
         f"{source}:19: TriggerRule.NO_SUCH_RULE: minisched's TriggerRule has no 'NO_SUCH_RULE'",
         f"{source}:21: task.virtualenv: minisched's task has no 'virtualenv'",
         f"{source}:23: task(executor_config=...): minisched does not take this argument",
-        f"{source}:25: .expand(): minisched has no dynamic task mapping (yet)",
-        "ported 9 imported name(s); 9 thing(s) minisched lacks are left (listed above)",
+        "ported 9 imported name(s); 8 thing(s) minisched lacks are left (listed above)",
     ]
 
 
@@ -116,8 +116,8 @@ def test_port_of_a_broken_file_is_one_line_and_writes_nothing(tmp_path: Path) ->
 class Expected:
     dag_id: str
     run_state: str
-    states: dict[str, tuple[str, int]]  # task_id -> (state, try_number)
-    logs: dict[str, str]  # task_id -> text its log must contain
+    states: dict[str, tuple[str, int]]  # task_id (task_id[map_index] when mapped) -> (state, try_number)
+    logs: dict[str, str]  # task_id (task_id[map_index] when mapped) -> text its log must contain
 
 
 EXPECTED = {
@@ -212,6 +212,30 @@ EXPECTED = {
             "task2": "Task has failed, task_instance_key_str: failure_callback__task2__20240301",
         },
     ),
+    "mapping.py": Expected(
+        "mapping",
+        "success",
+        {
+            **{f"add_one[{i}]": ("success", 1) for i in range(3)},
+            "sum_it": ("success", 1),
+            "make_list": ("success", 1),
+            **{f"consumer[{i}]": ("success", 1) for i in range(4)},
+            **{f"add[{i}]": ("success", 1) for i in range(3)},
+            "report": ("success", 1),
+            **{f"cross[{i}]": ("success", 1) for i in range(6)},
+            "nothing": ("success", 1),
+            "never": ("skipped", 0),  # mapped over an empty list
+            "bash[0]": ("success", 1),
+            "bash[1]": ("success", 1),
+        },
+        {
+            "sum_it": "Total was 9",
+            "consumer[2]": "{'a': 'b'}",
+            "consumer[3]": "'str'",
+            "report": "added: [11, 12, 13]",
+            "bash[1]": "value=two",
+        },
+    ),
     "with_params.py": Expected(
         "with_params", "success", {"report": ("success", 1)}, {"report": "rows=100 region=eu dry_run=False"}
     ),
@@ -227,13 +251,18 @@ def test_ported_airflow_dag_behaves_as_airflow_documents(env: Env, name: str) ->
     assert ported.exit_code == 0, ported.output
     result = env.run_process("dags", "test", expected.dag_id, "2024-03-01", "--output", "json")
     assert result.returncode == (0 if expected.run_state == "success" else 1), result.stderr
-    states = {row["task_id"]: (row["state"], row["try_number"]) for row in json.loads(result.stdout)}
+    states = {_name(row): (row["state"], row["try_number"]) for row in json.loads(result.stdout)}
     assert states == expected.states
     [run] = dag_runs(expected.dag_id)
     assert run.state == expected.run_state
-    for task_id, text in expected.logs.items():
-        log = env.run_cli("tasks", "logs", expected.dag_id, run.run_id, task_id)
+    for shown, text in expected.logs.items():
+        task_id, _, index = shown.rstrip("]").partition("[")
+        log = env.run_cli("tasks", "logs", expected.dag_id, run.run_id, task_id, "--map-index", index or "-1")
         assert text in log.stdout, log.stdout
+
+
+def _name(row: dict[str, Any]) -> str:
+    return row["task_id"] if row["map_index"] < 0 else f"{row['task_id']}[{row['map_index']}]"
 
 
 def test_every_airflow_dag_file_has_expectations() -> None:

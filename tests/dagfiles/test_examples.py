@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -20,10 +21,12 @@ from minisched.authoring import (
     task_context,
 )
 from minisched.authoring.context import running_with_context
+from minisched.authoring.mapping import MappedOperator
 from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import import_dag_file
 from minisched.dagfiles.plan import list_dag_files
 from minisched.db.session import create_session
+from minisched.exceptions import TaskFailure
 from minisched.models import SerializedDagModel
 from tests.conftest import Env
 from tests.dagfiles.helpers import dag_rows, import_errors, refresh
@@ -43,9 +46,29 @@ def _tasks(dag_id: str) -> dict[str, dict[str, Any]]:
     return {t["task_id"]: t for t in _serialized(dag_id)["tasks"]}
 
 
-def _run_tries(task: BaseOperator, conf: dict[str, Any] | None, xcom: dict[tuple[str, str], Any]) -> str:
+def _run_mapped(task: MappedOperator, conf: dict[str, Any] | None, xcom: dict[tuple[str, str], Any]) -> str:
+    """Run every instance of a mapped task (until its input has no next item), as the scheduler would
+    expand it; the task's value is the list of the instances' values. An empty input skips it."""
+    values: list[Any] = []
+    for map_index in itertools.count():
+        try:
+            concrete = task.unmap(map_index, _MemoryXCom(xcom, task.task_id))
+        except TaskFailure:
+            break
+        state = _run_tries(concrete, conf, xcom, map_index=map_index)
+        assert state == "success", f"{task.task_id}[{map_index}] ended {state}"
+        values.append(xcom.pop((task.task_id, "return_value"), None))
+    xcom[(task.task_id, "return_value")] = values
+    return "success" if values else "skipped"
+
+
+def _run_tries(
+    task: BaseOperator, conf: dict[str, Any] | None, xcom: dict[tuple[str, str], Any], *, map_index: int = -1
+) -> str:
     """Run tries of ``task`` as a worker would (rendered, with its context current) until one ends it;
     its XCom values go to ``xcom``."""
+    if isinstance(task, MappedOperator):
+        return _run_mapped(task, conf, xcom)
     for try_number in range(1, task.retries + 2):
         context = task_context(
             task,
@@ -55,6 +78,7 @@ def _run_tries(task: BaseOperator, conf: dict[str, Any] | None, xcom: dict[tuple
             data_interval_end=LOGICAL_DATE + timedelta(hours=1),
             try_number=try_number,
             conf=conf,
+            map_index=map_index,
         )
         ti = context["ti"]
         object.__setattr__(ti, "xcom", _MemoryXCom(xcom, task.task_id))  # no database here
@@ -207,3 +231,12 @@ def test_taskflow_example_passes_values(capsys: pytest.CaptureFixture[str]) -> N
     assert "transforming 3 readings of 2024-03-10" in out
     assert "loading 3 readings (mean 9.5)" in out
     assert "example_taskflow finished: loaded 3" in out
+
+
+def test_mapping_example_runs_one_instance_per_item(capsys: pytest.CaptureFixture[str]) -> None:
+    states = _run_in_process(_load("mapping.py"))
+    assert states == dict.fromkeys(["list_files", "process", "summarize", "notify", "archive"], "success")
+    out = capsys.readouterr().out
+    assert "instance 2: /data/2024-03-10/part-2.csv has 127 rows" in out
+    assert "3 files, 381 rows in all" in out
+    assert "telling chat: 381 rows loaded" in out and "archiving clean" in out

@@ -13,7 +13,7 @@ from minisched.db.engine import make_engine
 from minisched.models import Base
 from tests.conftest import Env
 
-HEAD = "0007_task_log"
+HEAD = "0008_task_instance_map_index"
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -128,6 +128,16 @@ HEAD_ROWS: list[tuple[str, dict[str, object]]] = [
         {"now": NOW},
     ),
 ]
+MAPPED_ROWS: list[tuple[str, dict[str, object]]] = [
+    (
+        "INSERT INTO task_instance (dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, "
+        f"pool_slots, priority_weight, hostname) VALUES ('d1', 'r1', 't2', {index}, 'success', 1, 0, "
+        "'default_pool', 1, 1, 'h')",
+        {},
+    )
+    for index in (0, 1)
+]
+MAP_INDEXES = "SELECT task_id, map_index FROM task_instance ORDER BY task_id, map_index"
 SECRET_TABLES = ("connection", "variable", "xcom")
 API_TOKEN_ROW = (
     "INSERT INTO api_token (name, role, token_hash, created_at) VALUES ('ci', 'op', :digest, :now)",
@@ -153,6 +163,14 @@ def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
     assert "api_token" not in _tables(url) and _rows(url, "SELECT count(*) FROM connection") == [(1,)]
     migrate.upgrade(url)
     assert _rows(url, "SELECT count(*) FROM api_token") == [(0,)]
+
+    _execute(url, *MAPPED_ROWS)
+    assert _rows(url, MAP_INDEXES) == [("t1", -1), ("t2", 0), ("t2", 1)]
+    migrate.downgrade(url, "0007_task_log")
+    assert _rows(url, "SELECT task_id FROM task_instance ORDER BY task_id") == [("t1",), ("t2",)]
+    migrate.upgrade(url)
+    assert _rows(url, MAP_INDEXES) == [("t1", -1), ("t2", -1)]
+    _execute(url, ("DELETE FROM task_instance WHERE task_id = 't2'", {}))
 
     migrate.downgrade(url, "0004_dag_file")
     assert set(SECRET_TABLES).isdisjoint(_tables(url))

@@ -13,7 +13,7 @@ from tests.conftest import Env
 from tests.scheduler.helpers import Procs, dag_runs, dag_source, log_rows, run_to_end, task_instances
 
 RUN_KEYS = ["dag_id", "run_id", "run_type", "state", "logical_date", "start_date", "end_date"]
-TASK_KEYS = ["task_id", "state", "try_number", "start_date", "end_date", "duration"]
+TASK_KEYS = ["task_id", "map_index", "state", "try_number", "start_date", "end_date", "duration"]
 
 DAGS = textwrap.dedent(
     """

@@ -396,7 +396,7 @@ def _reap(rows: Rows, me: int) -> Any:
             my_job_id=me,
             now=NOW,
             cache=cache,
-            log_path_for=lambda d, r, t, n: log_path_for(rows.logs, d, r, t, n),
+            log_path_for=lambda d, r, t, n, i: log_path_for(rows.logs, d, r, t, n, map_index=i),
         )
     )
 
@@ -473,7 +473,7 @@ def test_recovery_declares_a_silent_job_dead_then_reaps_its_tries(rows: Rows) ->
             threshold=60,
             now=NOW,
             cache=cache,
-            log_path_for=lambda d, r, t, n: log_path_for(rows.logs, d, r, t, n),
+            log_path_for=lambda d, r, t, n, i: log_path_for(rows.logs, d, r, t, n, map_index=i),
         )
     )
     assert finished == {(DAG_ID, rows.run_id): {"a"}}

@@ -39,6 +39,8 @@ class TryRequest:
     queue: str | None = None
     #: The job that claimed the try (queued it): a remote worker's start is keyed on it.
     claimed_by_job_id: int | None = None
+    #: Which instance of a mapped task the try runs; -1 for a task that is not mapped.
+    map_index: int = -1
 
 
 @dataclass(frozen=True)

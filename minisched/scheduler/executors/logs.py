@@ -15,16 +15,21 @@ from typing import Any, BinaryIO
 
 
 def log_path_for(
-    logs_folder: str | os.PathLike[str], dag_id: str, run_id: str, task_id: str, try_number: int
+    logs_folder: str | os.PathLike[str],
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int,
+    *,
+    map_index: int = -1,
 ) -> Path:
-    """`<logs>/dag_id=<d>/run_id=<r>/task_id=<t>/attempt=<n>.log`; run ids keep their ':' and '+'."""
-    return (
-        Path(logs_folder)
-        / f"dag_id={_path_part(dag_id)}"
-        / f"run_id={_path_part(run_id)}"
-        / f"task_id={_path_part(task_id)}"
-        / f"attempt={try_number}.log"
-    )
+    """`<logs>/dag_id=<d>/run_id=<r>/task_id=<t>/attempt=<n>.log`; run ids keep their ':' and '+'.
+    A mapped instance's logs go one folder deeper, in `map_index=<i>/` (Airflow's layout)."""
+    folder = Path(logs_folder) / f"dag_id={_path_part(dag_id)}" / f"run_id={_path_part(run_id)}"
+    folder = folder / f"task_id={_path_part(task_id)}"
+    if map_index >= 0:
+        folder = folder / f"map_index={map_index}"
+    return folder / f"attempt={try_number}.log"
 
 
 def _path_part(value: str) -> str:

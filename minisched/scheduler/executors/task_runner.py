@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from minisched import masking
 from minisched.authoring.context import running_with_context, task_context
+from minisched.authoring.mapping import MappedOperator
 from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import ImportResult, import_dag_file
 from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout, XComError
@@ -152,7 +153,8 @@ def _run_logged(
 ) -> _Ending:
     log.write(
         stamped(
-            f"Running dag_id={request.dag_id} task_id={request.task_id} run_id={request.run_id} "
+            f"Running dag_id={request.dag_id} task_id={request.task_id} map_index={request.map_index} "
+            f"run_id={request.run_id} "
             f"try_number={request.try_number} pid={os.getpid()} host={hostname()} file={request.fileloc}"
         )
     )
@@ -177,6 +179,7 @@ def _execute(
             data_interval_end=request.data_interval_end or request.logical_date,
             try_number=request.try_number,
             conf=request.conf,
+            map_index=request.map_index,
         )
     except _TryError as exc:
         log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
@@ -200,6 +203,8 @@ def _execute(
 def _run_task(task: BaseOperator, context: dict[str, Any], request: TryRequest, log: TextIO) -> _Ending:
     alarm: _Alarm | None = None
     try:
+        if isinstance(task, MappedOperator):  # this instance's own operator, its XCom inputs pulled
+            task = task.unmap(request.map_index, context["ti"])
         rendered = rendered_copy(task, context)
         context["task"] = rendered
         run_callbacks(task, "execute", context, log)

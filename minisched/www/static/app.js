@@ -15,7 +15,8 @@
     var token = log.getAttribute("data-token") || "";
     var status = document.getElementById("log-status");
     var poll = function () {
-      fetch(url + "?token=" + encodeURIComponent(token), { credentials: "same-origin" })
+      var joiner = url.indexOf("?") >= 0 ? "&" : "?";
+      fetch(url + joiner + "token=" + encodeURIComponent(token), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (page) {
           var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
