@@ -42,8 +42,9 @@ def grid_rows(
             mapped = f" ({instances} mapped instances)" if instances else ""
             parts.append(
                 f'<td><a class="cell{"" if state else " none"}" href="{href}"{style} '
-                f'title="{shown} in {run_shown}: {state or "no status"}{mapped}" data-instances="{instances}" '
-                f'data-task-id="{shown}" data-run-id="{run_shown}" data-state="{state or "none"}"></a></td>'
+                f'title="{shown} in {run_shown}: {state or "no status"}{mapped}" '
+                f'data-instances="{instances}" data-task-id="{shown}" data-run-id="{run_shown}" '
+                f'data-state="{state or "none"}"></a></td>'
             )
         parts.append("</tr>")
         rows.append("".join(parts))
