@@ -21,6 +21,7 @@ from minisched.authoring.params import Param, as_params, param_values, params_to
 from minisched.authoring.schedules import (
     DataInterval,
     Schedule,
+    earlier_instant,
     make_schedule,
     parse_timezone,
     timezone_name,
@@ -454,7 +455,8 @@ def _aware_date(dag_id: str, name: str, value: object, tz: str | tzinfo | None) 
             zone = parse_timezone(tz) if tz is not None else default_timezone()
         except DagDefinitionError as exc:
             raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
-        return value.replace(tzinfo=zone)
+        # A local time that happens twice, or never, is read as its earlier instant, as Airflow does.
+        return earlier_instant(value, zone).astimezone(zone)
     return value
 
 
