@@ -453,6 +453,7 @@ class SchedulerLoop:
             run_id=queued.run_id,
             task_id=queued.task_id,
             try_number=queued.try_number,
+            max_tries=queued.max_tries,
             fileloc=dag.fileloc if dag is not None else queued.fileloc,  # fresh if the file moved
             log_path=str(
                 log_path_for(

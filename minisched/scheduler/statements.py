@@ -325,6 +325,7 @@ def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[An
             TI.c.run_id,
             TI.c.task_id,
             TI.c.try_number,
+            TI.c.max_tries,
             TI.c.pool,
             TI.c.pool_slots,
             DAG.c.max_active_tasks,
