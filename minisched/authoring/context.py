@@ -200,6 +200,10 @@ class RunView:
     data_interval_start: datetime
     data_interval_end: datetime
     conf: dict[str, Any]
+    #: Known to DAG callbacks (the run has ended); None while a try runs.
+    state: str | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
 
     @property
     def execution_date(self) -> datetime:

@@ -452,4 +452,5 @@ END_RUNS = (
     update(RUN)
     .where(RUN_KEY_IN, RUN.c.state == DagRunState.RUNNING)
     .values(state=bindparam("state"), end_date=bindparam("now"))
+    .returning(RUN.c.dag_id, RUN.c.run_id)
 )

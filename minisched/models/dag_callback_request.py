@@ -1,0 +1,38 @@
+"""`dag_callback_request`: a DAG-level callback owed for a run that just ended.
+
+The scheduler that ends a run writes the request in the same transaction, so a scheduler that dies
+right after cannot lose it. A callback process (never the scheduler: callbacks are user code) claims
+requests, calls the DAG's callbacks and deletes them; a claim older than the stale limit is taken
+again, so a process killed mid-callback is replaced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKeyConstraint, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from minisched.models.base import ID_LEN, Base
+from minisched.models.types import UtcDateTime
+
+
+class DagCallbackRequest(Base):
+    __tablename__ = "dag_callback_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(ID_LEN))
+    run_id: Mapped[str] = mapped_column(String(ID_LEN))
+    #: "success" or "failure": which of the DAG's callbacks to call.
+    kind: Mapped[str] = mapped_column(String(20))
+    #: Airflow's `reason` in the callback's context ("success", "task_failure", ...).
+    reason: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: `host:pid` of the process running the callback.
+    claimed_by: Mapped[str | None] = mapped_column(String(1000))
+
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id", "kind"),
+        ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"], ondelete="CASCADE"),
+    )
