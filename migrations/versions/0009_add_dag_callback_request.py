@@ -38,7 +38,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_dag_callback_request"),
-        sa.UniqueConstraint("dag_id", "run_id", "kind", name="uq_dag_callback_request_dag_id_run_id_kind"),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKeyConstraint, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKeyConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from minisched.models.base import ID_LEN, Base
@@ -32,7 +32,8 @@ class DagCallbackRequest(Base):
     #: `host:pid` of the process running the callback.
     claimed_by: Mapped[str | None] = mapped_column(String(1000))
 
+    # No unique key on (dag_id, run_id, kind): a run cleared and ended again owes its callback again,
+    # even while the first request waits (Airflow calls it at every end).
     __table_args__ = (
-        UniqueConstraint("dag_id", "run_id", "kind"),
         ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"], ondelete="CASCADE"),
     )
