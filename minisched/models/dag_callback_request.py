@@ -8,13 +8,16 @@ again, so a process killed mid-callback is replaced.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKeyConstraint, Integer, String
+from sqlalchemy import ColumnElement, ForeignKeyConstraint, Integer, String, or_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from minisched.models.base import ID_LEN, Base
 from minisched.models.types import UtcDateTime
+
+#: A claimed request whose process has not deleted it after this long is claimed again.
+STALE_CLAIM = timedelta(minutes=5)
 
 
 class DagCallbackRequest(Base):
@@ -37,3 +40,8 @@ class DagCallbackRequest(Base):
     __table_args__ = (
         ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"], ondelete="CASCADE"),
     )
+
+
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """The requests no live process holds: never claimed, or claimed longer ago than STALE_CLAIM."""
+    return or_(DagCallbackRequest.claimed_at.is_(None), DagCallbackRequest.claimed_at < now - STALE_CLAIM)

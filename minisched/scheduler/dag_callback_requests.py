@@ -12,22 +12,20 @@ import logging
 import subprocess
 import sys
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import exists, insert, or_, select
+from sqlalchemy import exists, insert, select
 from sqlalchemy.orm import Session
 
 from minisched.models import DagCallbackRequest, DagRunState, RunKey
+from minisched.models.dag_callback_request import claimable
 from minisched.scheduler.dag_cache import DagStructureCache
 
 log = logging.getLogger(__name__)
 
 #: The callback process's log, under the logs folder.
 LOG_NAME = "dag_callbacks.log"
-
-#: A claimed request whose process has not deleted it after this long is claimed again.
-STALE_CLAIM = timedelta(minutes=5)
 
 
 def request_dag_callbacks(
@@ -59,13 +57,8 @@ def _failure_reason(key: RunKey, deadlocked: set[RunKey]) -> str:
     return "all_tasks_deadlocked" if key in deadlocked else "task_failure"
 
 
-def claimable(now: datetime) -> object:
-    """The requests no live process holds: never claimed, or claimed longer ago than STALE_CLAIM."""
-    return or_(DagCallbackRequest.claimed_at.is_(None), DagCallbackRequest.claimed_at < now - STALE_CLAIM)
-
-
 def any_pending(*, session: Session, now: datetime) -> bool:
-    return bool(session.scalar(select(exists().where(claimable(now)))))  # type: ignore[arg-type]
+    return bool(session.scalar(select(exists().where(claimable(now)))))
 
 
 class DagCallbackLauncher:

@@ -23,7 +23,7 @@ from minisched.dagfiles.importer import import_dag_file
 from minisched.db.session import create_session
 from minisched.host import hostname
 from minisched.models import DagCallbackRequest, DagModel, DagRun
-from minisched.scheduler.dag_callback_requests import claimable
+from minisched.models.dag_callback_request import claimable
 
 log = logging.getLogger("minisched.dag_callbacks")
 BATCH = 100
@@ -53,7 +53,7 @@ def _claim(only_run: tuple[str, str] | None) -> list[tuple[Request, DagRun, str 
     """Take up to BATCH claimable requests (compare-and-set on the claim), with their runs and files."""
     now = datetime.now(UTC)
     with create_session() as session:
-        ids = select(DagCallbackRequest.id).where(claimable(now))  # type: ignore[arg-type]
+        ids = select(DagCallbackRequest.id).where(claimable(now))
         if only_run is not None:
             ids = ids.where(
                 DagCallbackRequest.dag_id == only_run[0], DagCallbackRequest.run_id == only_run[1]
@@ -63,7 +63,7 @@ def _claim(only_run: tuple[str, str] | None) -> list[tuple[Request, DagRun, str 
             for row in session.execute(
                 update(DagCallbackRequest)
                 .where(DagCallbackRequest.id.in_(ids.order_by(DagCallbackRequest.id).limit(BATCH)))
-                .where(claimable(now))  # type: ignore[arg-type]
+                .where(claimable(now))
                 .values(claimed_at=now, claimed_by=f"{hostname()}:{os.getpid()}")
                 .returning(
                     DagCallbackRequest.id,
