@@ -1,10 +1,14 @@
-"""Task callbacks: functions called in the worker with the try's context.
+"""Task callbacks (called in the worker with the try's context) and DAG callbacks (once per run).
 
 `on_execute_callback` runs before the task, then `on_success_callback`, `on_retry_callback`,
 `on_failure_callback` or `on_skipped_callback` after it, given directly or through `default_args`.
 A callback that raises is logged and changes nothing. `flaky` fails its first try on purpose, so
 its retry callback runs, then its success callback. Callback output is in the try's log:
 `minisched tasks logs example_callbacks <run_id> flaky --try 1`.
+
+The DAG's own `on_success_callback` / `on_failure_callback` are called once when a run ends, with
+`dag_run` and `reason` in the context, by the DAG callback process (its output is in
+`$MINISCHED_LOGS_FOLDER/dag_callbacks.log`; under `dags test`, on the terminal).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ def alert(context: dict[str, Any]) -> None:
     print(f"ALERT: {context['ti'].task_id} failed: {context['exception']!r}")
 
 
+def run_ended(context: dict[str, Any]) -> None:
+    run = context["dag_run"]
+    print(f"run {run.run_id} of {run.dag_id} ended {run.state} ({context['reason']})")
+
+
 def flaky(try_number: int) -> None:
     if try_number == 1:
         raise ConnectionError("the source was busy")
@@ -48,8 +57,10 @@ with DAG(
         "on_success_callback": succeeded,
         "on_failure_callback": alert,
     },
+    on_success_callback=run_ended,
+    on_failure_callback=run_ended,
     tags=["example", "callbacks"],
-    description="on_execute/success/retry/failure callbacks",
+    description="on_execute/success/retry/failure callbacks, and the DAG's own",
 ):
     fetch = PythonOperator(
         task_id="flaky",

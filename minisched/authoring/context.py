@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from minisched.authoring.lazy import LazyValue
 from minisched.authoring.schedules import to_utc
 from minisched.authoring.xcom import RETURN_KEY, TryXCom
 
@@ -168,7 +169,26 @@ def task_context(
         map_index=map_index,
     )
     context.update(dag=dag, task=task, ti=ti, task_instance=ti, dag_run=dag_run)
+    context.update(previous_success_values(context["dag_id"], context["logical_date"]))
     return context
+
+
+def previous_success_values(dag_id: str, logical_date: datetime) -> dict[str, LazyValue]:
+    """Airflow's ``prev_data_interval_start_success``, ``prev_data_interval_end_success`` and
+    ``prev_start_date_success``: of the latest successful run before this one (None if none).
+    One database read, made the first time a try uses any of them."""
+    run = LazyValue(lambda: _previous_success(dag_id, logical_date))
+    return {
+        "prev_data_interval_start_success": LazyValue(lambda: run.data_interval_start),
+        "prev_data_interval_end_success": LazyValue(lambda: run.data_interval_end),
+        "prev_start_date_success": LazyValue(lambda: run.start_date),
+    }
+
+
+def _previous_success(dag_id: str, logical_date: datetime) -> Any:
+    from minisched.db.previous_runs import previous_success
+
+    return previous_success(dag_id, logical_date)
 
 
 @dataclass(frozen=True)
@@ -182,6 +202,10 @@ class RunView:
     data_interval_start: datetime
     data_interval_end: datetime
     conf: dict[str, Any]
+    #: Known to DAG callbacks (the run has ended); None while a try runs.
+    state: str | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
 
     @property
     def execution_date(self) -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta, tzinfo
@@ -21,6 +21,7 @@ from minisched.authoring.params import Param, as_params, param_values, params_to
 from minisched.authoring.schedules import (
     DataInterval,
     Schedule,
+    earlier_instant,
     make_schedule,
     parse_timezone,
     timezone_name,
@@ -106,6 +107,8 @@ class DAG:
         user_defined_filters: Mapping[str, Callable[..., Any]] | None = None,
         render_template_as_native_obj: bool = False,
         jinja_environment_kwargs: Mapping[str, Any] | None = None,
+        on_success_callback: DagCallbacks = None,
+        on_failure_callback: DagCallbacks = None,
     ) -> None:
         self.dag_id = validate_id("dag_id", dag_id)
         self.default_args: dict[str, Any] = _mapping(dag_id, "default_args", default_args)
@@ -131,6 +134,12 @@ class DAG:
             dag_id, "render_template_as_native_obj", render_template_as_native_obj
         )
         self.jinja_environment_kwargs = _mapping(dag_id, "jinja_environment_kwargs", jinja_environment_kwargs)
+        #: DAG-level callbacks by kind ("success", "failure"): called once when a run ends, by the
+        #: callback process (see minisched/scheduler/executors/dag_callbacks.py), never the scheduler.
+        self.callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = {
+            "success": _dag_callbacks(dag_id, "on_success_callback", on_success_callback),
+            "failure": _dag_callbacks(dag_id, "on_failure_callback", on_failure_callback),
+        }
         self.fileloc = _caller_file()
         self.task_dict: dict[str, BaseOperator] = {}
         self.task_group_dict: dict[str, TaskGroup] = {}
@@ -454,7 +463,8 @@ def _aware_date(dag_id: str, name: str, value: object, tz: str | tzinfo | None) 
             zone = parse_timezone(tz) if tz is not None else default_timezone()
         except DagDefinitionError as exc:
             raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
-        return value.replace(tzinfo=zone)
+        # A local time that happens twice, or never, is read as its earlier instant, as Airflow does.
+        return earlier_instant(value, zone).astimezone(zone)
     return value
 
 
@@ -469,6 +479,21 @@ def _check_params_of_scheduled_dag(dag_id: str, params: Mapping[str, Param], sch
             f"DAG {dag_id!r} has schedule {schedule!r} but its params do not validate without a "
             f"conf ({exc}); give every param a valid default or use schedule=None"
         ) from None
+
+
+DagCallbacks = Callable[[dict[str, Any]], Any] | Sequence[Callable[[dict[str, Any]], Any]] | None
+
+
+def _dag_callbacks(dag_id: str, name: str, value: object) -> list[Callable[[dict[str, Any]], Any]]:
+    if value is None:
+        return []
+    items: list[object] = list(value) if isinstance(value, (list, tuple)) else [value]
+    functions: list[Callable[[dict[str, Any]], Any]] = [item for item in items if callable(item)]
+    if len(functions) != len(items):
+        raise DagDefinitionError(
+            f"DAG {dag_id!r}: {name} must be a function taking the context, or a list of them; got {value!r}"
+        )
+    return functions
 
 
 def default_timezone() -> tzinfo:

@@ -43,6 +43,7 @@ def serialize_dag(dag: DAG) -> dict[str, Any]:
         "is_paused_upon_creation": dag.is_paused_upon_creation,
         "params": params_to_json(dag.param_specs),
         "task_groups": [_serialize_group(group) for group in dag.task_group_dict.values()],
+        "callbacks": sorted(kind for kind, functions in dag.callbacks.items() if functions),
         "tasks": [_serialize_task(dag.task_dict[tid]) for tid in sorted(dag.task_dict)],
     }
 
@@ -192,6 +193,9 @@ class SerializedDag:
     tasks: dict[str, SerializedTask]
     params: dict[str, Any] = field(default_factory=dict)
     task_groups: tuple[SerializedTaskGroup, ...] = ()
+    #: The kinds of DAG-level callback the DAG has ("failure", "success"): the scheduler requests a
+    #: call when a run ends in one of them.
+    callbacks: tuple[str, ...] = ()
 
     @cached_property
     def schedule(self) -> Schedule:
@@ -255,6 +259,7 @@ class SerializedDag:
             "is_paused_upon_creation": self.is_paused_upon_creation,
             "params": self.params,
             "task_groups": [group.to_dict() for group in self.task_groups],
+            "callbacks": list(self.callbacks),
             "tasks": [self.tasks[tid].to_dict() for tid in sorted(self.tasks)],
         }
 
@@ -285,6 +290,7 @@ def deserialize_dag(data: dict[str, Any]) -> SerializedDag:
         # Rows written before params and groups were serialized have neither key.
         params=data.get("params", {}),
         task_groups=tuple(SerializedTaskGroup(**group) for group in data.get("task_groups", ())),
+        callbacks=tuple(data.get("callbacks", ())),
     )
 
 

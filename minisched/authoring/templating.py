@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from minisched.authoring.lazy import resolved
 from minisched.authoring.params import DagParam
 from minisched.exceptions import TaskFailure
 
@@ -117,9 +118,8 @@ def render_value(
     if isinstance(value, DagParam):
         return value.resolve(context)
     if isinstance(value, str):
-        if template_ext and value.endswith(template_ext):
-            return env.get_template(value).render(context)
-        return env.from_string(value).render(context)
+        template = env.get_template(value) if template_ext and value.endswith(template_ext) else None
+        return resolved((template or env.from_string(value)).render(context))
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [render_value(item, context, env, template_ext) for item in value]
         return type(value)(items) if not isinstance(value, list) else items

@@ -8,6 +8,7 @@ from minisched.models.api_token import ApiToken
 from minisched.models.base import Base
 from minisched.models.connection import Connection
 from minisched.models.dag import DagModel, SerializedDagModel
+from minisched.models.dag_callback_request import DagCallbackRequest
 from minisched.models.dag_file import DagFile
 from minisched.models.dag_run import DagRun, RunKey
 from minisched.models.import_error import ImportError_
@@ -32,6 +33,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "Connection",
+    "DagCallbackRequest",
     "DagFile",
     "DagModel",
     "DagRun",

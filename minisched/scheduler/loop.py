@@ -31,6 +31,9 @@ from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
 from minisched.scheduler import transitions
 from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.dag_callback_requests import LOG_NAME as DAG_CALLBACKS_LOG
+from minisched.scheduler.dag_callback_requests import DagCallbackLauncher
+from minisched.scheduler.dag_callback_requests import any_pending as dag_callbacks_waiting
 from minisched.scheduler.dagruns import create_scheduled_runs, start_queued_runs
 from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
@@ -65,6 +68,8 @@ class SchedulerOptions:
     respect_limits: bool = True  # pools and max_active_tasks; dags test runs tries one by one anyway
     #: Fail or retry tries queued longer than this (executors whose queue can lose work: celery).
     queued_timeout: float | None = None
+    #: Start the DAG callback process for ended runs (dags test calls their callbacks itself).
+    launch_dag_callbacks: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ class _Iteration:
     queued: list[QueuedTi] = field(default_factory=list)
     #: The critical section should run next time too: this one filled the executor.
     queue_wanted: bool = False
+    #: DAG callback requests wait, left by a dead scheduler or a killed callback process.
+    dag_callbacks_waiting: bool = False
 
     @property
     def busy(self) -> bool:
@@ -174,6 +181,7 @@ class SchedulerLoop:
         )
         self._sweep = _Every(options.full_sweep_interval)
         self._recovery = _Every(options.recovery_interval)
+        self._dag_callbacks = DagCallbackLauncher(options.logs_folder / DAG_CALLBACKS_LOG)
         # Fenced jobs (those another scheduler may declare dead) start tries only under a lease of
         # half the zombie threshold, renewed by each committed heartbeat: beat well within it.
         self._lease = options.zombie_threshold / 2 if options.job_type in HEARTBEATING_JOB_TYPES else None
@@ -306,9 +314,22 @@ class SchedulerLoop:
             log.info("dag run %s of %s finished: %s", run_id, dag_id, state)
         if done.queued:
             self.executor.submit([self._request(q) for q in done.queued])
+        self._start_dag_callbacks(done)
         self.loops += 1
         if self.on_loop is not None:
             self.on_loop()
+
+    def _start_dag_callbacks(self, done: _Iteration) -> None:
+        """Once the runs' ends (and their callback requests) are committed, have another process call
+        the callbacks: user code never runs in the scheduler."""
+        if not self.options.launch_dag_callbacks:
+            return
+        self._dag_callbacks.poll()
+        requested = any(
+            (dag := self.cache.cached(dag_id)) is not None and dag.callbacks for dag_id, _ in done.ended
+        )
+        if requested or done.dag_callbacks_waiting:
+            self._dag_callbacks.launch()
 
     def _transaction(self, reports: _Reports) -> _Iteration:
         """The database part of an iteration, phase by phase, in one transaction. Between phases the
@@ -353,6 +374,8 @@ class SchedulerLoop:
         if self._recovery.due(it.tick):  # backfills and dags test clean up after dead processes too
             recovered = self._recover(session, it.now)
             it.recovered = bool(recovered)
+            if self.options.launch_dag_callbacks:
+                it.dag_callbacks_waiting = dag_callbacks_waiting(session=session, now=it.now)
             it.changed = _merge(it.changed, recovered)
             it.timers.append(self._recovery)
         if only is None:
@@ -454,6 +477,7 @@ class SchedulerLoop:
             task_id=queued.task_id,
             map_index=queued.map_index,
             try_number=queued.try_number,
+            max_tries=queued.max_tries,
             fileloc=dag.fileloc if dag is not None else queued.fileloc,  # fresh if the file moved
             log_path=str(
                 log_path_for(

@@ -132,6 +132,7 @@ def run_to_completion(
     on_loop: Callable[[], None] | None = None,
     respect_limits: bool = True,
     job_id: int | None = None,
+    launch_dag_callbacks: bool = True,
 ) -> int:
     """Drive only these runs with the scheduler's own loop (same decisions, same recording)."""
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
@@ -142,6 +143,7 @@ def run_to_completion(
         job_type=job_type,
         job_id=job_id,
         respect_limits=respect_limits,
+        launch_dag_callbacks=launch_dag_callbacks,
     )
     loop = SchedulerLoop(executor, options, on_loop=on_loop)
     return loop.run()
@@ -156,6 +158,7 @@ def run_dag_test(
 ) -> RunOutcome:
     """`dags test`: one run, executed in this process to the end, recorded like any other."""
     from minisched.dagfiles.refresh import refresh_dag_folder
+    from minisched.scheduler.executors.dag_callbacks import run_requests
     from minisched.scheduler.executors.inprocess import InProcessExecutor
 
     when = logical_date or utcnow()
@@ -185,7 +188,10 @@ def run_dag_test(
         job_type=DAG_TEST_JOB_TYPE,
         respect_limits=False,
         job_id=job_id,
+        launch_dag_callbacks=False,
     )
+    # As `airflow dags test`: the DAG's callback runs here, once the run's end is committed.
+    run_requests(only_run=(dag_id, run_id))
     with create_session() as session:
         state = run_states([(dag_id, run_id)], session=session).get((dag_id, run_id), "unknown")
         return RunOutcome(dag_id, run_id, state, task_states(dag_id, run_id, session=session))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from minisched.models import DagRunState, RunKey
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.dag_callback_requests import request_dag_callbacks
 from minisched.scheduler.deps import TiKey, run_outcome
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ def finish_runs(
             outcome = run_outcome(dag, states[key]) if dag is not None else DagRunState.FAILED
             if outcome is not None:
                 outcomes[key] = outcome
-    _write(outcomes, session=session, now=now)
-    return outcomes
+    ended = _write(outcomes, session=session, now=now)
+    request_dag_callbacks(ended, set(deadlocked), session=session, cache=cache, now=now)
+    return ended
 
 
 def finished_states(keys: Iterable[RunKey], *, session: Session) -> dict[RunKey, str]:
@@ -64,9 +66,13 @@ def _runs_without_unfinished_tis(keys: list[RunKey], *, session: Session) -> lis
     return [(dag_id, run_id) for dag_id, run_id in session.execute(sql.DONE_RUNS, {"runs": keys})]
 
 
-def _write(outcomes: dict[RunKey, str], *, session: Session, now: datetime) -> None:
+def _write(outcomes: dict[RunKey, str], *, session: Session, now: datetime) -> dict[RunKey, str]:
+    """End the runs; returns those this transaction ended (another scheduler may have been first)."""
     by_state: dict[str, list[RunKey]] = defaultdict(list)
     for key, state in outcomes.items():
         by_state[state].append(key)
+    ended: dict[RunKey, str] = {}
     for state, keys in by_state.items():
-        session.execute(sql.END_RUNS, {"runs": keys, "state": state, "now": now})
+        rows = session.execute(sql.END_RUNS, {"runs": keys, "state": state, "now": now})
+        ended.update({(dag_id, run_id): state for dag_id, run_id in rows})
+    return ended

@@ -353,6 +353,7 @@ def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[An
             TI.c.task_id,
             TI.c.map_index,
             TI.c.try_number,
+            TI.c.max_tries,
             TI.c.pool,
             TI.c.pool_slots,
             DAG.c.max_active_tasks,
@@ -499,4 +500,5 @@ END_RUNS = (
     update(RUN)
     .where(RUN_KEY_IN, RUN.c.state == DagRunState.RUNNING)
     .values(state=bindparam("state"), end_date=bindparam("now"))
+    .returning(RUN.c.dag_id, RUN.c.run_id)
 )

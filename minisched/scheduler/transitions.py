@@ -44,7 +44,7 @@ from minisched.models import RunKey, TaskInstanceState
 from minisched.models.job import CELERY_WORKER_JOB_TYPE
 from minisched.scheduler import statements as sql
 from minisched.scheduler.dag_cache import DagStructureCache
-from minisched.scheduler.executors.base import TryOutcome, TryResult, TryStarted
+from minisched.scheduler.executors.base import TryOutcome, TryResult, TryStarted, will_retry
 from minisched.scheduler.executors.logs import append_log_line, read_try_record
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class QueuedTi:
     run_id: str
     task_id: str
     try_number: int
+    max_tries: int
     fileloc: str
     logical_date: datetime
     data_interval_start: datetime | None
@@ -143,6 +144,7 @@ def queue_scheduled(
             task_id=row.task_id,
             try_number=won[row.id],
             map_index=row.map_index,
+            max_tries=row.max_tries,
             **runs[(row.dag_id, row.run_id)],
         )
         for row in chosen
@@ -594,13 +596,12 @@ def _parsed(value: object) -> datetime | None:
 def final_state(
     outcome: TryOutcome, try_number: int, max_tries: int, *, retry: bool = True
 ) -> TaskInstanceState:
-    """A failed try is retried while tries remain (max_tries = retries; try_number counts from 1),
-    unless the task said retrying cannot help (``retry=False``, from ``FailTask``)."""
+    """The state a try's outcome leaves its task instance in (see `will_retry`)."""
     if outcome == "success":
         return S.SUCCESS
     if outcome == "skipped":
         return S.SKIPPED
-    return S.UP_FOR_RETRY if retry and try_number <= max_tries else S.FAILED
+    return S.UP_FOR_RETRY if will_retry(try_number, max_tries, retry=retry) else S.FAILED
 
 
 def retry_due_at(dag: SerializedDag | None, task_id: str, result: TryResult) -> datetime:

@@ -23,6 +23,7 @@ from tests.celery.helpers import (
 )
 from tests.conftest import Env
 from tests.scheduler.helpers import Procs, dag_runs, finished_runs, jobs, log_rows, task_instances
+from tests.scheduler.test_retry_or_failure_callback import callback_kinds_dag, calls_made
 
 FAN_OUT = 20
 
@@ -310,3 +311,23 @@ def test_the_celery_executor_refuses_sqlite(env: Env) -> None:
             "file; set MINISCHED_DB_URL=postgresql://... or use MINISCHED_EXECUTOR=local"
         ]
     assert dag_runs("anything") == []
+
+
+def test_a_worker_calls_the_retry_callback_while_max_tries_allow_then_the_failure_one(
+    celery_env: Env, procs: Procs, tmp_path: Path
+) -> None:
+    env = celery_env
+    calls = tmp_path / "calls.txt"
+    env.write_dag("kinds.py", callback_kinds_dag(calls))
+    _trigger(env, "kinds")
+    name = unique("w")
+    worker = start_worker(procs, name, tmp_path / "logs")
+    wait_for(lambda: _consuming(env) >= {name}, [worker], "the worker to consume its queue")
+    scheduler = procs.scheduler()
+    wait_for(lambda: finished_runs("kinds"), [scheduler, worker], "the run to end")
+    assert calls_made(calls) == ["retry 1", "failure 2"]
+    cleared = env.run_cli("tasks", "clear", "kinds", "-y")
+    assert cleared.exit_code == 0, cleared.output
+    wait_for(lambda: len(calls_made(calls)) == 4, [scheduler, worker], "the cleared tries")
+    assert calls_made(calls) == ["retry 1", "failure 2", "retry 3", "failure 4"]
+    assert scheduler.stop() == 0, scheduler.output()

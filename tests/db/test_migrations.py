@@ -13,7 +13,7 @@ from minisched.db.engine import make_engine
 from minisched.models import Base
 from tests.conftest import Env
 
-HEAD = "0008_task_instance_map_index"
+HEAD = "0009_dag_callback_request"
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 

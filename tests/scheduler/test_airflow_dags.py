@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from tests.cli.test_dags_port import EXPECTED as PORTED_EXPECTED
 from tests.conftest import Env
 from tests.scheduler.helpers import Procs, dag_runs, run_to_end, task_instances, ti_states
 
@@ -122,19 +123,29 @@ def dag_source_with(body: str) -> str:
     return dag_source(body)
 
 
-def test_the_scheduler_follows_branches_and_short_circuits(env: Env, procs: Procs) -> None:
-    from tests.cli.test_dags_port import AIRFLOW_DAGS, EXPECTED
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PORTED_EXPECTED))
+def test_the_scheduler_runs_each_ported_airflow_dag_as_dags_test_does(
+    env: Env, procs: Procs, name: str
+) -> None:
+    """The same expectations as `dags test` in tests/cli/test_dags_port.py (branches, short circuits,
+    groups, trigger rules, FailTask, templates, callbacks, params), through the real scheduler."""
+    from tests.cli.test_dags_port import AIRFLOW_DAGS
 
-    expected = EXPECTED["branching.py"]
-    ported = env.run_cli(
-        "dags", "port", str(AIRFLOW_DAGS / "branching.py"), "-o", str(env.dags_folder / "b.py")
-    )
+    expected = PORTED_EXPECTED[name]
+    ported = env.run_cli("dags", "port", str(AIRFLOW_DAGS / name), "-o", str(env.dags_folder / name))
     assert ported.exit_code == 0, ported.output
     assert env.run_cli("dags", "list").exit_code == 0
-    assert env.run_cli("dags", "trigger", "branching").exit_code == 0
-    [run] = run_to_end(procs, "branching")
+    trigger = env.run_cli("dags", "trigger", expected.dag_id, "--logical-date", "2024-03-01")
+    assert trigger.exit_code == 0, trigger.output
+    runs = run_to_end(procs, expected.dag_id)  # a scheduled DAG also gets its latest scheduled run
+    [run] = [run for run in runs if run.run_id == trigger.output.strip().splitlines()[-1]]
     assert run.state == expected.run_state
-    assert {ti.task_id: (ti.state, ti.try_number) for ti in task_instances("branching")} == expected.states
+    tis = task_instances(expected.dag_id, run.run_id)
+    assert {ti.task_id: (ti.state, ti.try_number) for ti in tis} == expected.states
+    for task_id, text in expected.logs.items():
+        log = env.run_cli("tasks", "logs", expected.dag_id, run.run_id, task_id)
+        assert text in log.stdout, log.stdout
 
 
 def test_a_dag_function_parameter_takes_the_triggered_conf(env: Env, procs: Procs) -> None:

@@ -220,3 +220,47 @@ def _run_lookups(env: Env) -> None:
     missing = env.run_cli("tasks", "logs", "lookups", run.run_id, "missing").stdout
     assert "Could not render template field 'bash_command' of task 'missing': VariableNotFound: " in missing
     assert "variable 'not_there' is not set" in missing
+
+
+NATIVE_DAG = textwrap.dedent(
+    """
+    def show(n, items):
+        print("native", type(n).__name__, n + 1, type(items).__name__, items)
+
+    with DAG("native", schedule=None, start_date=START, params={"n": 41},
+             render_template_as_native_obj=True):
+        PythonOperator(task_id="py", python_callable=show,
+                       op_kwargs={"n": "{{ params.n }}", "items": "{{ [1, 2] + [params.n] }}"})
+        BashOperator(task_id="env", bash_command='echo "A=$A home=${HOME:+set}"',
+                     env={"A": "{{ params.n }}"}, append_env=True)
+    """
+)
+
+
+def _check_native(env: Env, run_id: str) -> None:
+    assert "native int 42 list [1, 2, 41]" in _native_log(env, run_id, "py")
+    assert "A=41 home=set" in _native_log(env, run_id, "env")  # append_env keeps the inherited HOME
+
+
+def _native_log(env: Env, run_id: str, task_id: str) -> str:
+    result = env.run_cli("tasks", "logs", "native", run_id, task_id)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_dags_test_renders_native_objects_and_appends_env(env: Env) -> None:
+    env.write_dag("native.py", dag_source(NATIVE_DAG))
+    result = env.run_process("dags", "test", "native", "2024-03-01")
+    assert result.returncode == 0, result.stderr
+    [run] = dag_runs("native")
+    _check_native(env, run.run_id)
+
+
+@pytest.mark.slow
+def test_the_scheduler_renders_native_objects_and_appends_env(env: Env, procs: Procs) -> None:
+    env.write_dag("native.py", dag_source(NATIVE_DAG))
+    assert env.run_cli("dags", "list").exit_code == 0
+    assert env.run_cli("dags", "trigger", "native").exit_code == 0
+    [run] = run_to_end(procs, "native")
+    assert run.state == "success"
+    _check_native(env, run.run_id)

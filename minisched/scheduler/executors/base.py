@@ -41,6 +41,15 @@ class TryRequest:
     claimed_by_job_id: int | None = None
     #: Which instance of a mapped task the try runs; -1 for a task that is not mapped.
     map_index: int = -1
+    #: The task instance's `max_tries` when queued (a clear raises it past `retries`): a failed try
+    #: numbered up to it is retried, so the worker calls `on_retry_callback`, else `on_failure_callback`.
+    max_tries: int = 0
+
+
+def will_retry(try_number: int, max_tries: int, *, retry: bool = True) -> bool:
+    """Whether a failed try is retried: while tries remain (max_tries = retries, plus what clears
+    added; try_number counts from 1), unless the task said retrying cannot help (``FailTask``)."""
+    return retry and try_number <= max_tries
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from minisched.dagfiles.importer import ImportResult, import_dag_file
 from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout, XComError
 from minisched.host import hostname
 from minisched.scheduler.executors import lease
-from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
+from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult, will_retry
 from minisched.scheduler.executors.callbacks import run_callbacks
 from minisched.scheduler.executors.log_sink import LogSink, LogWriter
 from minisched.scheduler.executors.logs import stamped, write_try_record
@@ -196,7 +196,7 @@ def _execute(
         ending = _run_task(task, context, request, log)
         if ending.exception is not None:
             context["exception"] = ending.exception
-        run_callbacks(task, _callback_kind(ending, task, request), context, log)
+        run_callbacks(task, _callback_kind(ending, request), context, log)
     return replace(ending, xcom=tuple(xcom.pushed.items()))
 
 
@@ -234,12 +234,12 @@ def _run_task(task: BaseOperator, context: dict[str, Any], request: TryRequest, 
     return _Ending("success", skip_task_ids=tuple(context["ti"].skipped_task_ids))
 
 
-def _callback_kind(ending: _Ending, task: BaseOperator, request: TryRequest) -> str:
-    """Which callback Airflow calls for this ending. A failed try with retries left calls the retry
-    callback; retries left is judged from the task's `retries` (the worker does not see max_tries)."""
+def _callback_kind(ending: _Ending, request: TryRequest) -> str:
+    """Which callback Airflow calls for this ending: a failed try the scheduler will retry (the same
+    rule as `transitions.final_state`) calls the retry callback, else the failure callback."""
     if ending.outcome != "failed":
         return ending.outcome
-    return "retry" if ending.retry and request.try_number <= task.retries else "failure"
+    return "retry" if will_retry(request.try_number, request.max_tries, retry=ending.retry) else "failure"
 
 
 def _failed(exc: BaseException, log: TextIO, alarm: _Alarm | None) -> _Ending:
