@@ -132,6 +132,14 @@ def test_values_flow_between_tasks_and_bad_values_fail_the_try(env: Env, procs: 
         "return_value": "second",
     }
     assert set(_values(env, "split")) == {("split", "a"), ("split", "b"), ("split", "return_value")}
+    table = env.run_cli("tasks", "xcom", "flow", _run_id(), "split", "--output", "table").stdout.splitlines()
+    rows = [[cell.strip() for cell in line.split("|")] for line in (table[0], *table[2:])]
+    assert [row[:4] for row in rows] == [
+        ["task_id", "map_index", "key", "value"],
+        ["split", "-1", "a", "1"],
+        ["split", "-1", "b", "[1, 2]"],
+        ["split", "-1", "return_value", '{"a": 1, "b": [1, 2]}'],
+    ], table
 
     errors = _errors()
     assert errors["not_json"] == (
