@@ -39,6 +39,7 @@ def read_secrets():
     print("absent", Variable.get("absent", default_var="fallback"))
     print("limits", Variable.get("limits", deserialize_json=True)["rows"])
     print("env password", Connection.get("from_env").password)
+    print("stage", Variable.get("stage"))
     print("short", Variable.get("short_token"), "five", Variable.get("five_token"))
     print("db password", urllib.parse.urlsplit(get_settings().db_url).password)
     Variable.set("seen_region", Variable.get("region"), description="written by a task")
@@ -87,12 +88,14 @@ def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, e
         ("variables", "set", "limits", '{"rows": 7}'),
         ("variables", "set", "short_token", "abcd"),  # under 5 characters: not masked, as in Airflow
         ("variables", "set", "five_token", "abcde"),
+        ("variables", "set", "stage", "from-the-database"),
         ("dags", "list"),
         ("dags", "trigger", "secrets"),
     ):
         result = env.run_cli(*args)
         assert result.exit_code == 0, result.output
     env.vars["MINISCHED_CONN_FROM_ENV"] = json.dumps({"conn_type": "http", "password": ENV_PASSWORD})
+    env.vars["MINISCHED_VAR_STAGE"] = "from-the-environment"  # read before the database
 
     db_url = env.db_url
     if env.db.backend == "postgresql":
@@ -107,7 +110,7 @@ def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, e
     for line in ("raw ***", "quoted ***", 'json {"password": "***"}', "logged ***", "token ***"):
         assert line in read, read
     assert "env password ***" in read
-    assert "short abcd five ***" in read
+    assert "short abcd five ***" in read and "stage from-the-environment" in read
     assert ("db password ***" if env.db.backend == "postgresql" else "db password None") in read
     assert env.run_cli("variables", "get", "seen_region").stdout == "eu-west-1\n"
     assert "uri postgres://svc:***@db.example:5432/dwh?sslmode=require" in read
@@ -147,7 +150,9 @@ def test_the_example_runs_without_its_variable_and_connection_then_with_them(
     assert first.state == "success"
     log = _log(env, "read_settings", "example_variables_connections")
     assert "exporting up to 100 rows from region eu-west-1" in log
-    assert "is not defined; nothing to check" in _log(env, "check_warehouse", "example_variables_connections")
+    warehouse = _log(env, "check_warehouse", "example_variables_connections")
+    assert "checking the warehouse for 100 rows from region eu-west-1" in warehouse  # the upstream's value
+    assert "is not defined; nothing to check" in warehouse
 
     for args in (
         ("variables", "set", "example_region", "us-east-2"),
@@ -170,6 +175,7 @@ def test_the_example_runs_without_its_variable_and_connection_then_with_them(
     log = _log(env, "read_settings", "example_variables_connections")
     assert "region us-east-2" in log
     warehouse = _log(env, "check_warehouse", "example_variables_connections")
+    assert "checking the warehouse for 100 rows from region us-east-2" in warehouse
     assert "would connect to db.example:5432 as etl" in warehouse
     assert "with password *** (masked in this log) via postgres://etl:***@db.example:5432/dwh" in warehouse
     assert "s3cret-pw" not in warehouse
