@@ -257,7 +257,8 @@ def test_values_of_a_try_that_ended_while_its_scheduler_died_reach_the_downstrea
     ]
     os.kill(first.pid, signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
-    assert ti_states("recovered") == {"produce": "running", "consume": None}, "the result was recorded"
+    # Its result was never recorded (its start may not have been either: that goes with the next loop).
+    assert ti_states("recovered")["produce"] in ("queued", "running")
 
     second = procs.scheduler(extra_env=zombie)
     wait_until(lambda: finished_runs("recovered"), timeout=120, message="the run to end")
