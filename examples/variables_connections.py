@@ -1,4 +1,5 @@
-"""Settings and credentials from the metadata database: a variable and a connection, read at run time.
+"""Settings and credentials from the metadata database: a variable and a connection, read at run time,
+and the settings handed from one task to the next with TaskFlow (stored as XCom).
 
 Both lookups fall back to a default, so this DAG runs on a fresh database. Set them to see the real
 values (the password shows as *** in the task log, and is stored encrypted):
@@ -14,6 +15,7 @@ database, as Airflow's AIRFLOW_VAR_*/AIRFLOW_CONN_* do.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from minisched import DAG, BaseHook, Variable, task
 from minisched.exceptions import ConnectionNotFound
@@ -22,14 +24,16 @@ DEFAULT_LIMITS = {"rows": 100}
 
 
 @task
-def read_settings() -> None:
+def read_settings() -> dict[str, Any]:
     region = Variable.get("example_region", default_var="eu-west-1")
     limits = Variable.get("example_limits", default_var=DEFAULT_LIMITS, deserialize_json=True)
     print(f"exporting up to {limits['rows']} rows from region {region}")
+    return {"region": region, "rows": limits["rows"]}
 
 
 @task
-def check_warehouse() -> None:
+def check_warehouse(settings: dict[str, Any]) -> None:
+    print(f"checking the warehouse for {settings['rows']} rows from region {settings['region']}")
     try:
         warehouse = BaseHook.get_connection("example_warehouse")
     except ConnectionNotFound:
@@ -45,6 +49,6 @@ with DAG(
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["example"],
-    description="Variable.get and BaseHook.get_connection, with defaults",
+    description="Variable.get and BaseHook.get_connection, with defaults; the settings passed on",
 ):
-    read_settings() >> check_warehouse()
+    check_warehouse(read_settings())

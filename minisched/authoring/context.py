@@ -62,6 +62,11 @@ def get_current_context() -> dict[str, Any]:
     return context
 
 
+def current_context_or_none() -> dict[str, Any] | None:
+    """The running try's context, or None outside a task (e.g. DAG code run by a script)."""
+    return _current_context.get()
+
+
 @contextmanager
 def running_with_context(context: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Make ``context`` what ``get_current_context()`` returns while the block runs."""

@@ -55,14 +55,25 @@ class Variable:
         text = json.dumps(value) if serialize_json else str(value)
         if is_sensitive(key):
             masking.register_secret(text)
-        write_variable(key, text, description)
+        write_variable(key, text, description, by=_running_try())
 
     @staticmethod
     def delete(key: str) -> None:
         """Remove `key` from the database (an error if it is not there)."""
         from minisched.db.variables import remove_variable
 
-        remove_variable(key)
+        remove_variable(key, by=_running_try())
+
+
+def _running_try() -> dict[str, Any]:
+    """The try whose code is running here (for the audit row of a change it makes), or {} outside one."""
+    from minisched.authoring.context import current_context_or_none
+
+    context = current_context_or_none()
+    if context is None:
+        return {}
+    ti = context["ti"]
+    return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
 
 
 def env_name(key: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from minisched.db.audit import record_event
 from minisched.db.fernet import decrypt, encrypt
 from minisched.db.session import create_session
 from minisched.exceptions import MinischedError
@@ -20,14 +21,24 @@ def read_variable(key: str) -> str | None:
         return get_variable(key, session=session)
 
 
-def write_variable(key: str, value: str, description: str | None = None) -> None:
+def write_variable(key: str, value: str, description: str | None = None, *, by: Mapping[str, Any]) -> None:
+    """Create or replace `key` from DAG code, with its audit row (`by`: the try that asked, if any)."""
     with create_session() as session:
         set_variable(key, value, description, session=session)
+        _audit("variable_set", key, by, session=session)
 
 
-def remove_variable(key: str) -> None:
+def remove_variable(key: str, *, by: Mapping[str, Any]) -> None:
+    """Delete `key` from DAG code, with its audit row (`by`: the try that asked, if any)."""
     with create_session() as session:
         delete_variable(key, session=session)
+        _audit("variable_delete", key, by, session=session)
+
+
+def _audit(action: str, key: str, by: Mapping[str, Any], *, session: Session) -> None:
+    """`task_<action>` naming the try when a task changed the variable, else `<action>`; never the value."""
+    event = f"task_{action}" if by else action
+    record_event(event, session=session, extra={"key": key}, **by)
 
 
 def get_variable(key: str, *, session: Session) -> str | None:

@@ -198,6 +198,17 @@ RUNNING_UNDER_OWNER = select(TI.c.id).where(
     TI.c.state == S.RUNNING,
     TI.c.queued_by_job_id == bindparam("b_owner"),
 )
+#: start: the XCom values of the retries that just began running, pushed by their earlier tries (one
+#: DELETE for the batch; a try's own values are stored only when it ends, so none are lost).
+CLEAR_XCOM_OF_STARTED = delete(XCOM).where(
+    tuple_(XCOM.c.dag_id, XCOM.c.run_id, XCOM.c.task_id, XCOM.c.map_index).in_(
+        select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.map_index).where(
+            tuple_(TI.c.id, TI.c.try_number).in_(bindparam("tries", expanding=True)),
+            TI.c.state == S.RUNNING,
+            TI.c.queued_by_job_id.is_not_distinct_from(bindparam("b_job")),
+        )
+    )
+)
 #: What names a try: its task instance (as `id` and `ti_id`), and its number.
 _TRY_COLUMNS = (
     TI.c.id,

@@ -262,8 +262,11 @@ def start(
 ) -> None:
     """queued -> running, with the host, pid and start time each try reported.
 
-    Eligible: the row is `queued` under the same try number, claimed by `job_id`. Tries already
-    `finished` (their result is recorded in the same transaction) only get their `running` log row.
+    Eligible: the row is `queued` under the same try number, claimed by `job_id`. A retry that starts
+    drops the XCom values its task instance's earlier tries pushed, as Airflow clears them when a try
+    runs: a downstream never reads a failed try's value while its retry runs. Tries already
+    `finished` (their result is recorded in the same transaction, and `finish` replaces the values)
+    only get their `running` log row.
     """
     if not started:
         return
@@ -283,6 +286,9 @@ def start(
                 for s in still_running
             ],
         )
+        retries = [(s.ti_id, s.try_number) for s in still_running if s.try_number > 1]
+        if retries:
+            session.execute(sql.CLEAR_XCOM_OF_STARTED, {"tries": retries, "b_job": job_id})
     record_events((ti_event(S.RUNNING, s, s.try_number, s.start_date) for s in started), session=session)
 
 
@@ -580,6 +586,20 @@ def _result_of(row: Any, record: dict[str, Any]) -> TryResult:
         error=record.get("error"),
         retry=record.get("retry") is not False,
         skip_task_ids=tuple(str(t) for t in record.get("skip_task_ids") or ()),
+        xcom=_xcom_of(record),
+    )
+
+
+def _xcom_of(record: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The values a recorded try pushed (its worker checked them when they were pushed); a record of
+    an older worker has none."""
+    pushed = record.get("xcom")
+    if not isinstance(pushed, list):
+        return ()
+    return tuple(
+        (item[0], item[1])
+        for item in pushed
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
     )
 
 

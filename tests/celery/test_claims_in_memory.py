@@ -250,3 +250,48 @@ def test_a_start_whose_commit_reply_was_lost_runs_its_try(
     (ti,) = task_instances("claims")
     assert (ti.state, ti.try_number, ti.hostname) == ("success", 1, "mem")
     assert len(log_rows("claims", event="running")) == 1
+
+
+def test_a_worker_starting_a_retry_clears_its_failed_trys_values_only_if_it_wins(
+    env: Env, queued_try: tuple[_Publisher, TryRequest, Path]
+) -> None:
+    """The Celery worker records its own start (`claims.start`, through `transitions.start`): the
+    values of the task instance's failed try go in the same transaction, and stay if the start loses."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from minisched.db.session import create_session
+    from minisched.models import XCom
+    from minisched.workers import claims
+
+    _, request, _ = queued_try
+    retry = replace(request, try_number=2)
+    now = datetime.now(UTC)
+
+    def start_retry(worker_job: int) -> tuple[bool, list[str]]:
+        with create_session() as session:
+            session.add(
+                XCom(
+                    dag_id="claims",
+                    run_id=request.run_id,
+                    task_id="only",
+                    key="partial",
+                    value=1,
+                    timestamp=now,
+                )
+            )
+        with create_session() as session:
+            won = claims.start(retry, hostname="mem", pid=4242, job_id=worker_job, session=session, now=now)
+        with create_session() as session:
+            return won, list(session.execute(select(XCom.key)).scalars())
+
+    _set_try(retry, state="queued", try_number=3)  # a stale message: this retry is not the row's try
+    assert start_retry(_other_job()) == (False, ["partial"])
+    with create_session() as session:
+        session.execute(XCom.__table__.delete())
+    _set_try(retry, state="queued", try_number=2)
+    assert start_retry(_other_job()) == (True, [])
+    (ti,) = task_instances("claims")
+    assert (ti.state, ti.try_number, ti.hostname) == ("running", 2, "mem")

@@ -24,6 +24,7 @@ from tests.celery.helpers import (
 from tests.conftest import Env
 from tests.scheduler.helpers import Procs, dag_runs, finished_runs, jobs, log_rows, task_instances
 from tests.scheduler.test_retry_or_failure_callback import callback_kinds_dag, calls_made
+from tests.secrets.conftest import new_key, use_keys
 
 FAN_OUT = 20
 
@@ -46,9 +47,10 @@ def _consuming(env: Env) -> set[str]:
 
 
 def test_fan_out_runs_on_both_workers_and_every_log_reads_back(
-    celery_env: Env, procs: Procs, tmp_path: Path
+    celery_env: Env, procs: Procs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = celery_env
+    use_keys(env, monkeypatch, new_key())
     tokens = tmp_path / "tokens.txt"
     env.write_dag(
         "fan.py",
@@ -56,17 +58,32 @@ def test_fan_out_runs_on_both_workers_and_every_log_reads_back(
             "fan",
             tokens,
             f"""
-            def work(task_id, try_number):
+            import json
+            from minisched import BaseHook, Variable
+
+            def begin(task_id, try_number):
                 mark(task_id, try_number)
+                return {{"region": Variable.get("region"), "host": BaseHook.get_connection("dwh").host}}
+
+            def work(task_id, try_number, ti):
+                mark(task_id, try_number)
+                settings = json.dumps(ti.xcom_pull(task_ids="start"), sort_keys=True)
+                print("got", settings, "password", BaseHook.get_connection("dwh").password)
                 time.sleep(0.3)  # long enough that one worker cannot take them all
 
             with DAG("fan", schedule=None, start_date=START):
-                start = PythonOperator(task_id="start", python_callable=mark)
+                start = PythonOperator(task_id="start", python_callable=begin)
                 for number in range({FAN_OUT}):
                     start >> PythonOperator(task_id=f"t{{number:02d}}", python_callable=work)
             """,
         ),
     )
+    # Variables, connections and XCom are read in the Celery workers' tries as in the local ones.
+    for args in (
+        ("variables", "set", "region", "eu-west-1"),
+        ("connections", "add", "dwh", "--conn-uri", "postgres://etl:s3cret-pw9@db.example:5432/dwh"),
+    ):
+        assert env.run_cli(*args).exit_code == 0
     run_id = _trigger(env, "fan")
     names = [unique("w1"), unique("w2")]
     workers = [start_worker(procs, name, tmp_path / f"logs-{name}") for name in names]
@@ -88,6 +105,9 @@ def test_fan_out_runs_on_both_workers_and_every_log_reads_back(
         assert result.exit_code == 0, result.output
         assert f"hello {ti.task_id} try 1" in result.output
         assert "Try finished: outcome=success" in result.output
+        if ti.task_id != "start":
+            assert 'got {"host": "db.example", "region": "eu-west-1"} password ***' in result.output
+            assert "s3cret-pw9" not in result.output
 
     status = env.run_cli("celery", "status", "--output", "json")
     assert status.exit_code == 0, status.output

@@ -19,10 +19,13 @@ from tests.secrets.conftest import new_key, use_keys
 PASSWORD = 'p@ss"w/rd&x-42'
 TOKEN = "tok-7f3a9c"
 ENV_PASSWORD = "env-pw-31337"
+#: The metadata database's password (PostgreSQL; the test server trusts every local login, so any works).
+DB_PASSWORD = "db-pw-27182"
 
 DAG = """
 import json, logging, urllib.parse
 from minisched import BaseHook, Connection, Variable
+from minisched.settings import get_settings
 
 def read_secrets():
     conn = BaseHook.get_connection("warehouse")
@@ -36,6 +39,9 @@ def read_secrets():
     print("absent", Variable.get("absent", default_var="fallback"))
     print("limits", Variable.get("limits", deserialize_json=True)["rows"])
     print("env password", Connection.get("from_env").password)
+    print("stage", Variable.get("stage"))
+    print("short", Variable.get("short_token"), "five", Variable.get("five_token"))
+    print("db password", urllib.parse.urlsplit(get_settings().db_url).password)
     Variable.set("seen_region", Variable.get("region"), description="written by a task")
 
 def leak_in_error():
@@ -80,14 +86,22 @@ def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, e
         ("variables", "set", "api_token", TOKEN),
         ("variables", "set", "region", "eu-west-1"),
         ("variables", "set", "limits", '{"rows": 7}'),
+        ("variables", "set", "short_token", "abcd"),  # under 5 characters: not masked, as in Airflow
+        ("variables", "set", "five_token", "abcde"),
+        ("variables", "set", "stage", "from-the-database"),
         ("dags", "list"),
         ("dags", "trigger", "secrets"),
     ):
         result = env.run_cli(*args)
         assert result.exit_code == 0, result.output
     env.vars["MINISCHED_CONN_FROM_ENV"] = json.dumps({"conn_type": "http", "password": ENV_PASSWORD})
+    env.vars["MINISCHED_VAR_STAGE"] = "from-the-environment"  # read before the database
 
-    run_to_end(procs, "secrets", extra_env={"MINISCHED_EXECUTOR": executor})
+    db_url = env.db_url
+    if env.db.backend == "postgresql":
+        db_url = db_url.replace("postgresql://postgres@", f"postgresql://postgres:{DB_PASSWORD}@", 1)
+        assert DB_PASSWORD in db_url
+    run_to_end(procs, "secrets", extra_env={"MINISCHED_EXECUTOR": executor, "MINISCHED_DB_URL": db_url})
 
     assert ti_states("secrets") == {"read": "success", "leak": "failed"}
     read = _log(env, "read")
@@ -96,16 +110,31 @@ def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, e
     for line in ("raw ***", "quoted ***", 'json {"password": "***"}', "logged ***", "token ***"):
         assert line in read, read
     assert "env password ***" in read
+    assert "short abcd five ***" in read and "stage from-the-environment" in read
+    assert ("db password ***" if env.db.backend == "postgresql" else "db password None") in read
     assert env.run_cli("variables", "get", "seen_region").stdout == "eu-west-1\n"
     assert "uri postgres://svc:***@db.example:5432/dwh?sslmode=require" in read
     leak = _log(env, "leak")
     assert "ValueError: cannot log in with ***" in leak
-    for secret in (PASSWORD, quote(PASSWORD, safe=""), json.dumps(PASSWORD)[1:-1], TOKEN, ENV_PASSWORD):
+    for secret in (
+        PASSWORD,
+        quote(PASSWORD, safe=""),
+        json.dumps(PASSWORD)[1:-1],
+        TOKEN,
+        ENV_PASSWORD,
+        DB_PASSWORD,
+    ):
         assert secret not in read and secret not in leak
     with create_session() as session:
         audit = [str(row) for row in session.execute(text("SELECT event, extra FROM log"))]
     assert any("cannot log in with ***" in row for row in audit), audit
     assert not any(PASSWORD in row or TOKEN in row for row in audit)
+    # The task's change to a variable is audited, naming the try and the key, never the value.
+    with create_session() as session:
+        changed = session.execute(
+            text("SELECT dag_id, task_id, try_number, extra FROM log WHERE event = 'task_variable_set'")
+        ).all()
+    assert [tuple(row) for row in changed] == [("secrets", "read", 1, '{"key": "seen_region"}')]
 
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "variables_connections.py"
@@ -121,7 +150,9 @@ def test_the_example_runs_without_its_variable_and_connection_then_with_them(
     assert first.state == "success"
     log = _log(env, "read_settings", "example_variables_connections")
     assert "exporting up to 100 rows from region eu-west-1" in log
-    assert "is not defined; nothing to check" in _log(env, "check_warehouse", "example_variables_connections")
+    warehouse = _log(env, "check_warehouse", "example_variables_connections")
+    assert "checking the warehouse for 100 rows from region eu-west-1" in warehouse  # the upstream's value
+    assert "is not defined; nothing to check" in warehouse
 
     for args in (
         ("variables", "set", "example_region", "us-east-2"),
@@ -144,6 +175,7 @@ def test_the_example_runs_without_its_variable_and_connection_then_with_them(
     log = _log(env, "read_settings", "example_variables_connections")
     assert "region us-east-2" in log
     warehouse = _log(env, "check_warehouse", "example_variables_connections")
+    assert "checking the warehouse for 100 rows from region us-east-2" in warehouse
     assert "would connect to db.example:5432 as etl" in warehouse
     assert "with password *** (masked in this log) via postgres://etl:***@db.example:5432/dwh" in warehouse
     assert "s3cret-pw" not in warehouse

@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, text, update
 
 from tests.conftest import Env
 from tests.scheduler.helpers import dag_runs, dag_source, task_instances
@@ -238,3 +238,40 @@ def test_statements_per_iteration_do_not_grow_with_mapped_instances(
     expanding = narrow[1]
     assert "SELECT xcom" in expanding and "INSERT task_instance" in expanding
     assert max(len(i) for i in narrow) <= 45, [len(i) for i in narrow]
+
+
+def test_values_add_one_insert_per_iteration_whatever_the_number_of_results(env: Env) -> None:
+    """Every task returning a value: the XCom rows of an iteration's results go in one INSERT."""
+    from minisched.dagfiles.refresh import refresh_dag_folder
+    from minisched.db.session import create_session
+    from minisched.models import Pool
+
+    body = textwrap.dedent(
+        """
+        def make(dag_id, width, value):
+            with DAG(dag_id, schedule=None, start_date=START, max_active_tasks=10_000):
+                join = PythonOperator(task_id="join", python_callable=lambda: value)
+                for number in range(width):
+                    PythonOperator(task_id=f"work_{number}", python_callable=lambda: value) >> join
+
+        make("narrow", 10, None)
+        make("narrow_values", 10, {"rows": 1, "status": "ok"})
+        make("wide_values", 1000, {"rows": 1, "status": "ok"})
+        """
+    )
+    env.write_dag("counted.py", dag_source(body))
+    refresh_dag_folder(env.dags_folder)
+    with create_session() as session:
+        session.execute(update(Pool).where(Pool.pool == "default_pool").values(slots=100_000))
+
+    narrow = _statements_per_iteration(env, "narrow", runs=1)
+    narrow_values = _statements_per_iteration(env, "narrow_values", runs=1)
+    wide_values = _statements_per_iteration(env, "wide_values", runs=1)
+
+    assert narrow_values == wide_values, "10 vs 1,000 results with values: different statements"
+    inserts = [shapes.count("INSERT xcom") for shapes in wide_values]
+    assert inserts == [0, 1, 1, 0, 0], inserts  # the iterations that record results (see above)
+    assert [[s for s in shapes if s != "INSERT xcom"] for shapes in wide_values] == narrow
+    with create_session() as session:
+        stored = session.execute(text("SELECT count(*) FROM xcom WHERE dag_id = 'wide_values'")).scalar()
+    assert stored == 1001

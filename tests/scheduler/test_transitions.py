@@ -67,7 +67,9 @@ class Rows:
 
         return log_path_for(self.logs, DAG_ID, self.run_id, task_id, try_number)
 
-    def record(self, task_id: str, try_number: int, outcome: str | None = None) -> None:
+    def record(
+        self, task_id: str, try_number: int, outcome: str | None = None, xcom: dict[str, Any] | None = None
+    ) -> None:
         """What a worker writes beside the try's log: when the task began, and how the try ended."""
         from minisched.scheduler.executors.logs import write_try_record
 
@@ -77,6 +79,7 @@ class Rows:
         if outcome is not None:
             end = (NOW + timedelta(seconds=5)).isoformat()
             record |= {"outcome": outcome, "end_date": end, "hostname": "worker-host", "error": None}
+            record["xcom"] = [[key, value] for key, value in (xcom or {}).items()]
         write_try_record(path, record)
 
     def events(self, task_id: str) -> list[str]:
@@ -215,6 +218,35 @@ def test_start_of_a_try_finished_in_the_same_transaction_only_logs(rows: Rows) -
     ti_id = rows.put("a", "queued", try_number=1)
     _in_session(lambda s: start([_started(rows, "a", ti_id, 1)], job_id=None, session=s, finished={ti_id}))
     assert (rows.row("a").state, rows.events("a")) == ("queued", ["running"])
+
+
+def test_start_of_a_retry_clears_the_values_of_its_earlier_tries_only(rows: Rows) -> None:
+    from minisched.scheduler.transitions import start
+
+    job_id = _job()
+    ids = {t: rows.put(t, "running", try_number=1, job_id=job_id) for t in "abcd"}
+    _finish(
+        [_pushing(_result(ids[t], 1, "failed"), return_value=t, extra=[t]) for t in "abcd"], job_id=job_id
+    )
+    for task_id in "abcd":
+        rows.put(task_id, "queued", try_number=2, job_id=job_id)
+    rows.put("c", "queued", try_number=3, job_id=job_id)  # a stale report: its retry is not this one
+    rows.put("d", "queued", try_number=2, job_id=_job())  # claimed again by another job meanwhile
+    started = [_started(rows, t, ids[t], 2) for t in "abcd"]
+    _in_session(lambda s: start(started, job_id=job_id, session=s, finished={ids["b"]}))
+    assert [rows.row(t).state for t in "abcd"] == ["running", "queued", "queued", "queued"]
+    # b's result is recorded in the same transaction: finish replaces its values, start leaves them.
+    assert _xcom_rows() == [(t, k, v) for t in "bcd" for k, v in (("extra", [t]), ("return_value", t))]
+
+
+def test_start_of_a_first_try_leaves_the_values_alone(rows: Rows) -> None:
+    from minisched.scheduler.transitions import start
+
+    done = rows.put("a", "running", try_number=1)
+    _finish([_pushing(_result(done, 1, "success"), return_value=1)])
+    ti_id = rows.put("b", "queued", try_number=1)
+    _in_session(lambda s: start([_started(rows, "b", ti_id, 1)], job_id=None, session=s))
+    assert (rows.row("b").state, _xcom_rows()) == ("running", [("a", "return_value", 1)])
 
 
 # -- finish: running -> final (retries decided here) -------------------------------------------------
@@ -424,6 +456,21 @@ def test_reap_records_what_really_happened_to_the_tries_of_dead_jobs_only(rows: 
         "low": ("running", 1),
     }
     assert f"(job {dead}) of this try died" in rows.log_path("c", 1).read_text()
+
+
+def test_reap_stores_the_values_of_a_try_that_finished_before_its_result_was_recorded(rows: Rows) -> None:
+    me, dead = _job(), _job(alive=False)
+    rows.put("a", "running", try_number=1, job_id=_job())
+    _finish([_pushing(_result(rows.row("a").id, 1, "failed"), return_value="first try")])
+    rows.put("a", "running", try_number=2, job_id=dead)
+    rows.record("a", 2, "success", xcom={"return_value": {"n": [1, 2]}, "more": "yes"})
+    rows.put("b", "running", try_number=1, job_id=dead)
+    rows.record("b", 1, "failed", xcom={"partial": 0.5})  # a failed try's pushes are kept, as finish does
+    rows.put("c", "running", try_number=1, job_id=dead)
+    rows.record("c", 1)  # began, never finished: nothing it pushed is known
+    assert _reap(rows, me) == ({(DAG_ID, rows.run_id): {"a"}}, 3)
+    assert [rows.row(t).state for t in "abc"] == ["success", "up_for_retry", "up_for_retry"]
+    assert _xcom_rows() == [("a", "more", "yes"), ("a", "return_value", {"n": [1, 2]}), ("b", "partial", 0.5)]
 
 
 def test_reap_fails_the_started_tries_of_a_dead_celery_worker_whose_records_are_elsewhere(rows: Rows) -> None:

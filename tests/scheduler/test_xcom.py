@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +13,15 @@ from sqlalchemy import text
 
 from minisched.db.session import create_session
 from tests.conftest import Env
-from tests.scheduler.helpers import Procs, dag_source, run_to_end, ti_states
+from tests.scheduler.helpers import (
+    Procs,
+    dag_source,
+    finished_runs,
+    run_to_end,
+    task_instances,
+    ti_states,
+    wait_until,
+)
 
 DAG = """
 from minisched import task
@@ -121,6 +132,14 @@ def test_values_flow_between_tasks_and_bad_values_fail_the_try(env: Env, procs: 
         "return_value": "second",
     }
     assert set(_values(env, "split")) == {("split", "a"), ("split", "b"), ("split", "return_value")}
+    table = env.run_cli("tasks", "xcom", "flow", _run_id(), "split", "--output", "table").stdout.splitlines()
+    rows = [[cell.strip() for cell in line.split("|")] for line in (table[0], *table[2:])]
+    assert [row[:4] for row in rows] == [
+        ["task_id", "map_index", "key", "value"],
+        ["split", "-1", "a", "1"],
+        ["split", "-1", "b", "[1, 2]"],
+        ["split", "-1", "return_value", '{"a": 1, "b": [1, 2]}'],
+    ], table
 
     errors = _errors()
     assert errors["not_json"] == (
@@ -186,3 +205,104 @@ def test_values_pass_with_every_executor(env: Env, procs: Procs, executor: str) 
             ("numbers", [1, 2, 3]),
             ("total", 6),
         ]
+
+
+RECOVERED = """
+from minisched import task
+
+with DAG("recovered", schedule=None, start_date=START) as dag:
+    @task
+    def produce():
+        Path({started!r}).touch()
+        for _ in range(2400):  # until the test has stopped the scheduler (at most 2 minutes)
+            if Path({go!r}).exists():
+                return {{"n": 42, "tag": "made before the crash"}}
+            time.sleep(0.05)
+        raise RuntimeError("the test never said go")
+
+    @task
+    def consume(value):
+        Path({received!r}).write_text(json.dumps(value))
+
+    consume(produce())
+"""
+
+
+def test_values_of_a_try_that_ended_while_its_scheduler_died_reach_the_downstream(
+    env: Env, procs: Procs, tmp_path: Path
+) -> None:
+    """The try ends while its scheduler is stopped (so its result is never recorded), the scheduler is
+    SIGKILLed, and the next one recovers the try from its record: outcome and value."""
+    from minisched.scheduler.executors.logs import log_path_for, read_try_record
+
+    started, go, received = tmp_path / "started", tmp_path / "go", tmp_path / "received.json"
+    source = RECOVERED.format(started=str(started), go=str(go), received=str(received))
+    env.write_dag("recovered.py", dag_source(source, imports="import json"))
+    for args in (("dags", "list"), ("dags", "trigger", "recovered")):
+        assert env.run_cli(*args).exit_code == 0
+    # A lease far longer than the pause below: the try is not cut short while the scheduler is stopped.
+    zombie = {"MINISCHED_ZOMBIE_THRESHOLD": "60"}
+    first = procs.scheduler(extra_env=zombie)
+    wait_until(started.exists, message="produce to start")
+    os.kill(first.pid, signal.SIGSTOP)  # from here on it records nothing
+    go.touch()
+    [produce] = [ti for ti in task_instances("recovered") if ti.task_id == "produce"]
+    record_path = log_path_for(env.logs_folder, "recovered", produce.run_id, "produce", produce.try_number)
+    record = wait_until(
+        lambda: (read_try_record(record_path) or {}).get("outcome") and read_try_record(record_path),
+        message="produce's try to end",
+    )
+    assert record["outcome"] == "success" and record["xcom"] == [
+        ["return_value", {"n": 42, "tag": "made before the crash"}]
+    ]
+    os.kill(first.pid, signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    # Its result was never recorded (its start may not have been either: that goes with the next loop).
+    assert ti_states("recovered")["produce"] in ("queued", "running")
+
+    second = procs.scheduler(extra_env=zombie)
+    wait_until(lambda: finished_runs("recovered"), timeout=120, message="the run to end")
+    assert second.stop() == 0, second.output()
+    assert ti_states("recovered") == {"produce": "success", "consume": "success"}
+    assert json.loads(received.read_text()) == {"n": 42, "tag": "made before the crash"}
+    [after] = [ti for ti in task_instances("recovered") if ti.task_id == "produce"]
+    assert after.try_number == 1  # recorded as it ended, not run again
+    assert "the try had ended success, as recorded" in record_path.with_suffix(".log").read_text()
+    listed = env.run_cli("tasks", "xcom", "recovered", produce.run_id, "produce", "-o", "json")
+    assert [(row["key"], row["value"]) for row in json.loads(listed.stdout)] == [
+        ("return_value", {"n": 42, "tag": "made before the crash"})
+    ]
+
+
+RETRIED = """
+from minisched import task
+
+with DAG("retried", schedule=None, start_date=START) as dag:
+    @task(retries=1, retry_delay=timedelta(0))
+    def flaky(ti=None):
+        if ti.try_number == 1:
+            ti.xcom_push(key="partial", value="from the failed try")
+            raise RuntimeError("first try fails")
+        # What a downstream (or this retry) reads from the table while the retry runs.
+        seen = ti.xcom_pull(task_ids="flaky", key="partial")
+        Path({seen!r}).write_text(json.dumps(seen))
+        return "second"
+
+    flaky()
+"""
+
+
+@pytest.mark.parametrize("executor", ["local", "sequential"])
+def test_a_failed_trys_values_are_gone_once_its_retry_runs(
+    env: Env, procs: Procs, tmp_path: Path, executor: str
+) -> None:
+    seen = tmp_path / "seen.json"
+    env.write_dag("retried.py", dag_source(RETRIED.format(seen=str(seen)), imports="import json"))
+    for args in (("dags", "list"), ("dags", "trigger", "retried")):
+        assert env.run_cli(*args).exit_code == 0
+    run_to_end(procs, "retried", extra_env={"MINISCHED_EXECUTOR": executor})
+    assert ti_states("retried") == {"flaky": "success"}
+    assert json.loads(seen.read_text()) is None
+    with create_session() as session:
+        rows = session.execute(text("SELECT key FROM xcom WHERE dag_id = 'retried'")).scalars().all()
+    assert rows == ["return_value"]

@@ -51,12 +51,24 @@ def test_add_from_uri_get_list_and_delete(secrets_env: Env) -> None:
     }
     [revealed] = json.loads(_ok(env, "connections", "get", "warehouse", "--show-secrets", "-o", "json"))
     assert revealed["password"] == PASSWORD
-    table = _ok(env, "connections", "list")
-    assert "warehouse" in table and "***" in table and PASSWORD not in table
+    for table in (
+        _ok(env, "connections", "list"),
+        _ok(env, "connections", "get", "warehouse", "-o", "table"),
+    ):
+        header, _, row = ([cell.strip() for cell in line.split("|")] for line in table.splitlines())
+        cells = dict(zip(header, row, strict=True))
+        assert (cells["conn_id"], cells["password"], cells["host"]) == ("warehouse", "***", "db.example")
+        assert PASSWORD not in table
 
     assert _ok(env, "connections", "delete", "warehouse") == "Deleted connection warehouse\n"
     assert json.loads(_ok(env, "connections", "list", "-o", "json")) == []
     assert "does not exist" in _fails(env, "connections", "delete", "warehouse")
+    audit = _raw("SELECT event, extra FROM log WHERE event LIKE 'cli_connections%' ORDER BY id")
+    assert [(event, json.loads(str(extra))["conn_id"]) for event, extra in audit] == [
+        ("cli_connections_add", "warehouse"),
+        ("cli_connections_delete", "warehouse"),  # the failed second delete changed nothing: no row
+    ]
+    assert PASSWORD not in str(audit)
 
 
 def test_secrets_are_encrypted_in_the_row_and_absent_from_the_audit(secrets_env: Env) -> None:

@@ -44,6 +44,13 @@ def test_set_get_list_delete(secrets_env: Env) -> None:
         {"key": "limits", "description": None},
         {"key": "region", "description": "where"},
     ]
+    table = _ok(env, "variables", "list", "--output", "table").splitlines()
+    assert [[cell.strip() for cell in line.split("|")] for line in (table[0], *table[2:])] == [
+        ["key", "description"],
+        ["limits", ""],
+        ["region", "where"],
+    ]
+    assert "us-east-2" not in "\n".join(table)  # a listing never shows values
     _ok(env, "variables", "delete", "region")
     assert "variable 'region' is not set" in _fails(env, "variables", "get", "region")
     assert _ok(env, "variables", "get", "region", "--default", "none") == "none\n"
@@ -81,6 +88,8 @@ def test_export_import_round_trip_and_all_or_nothing(secrets_env: Env, tmp_path:
         _ok(env, "variables", "delete", key)
     _ok(env, "variables", "import", str(path))
     assert _ok(env, "variables", "get", "described") == "42\n"
+    [(imported,)] = _raw("SELECT extra FROM log WHERE event = 'cli_variables_import'")
+    assert json.loads(str(imported))["keys"] == ["described", "plain"] and "the answer" not in str(imported)
     assert {"key": "described", "description": "the answer"} in json.loads(
         _ok(env, "variables", "list", "-o", "json")
     )
@@ -94,3 +103,6 @@ def test_export_import_round_trip_and_all_or_nothing(secrets_env: Env, tmp_path:
     bad.write_text(json.dumps({"fine": "x", "": "empty key"}))
     assert "invalid variable key" in _fails(env, "variables", "import", str(bad))
     assert _raw("SELECT count(*) FROM variable WHERE key = 'fine'") == [(0,)]
+    assert _raw("SELECT count(*) FROM log WHERE event = 'cli_variables_import'") == [
+        (2,)
+    ]  # not the failed one

@@ -135,7 +135,8 @@ def run_try(request: TryRequest, *, dag_cache: DagFileCache | None = None) -> Tr
 
 
 def _record(result: TryResult) -> dict[str, Any]:
-    """How the try ended, for a recovery that finds its result never recorded."""
+    """How the try ended, for a recovery that finds its result never recorded: with the values it
+    pushed (each already held to the XCom size cap), so that recovery stores them with its outcome."""
     return {
         "outcome": result.outcome,
         "start_date": result.start_date.isoformat(),
@@ -145,6 +146,7 @@ def _record(result: TryResult) -> dict[str, Any]:
         "error": result.error,
         "retry": result.retry,
         "skip_task_ids": list(result.skip_task_ids),
+        "xcom": [[key, value] for key, value in result.xcom],
     }
 
 
