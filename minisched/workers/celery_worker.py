@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from minisched.models.job import CELERY_WORKER_JOB_TYPE
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
 from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import TryRequest, TryResult
 from minisched.scheduler.executors.celery_messages import (
     TASK_NAME,
@@ -46,6 +48,7 @@ from minisched.scheduler.executors.forked_try import run_forked
 from minisched.scheduler.executors.logs import log_path_for
 from minisched.scheduler.executors.process_tree import set_parent_death_signal
 from minisched.scheduler.executors.task_runner import DagFileCache
+from minisched.settings import get_settings
 from minisched.workers import claims
 
 log = logging.getLogger(__name__)
@@ -193,9 +196,11 @@ def run_worker(
     logging.getLogger("celery").setLevel(logging.WARNING)
     app = make_app(broker_url, default_queue=default_queue)
     app.task(name=TASK_NAME, acks_late=True)(run_message)
+    registered = time.monotonic()
     job_id = run_with_retries(lambda: _register(name))
     _context = WorkerContext(name=name, job_id=job_id, logs_folder=logs_folder, broker_url=broker_url)
-    beat = _Heartbeat(job_id, heartbeat_interval)
+    beat = _Heartbeat(job_id, heartbeat_interval, lease_seconds=get_settings().zombie_threshold / 2)
+    lease.renew(registered + beat.lease_seconds)
     signals.worker_process_init.connect(_die_with_parent, weak=False)
     signals.worker_ready.connect(lambda **_: beat.start(), weak=False)
     state = JobState.FAILED
@@ -245,11 +250,15 @@ def _die_with_parent(**_: object) -> None:
 
 class _Heartbeat:
     """Beats the worker's job row from a thread; a worker declared dead stops at once, so none of its
-    tries overlaps the retry that recovery may have started elsewhere."""
+    tries overlaps the retry that recovery may have started elsewhere. Each committed beat renews the
+    worker's lease (half the zombie threshold, see `executors.lease`): a worker stopped or cut off from
+    the database long enough for that to run out has its pool processes kill their tries before
+    anyone may reap them."""
 
-    def __init__(self, job_id: int, interval: float) -> None:
+    def __init__(self, job_id: int, interval: float, *, lease_seconds: float) -> None:
         self.job_id = job_id
-        self.interval = interval
+        self.lease_seconds = lease_seconds
+        self.interval = min(interval, lease_seconds / 3)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="minisched-heartbeat", daemon=True)
 
@@ -273,5 +282,7 @@ class _Heartbeat:
                 log.warning("worker heartbeat failed: %s", exc)
 
     def _beat(self) -> None:
+        tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
         with create_session() as session:
             jobs.heartbeat(self.job_id, session=session, now=utcnow())
+        lease.renew(tick + self.lease_seconds)

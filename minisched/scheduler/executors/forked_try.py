@@ -18,8 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from minisched.host import hostname
+from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import TryRequest, TryResult
-from minisched.scheduler.executors.local import _become_worker, worker_died_error
+from minisched.scheduler.executors.local import LEASE_LOST_ERROR, _become_worker, worker_died_error
 from minisched.scheduler.executors.logs import append_log_line
 from minisched.scheduler.executors.process_tree import kill_leftovers, set_parent_death_signal
 from minisched.scheduler.executors.task_runner import DagFileCache, run_try, timeout_error
@@ -40,14 +41,22 @@ def run_forked(
     read_fd, write_fd = os.pipe()
     parent_pid = os.getpid()
     started = time.time()
+    mark = lease.TryMark()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child leaves through os._exit, which coverage cannot see
         os.close(read_fd)
+        lease.supervised_by(mark)
         _child(request, dag_cache, write_fd, parent_pid)
     os.close(write_fd)
     try:
         return _watch(
-            request, pid, read_fd=read_fd, started=started, while_waiting=while_waiting, interval=interval
+            request,
+            pid,
+            read_fd=read_fd,
+            mark=mark,
+            started=started,
+            while_waiting=while_waiting,
+            interval=interval,
         )
     finally:
         os.close(read_fd)
@@ -80,16 +89,26 @@ def _watch(
     pid: int,
     *,
     read_fd: int,
+    mark: lease.TryMark,
     started: float,
     while_waiting: Callable[[], None],
     interval: float,
 ) -> TryResult:
+    """Wait for the child's result; kill its process group past the try's deadline, or once the
+    worker's lease has run out while the task's code runs (see `lease`)."""
     deadline = time.monotonic() + request.timeout + KILL_GRACE if request.timeout else None
     received = bytearray()
     next_call = time.monotonic() + interval
     while True:
+        if lease.expired(mark):
+            _kill_group(pid)
+            os.waitpid(pid, 0)
+            return _failed(request, LEASE_LOST_ERROR, pid, started)
         now = time.monotonic()
         wait = max(0.0, min(next_call, deadline or next_call) - now)
+        left = lease.remaining()
+        if left is not None:
+            wait = min(wait, left or interval)
         ready, _, _ = select.select([read_fd], [], [], wait)
         if ready:
             chunk = os.read(read_fd, 1 << 16)

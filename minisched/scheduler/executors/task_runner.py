@@ -181,19 +181,22 @@ def _execute(
     except _TryError as exc:
         log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
         return _Ending("failed", mask_secrets(str(exc)))
-    if not lease.held():  # none of the task's code (templates, callbacks, execute) has run yet
+    if not lease.begin_try():  # none of the task's code (templates, callbacks, execute) has run yet
         log.write(stamped("Not started: the scheduler's lease ran out (it may have been declared dead)"))
         return _Ending("not_started", "the scheduler's lease ran out before the task started")
-    # Written before any of the task's code runs: without it, recovery knows the try never began.
-    write_try_record(request.log_path, {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()})
-    progress.began = True
-    xcom = context["ti"].xcom
-    xcom.max_size = get_settings().xcom_max_size
-    with running_with_context(context):
-        ending = _run_task(task, context, request, log)
-        if ending.exception is not None:
-            context["exception"] = ending.exception
-        run_callbacks(task, _callback_kind(ending, task, request), context, log)
+    try:
+        # Written before any of the task's code runs: without it, recovery knows the try never began.
+        write_try_record(request.log_path, {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()})
+        progress.began = True
+        xcom = context["ti"].xcom
+        xcom.max_size = get_settings().xcom_max_size
+        with running_with_context(context):
+            ending = _run_task(task, context, request, log)
+            if ending.exception is not None:
+                context["exception"] = ending.exception
+            run_callbacks(task, _callback_kind(ending, task, request), context, log)
+    finally:
+        lease.end_try()
     return replace(ending, xcom=tuple(xcom.pushed.items()))
 
 
