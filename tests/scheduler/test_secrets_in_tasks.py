@@ -147,3 +147,34 @@ def test_the_example_runs_without_its_variable_and_connection_then_with_them(
     assert "would connect to db.example:5432 as etl" in warehouse
     assert "with password *** (masked in this log) via postgres://etl:***@db.example:5432/dwh" in warehouse
     assert "s3cret-pw" not in warehouse
+
+
+PEEK_DAG = """
+import subprocess
+
+def peek():
+    print("python sees the db url:", "MINISCHED_DB_URL" in os.environ)
+    print("python sees the token:", os.environ.get("MINISCHED_CANARY_TOKEN"))
+    child = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+    names = [line.split("=")[0] for line in child.splitlines()]
+    print("a child sees:", sorted(name for name in names if "CANARY" in name or "DB_URL" in name))
+
+with DAG("peek", schedule=None, start_date=START) as dag:
+    PythonOperator(task_id="peek", python_callable=peek)
+"""
+
+
+def test_dags_test_and_tasks_test_run_tasks_without_minischeds_credentials(env: Env) -> None:
+    """Tries run in the CLI's own process see the environment a scheduler's worker gives them."""
+    env.write_dag("peek.py", dag_source(PEEK_DAG))
+    env.vars["MINISCHED_CANARY_TOKEN"] = "canary-5150"
+    tested = env.run_process("tasks", "test", "peek", "peek", "2024-03-01")
+    assert tested.returncode == 0, tested.stderr
+    ran = env.run_process("dags", "test", "peek", "2024-03-01")
+    assert ran.returncode == 0, ran.stderr
+    dag_log = next(env.logs_folder.glob("dag_id=peek/run_id=*/task_id=peek/attempt=1.log")).read_text()
+    for output in (tested.stdout, dag_log):
+        assert "python sees the db url: False" in output, output
+        assert "python sees the token: None" in output, output
+        assert "a child sees: []" in output, output
+        assert "canary-5150" not in output
