@@ -154,7 +154,7 @@ def test_an_idle_worker_that_dies_is_replaced(dag_file: Path, make_executor: Mak
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid), what="the worker to die")
     [result] = run_all(executor, [request(dag_file, "noop")]).values()
-    assert result.outcome == "success" and result.pid != pid
+    assert result.outcome == "success" and result.pid != pid, (pid, result.pid, result.error)
 
 
 def test_execution_timeout_fails_python_and_bash_tasks(dag_file: Path, make_executor: MakeExecutor) -> None:

@@ -21,7 +21,7 @@ TOKEN = "tok-7f3a9c"
 ENV_PASSWORD = "env-pw-31337"
 
 DAG = """
-import json, logging, urllib.parse
+import json, logging, shlex, subprocess, urllib.parse
 from minisched import BaseHook, Connection, Variable
 
 def read_secrets():
@@ -36,6 +36,9 @@ def read_secrets():
     print("absent", Variable.get("absent", default_var="fallback"))
     print("limits", Variable.get("limits", deserialize_json=True)["rows"])
     print("env password", Connection.get("from_env").password)
+    # Straight to fd 1 from child processes, bypassing Python's streams.
+    os.system("echo from a shell: " + shlex.quote(conn.password))
+    subprocess.run(["printf", "from printf: %s\\n", conn.password], check=True)
     Variable.set("seen_region", Variable.get("region"), description="written by a task")
 
 def leak_in_error():
@@ -96,6 +99,7 @@ def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, e
     for line in ("raw ***", "quoted ***", 'json {"password": "***"}', "logged ***", "token ***"):
         assert line in read, read
     assert "env password ***" in read
+    assert "from a shell: ***" in read and "from printf: ***" in read
     assert env.run_cli("variables", "get", "seen_region").stdout == "eu-west-1\n"
     assert "uri postgres://svc:***@db.example:5432/dwh?sslmode=require" in read
     leak = _log(env, "leak")

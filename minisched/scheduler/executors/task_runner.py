@@ -3,9 +3,8 @@
 Executors call `run_try` in a worker process; it never touches the database itself (a task's
 Variable/Connection lookups do, each in a short session of its own) and never raises (except
 KeyboardInterrupt, so Ctrl-C still stops an in-process run). Everything the try prints — `print`,
-`logging`, warnings, and child processes writing to fd 1/2 — goes to its log file. What passes
-through Python (print, logging, tracebacks, a BashOperator's output) has the secrets the task read,
-and the database password, masked as `***`.
+`logging`, warnings, and child processes writing to fd 1/2 — goes to its log file, with the secrets
+the task read, and the database password, masked as `***`.
 Redirecting fds 1/2 and SIGALRM (for `execution_timeout`) are process-wide, so call it from the main
 thread of a process that runs one try at a time; off the main thread there is no in-process timeout.
 """
@@ -32,7 +31,7 @@ from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import ImportResult, import_dag_file
 from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout, XComError
 from minisched.host import hostname
-from minisched.scheduler.executors import lease
+from minisched.scheduler.executors import fd_output, lease
 from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult
 from minisched.scheduler.executors.callbacks import run_callbacks
 from minisched.scheduler.executors.log_sink import LogSink, LogWriter
@@ -317,13 +316,15 @@ def _register_database_password() -> None:
 
 @contextlib.contextmanager
 def _captured_output(log_path: str) -> Iterator[TextIO]:
-    """Python-level output masked (registered secrets, then URL passwords) and capped on its way to
-    the private log file; fds 1/2 point at that file directly."""
+    """All the try's output, Python-level and fds 1/2 alike, masked (registered secrets, then URL
+    passwords) and capped on its way to the private log file (see `log_sink` and `fd_output`)."""
     max_bytes = get_settings().task_log_max_bytes
     sink = LogSink(log_path, max_bytes)
     try:
+        output = fd_output.capture()
+        log = cast(TextIO, LogWriter(output))
         with (
-            _masked(cast(TextIO, LogWriter(sink, sink.fileno()))) as log,
+            output.feeding(sink),
             _redirected_fds(log),
             _redirected_streams(log),
             _redirected_logging(log),
@@ -331,16 +332,6 @@ def _captured_output(log_path: str) -> Iterator[TextIO]:
             yield log
     finally:
         sink.close()
-
-
-@contextlib.contextmanager
-def _masked(raw: TextIO) -> Iterator[TextIO]:
-    log = masking.MaskingWriter(raw)
-    try:
-        yield cast(TextIO, log)
-    finally:
-        with contextlib.suppress(Exception):
-            log.flush()
 
 
 @contextlib.contextmanager
