@@ -39,8 +39,8 @@ _pattern: re.Pattern[str] | None = None
 def register_secret(value: str | None) -> None:
     """Mask `value` (and its quoted and escaped forms) in everything masked from now on."""
     global _pattern
-    if value is None or len(value) < MIN_SECRET_LENGTH:
-        return
+    if value is None or len(value) < MIN_SECRET_LENGTH or value in _secrets:
+        return  # a registered value came with all its forms: registering it again changes nothing
     forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
     new = forms - _secrets
     if new:

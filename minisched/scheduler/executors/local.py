@@ -72,7 +72,8 @@ class _Worker:
     deadline: float | None = None
     stopping: bool = False
     #: Its keeper died (a task killed its parent) but the worker may live on, serving its pipe as
-    #: before: from then on only the pipe's EOF says that the worker is gone.
+    #: before: from then on only the pipe's EOF says that the worker is gone. Nothing watches its
+    #: tries' lease any more, so it gets no new try and is let go once its pipe is empty.
     orphaned: bool = False
     #: The next tries, already in the worker's pipe: each starts the moment the one before ends.
     prefetched: deque[TryRequest] = field(default_factory=deque)
@@ -226,6 +227,7 @@ class LocalExecutor(BaseExecutor):
                 worker.request is not None
                 and len(worker.prefetched) < PREFETCH_DEPTH
                 and not worker.stopping
+                and not worker.orphaned
                 and worker.started_at is not None
                 and (now - worker.started_at).total_seconds() < PREFETCH_WINDOW
             ):
@@ -235,7 +237,7 @@ class LocalExecutor(BaseExecutor):
     def _idle_worker(self) -> _Worker | None:
         if not self.reuse_workers:
             return None
-        return next((worker for worker in self._workers if worker.request is None), None)
+        return next((w for w in self._workers if w.request is None and not w.orphaned), None)
 
     def _send(self, worker: _Worker, request: TryRequest) -> bool:
         try:
@@ -323,6 +325,8 @@ class LocalExecutor(BaseExecutor):
             # pipe's EOF now says when it is gone.
             worker.orphaned = True
             _close_exit_fd(worker)
+            if worker.request is None:  # idle: let it go now (it exits on the pipe's EOF)
+                self._release(worker)
             return None
         request, started_at = worker.request, worker.started_at
         exitcode = self._retire(worker, kill=False)
@@ -342,7 +346,7 @@ class LocalExecutor(BaseExecutor):
                 worker.prefetched.clear()
             else:
                 self._assign(worker, worker.prefetched.popleft())
-        if worker.stopping or not self.reuse_workers:
+        if worker.stopping or not self.reuse_workers or (worker.orphaned and worker.request is None):
             self._release(worker)
         return result
 

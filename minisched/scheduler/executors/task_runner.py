@@ -12,6 +12,7 @@ thread of a process that runs one try at a time; off the main thread there is no
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -306,12 +307,18 @@ class _Alarm:
 
 def _register_database_password() -> None:
     """A task that prints the settings or a URL must not show the metadata database's password."""
+    masking.register_secret(_password_in(get_settings().db_url))
+
+
+@functools.lru_cache(maxsize=4)
+def _password_in(url: str) -> str | None:
+    """Parsed once per URL: this runs before every try."""
     from urllib.parse import unquote, urlsplit
 
     with contextlib.suppress(ValueError):
-        password = urlsplit(get_settings().db_url).password
-        if password:
-            masking.register_secret(unquote(password))
+        password = urlsplit(url).password
+        return unquote(password) if password else None
+    return None
 
 
 @contextlib.contextmanager
