@@ -263,7 +263,10 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._run, name="minisched-heartbeat", daemon=True)
 
     def start(self) -> None:
+        """Beat once now, then from the thread: the lease taken at registration may have run out
+        while Celery started, and a try fenced by a stale lease would be handed back for nothing."""
         if not self._thread.is_alive():
+            self._beat_once()
             self._thread.start()
 
     def stop(self) -> None:
@@ -273,13 +276,16 @@ class _Heartbeat:
 
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
-            try:
-                run_with_retries(self._beat)
-            except jobs.JobDeclaredDead as exc:
-                log.error("%s", exc)
-                os._exit(1)
-            except Exception as exc:  # the database is away for a moment: keep trying
-                log.warning("worker heartbeat failed: %s", exc)
+            self._beat_once()
+
+    def _beat_once(self) -> None:
+        try:
+            run_with_retries(self._beat)
+        except jobs.JobDeclaredDead as exc:
+            log.error("%s", exc)
+            os._exit(1)
+        except Exception as exc:  # the database is away for a moment: keep trying
+            log.warning("worker heartbeat failed: %s", exc)
 
     def _beat(self) -> None:
         tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
