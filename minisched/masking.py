@@ -8,12 +8,10 @@ JSON-escaped forms. Values shorter than 5 characters are not registered (as in A
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MIN_SECRET_LENGTH = 5
@@ -41,8 +39,8 @@ _pattern: re.Pattern[str] | None = None
 def register_secret(value: str | None) -> None:
     """Mask `value` (and its quoted and escaped forms) in everything masked from now on."""
     global _pattern
-    if value is None or len(value) < MIN_SECRET_LENGTH:
-        return
+    if value is None or len(value) < MIN_SECRET_LENGTH or value in _secrets:
+        return  # a registered value came with all its forms: registering it again changes nothing
     forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
     new = forms - _secrets
     if new:
@@ -76,50 +74,3 @@ def forget_all() -> None:
     global _pattern
     _secrets.clear()
     _pattern = None
-
-
-class MaskingWriter(io.TextIOBase):
-    """A text stream that writes whole lines to `raw` with every registered secret masked.
-
-    Lines are held until their newline (or a flush), so a secret written in pieces is still masked.
-    `fileno()` is the raw file's, so fd-level redirection keeps working; bytes that child processes
-    write straight to that fd do not pass through here.
-    """
-
-    def __init__(self, raw: TextIO) -> None:
-        super().__init__()
-        self._raw = raw
-        self._pending = ""
-        self._lock = threading.Lock()  # a task's threads may print at once
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            self._pending += text
-            if "\n" in text:
-                lines, _, self._pending = self._pending.rpartition("\n")
-                self._raw.write(mask_registered(lines + "\n"))
-        return len(text)
-
-    def flush(self) -> None:
-        with self._lock:
-            if self._pending:
-                pending, self._pending = self._pending, ""
-                self._raw.write(mask_registered(pending))
-            self._raw.flush()
-
-    def fileno(self) -> int:
-        return self._raw.fileno()
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]  # io's attribute is read-only at run time too
-        return self._raw.encoding
-
-    @property
-    def errors(self) -> str | None:  # type: ignore[override]
-        return self._raw.errors

@@ -5,11 +5,12 @@ This module is the bottom layer: it imports nothing heavy, so `minisched --help`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,19 @@ def is_hidden_from_tasks(name: str) -> bool:
 def task_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` as a try may see it: without minisched's own credentials."""
     return {name: value for name, value in environ.items() if not is_hidden_from_tasks(name)}
+
+
+@contextlib.contextmanager
+def environ_of_a_try() -> Iterator[None]:
+    """For the duration, this process's environment is the one a try sees (`task_environ`): what
+    `dags test` and `tasks test` wrap the tries they run in-process with. The settings are resolved
+    first, so minisched itself keeps its credentials."""
+    get_settings()
+    hidden = {name: os.environ.pop(name) for name in list(os.environ) if is_hidden_from_tasks(name)}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
 
 
 _current: Settings | None = None

@@ -301,14 +301,16 @@ def test_task(
     from minisched.models.types import utcnow
     from minisched.scheduler.executors.base import TryRequest
     from minisched.scheduler.executors.task_runner import DagFileCache, run_try
-    from minisched.settings import get_settings
+    from minisched.settings import environ_of_a_try, get_settings
 
     settings = get_settings()
     when = parse_datetime(logical_date, "LOGICAL_DATE") if logical_date else utcnow()
     files = DagFileCache()
-    fileloc = _find_dag_file(dag_id, task_id, settings.dags_folder, files)
+    # The DAG file and the task see the environment a worker's try would: no credentials.
+    with environ_of_a_try():
+        fileloc = _find_dag_file(dag_id, task_id, settings.dags_folder, files)
     interval = files.load(fileloc).dags[dag_id].timetable.infer_manual_data_interval(when)
-    with tempfile.TemporaryDirectory(prefix="minisched-tasks-test-") as folder:
+    with tempfile.TemporaryDirectory(prefix="minisched-tasks-test-") as folder, environ_of_a_try():
         request = TryRequest(
             ti_id=0,
             dag_id=dag_id,

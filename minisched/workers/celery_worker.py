@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from minisched.models.job import CELERY_WORKER_JOB_TYPE
 from minisched.models.types import utcnow
 from minisched.scheduler import job as jobs
 from minisched.scheduler.dag_cache import DagStructureCache
+from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import TryRequest, TryResult
 from minisched.scheduler.executors.celery_messages import (
     TASK_NAME,
@@ -45,6 +47,7 @@ from minisched.scheduler.executors.celery_messages import (
 )
 from minisched.scheduler.executors.local import LocalExecutor
 from minisched.scheduler.executors.logs import log_path_for
+from minisched.settings import get_settings
 from minisched.workers import claims
 
 log = logging.getLogger(__name__)
@@ -256,13 +259,16 @@ def run_worker(
     app.task(name=TASK_NAME, acks_late=True)(run_message)
     # Every transaction of a worker is retried as a whole: no ping per checkout (two per try).
     configure_orm(pre_ping=False)
+    registered = time.monotonic()
     job_id = run_with_retries(lambda: _register(name))
     _context = context = WorkerContext(
         name=name, job_id=job_id, logs_folder=logs_folder, broker_url=broker_url
     )
     # Beat from the moment the row exists, whatever Celery's boot takes: a job that is alive must never
-    # be declared dead (tries are handed to it only by its own starts, once it consumes).
-    beat = _Heartbeat(job_id, heartbeat_interval)
+    # be declared dead (tries are handed to it only by its own starts, once it consumes). Each committed
+    # beat renews the lease that the tries' keepers (forked from this process) watch.
+    beat = _Heartbeat(job_id, heartbeat_interval, lease_seconds=get_settings().zombie_threshold / 2)
+    lease.renew(registered + beat.lease_seconds)
     beat.start()
     state = JobState.FAILED
     try:
@@ -306,16 +312,23 @@ def _end(job_id: int, state: JobState) -> None:
 
 class _Heartbeat:
     """Beats the worker's job row from a thread; a worker declared dead stops at once, so none of its
-    tries overlaps the retry that recovery may have started elsewhere."""
+    tries overlaps the retry that recovery may have started elsewhere. Each committed beat renews the
+    worker's lease (half the zombie threshold, see `executors.lease`): a worker stopped or cut off from
+    the database long enough for that to run out has its pool processes kill their tries before
+    anyone may reap them."""
 
-    def __init__(self, job_id: int, interval: float) -> None:
+    def __init__(self, job_id: int, interval: float, *, lease_seconds: float) -> None:
         self.job_id = job_id
-        self.interval = interval
+        self.lease_seconds = lease_seconds
+        self.interval = min(interval, lease_seconds / 3)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="minisched-heartbeat", daemon=True)
 
     def start(self) -> None:
+        """Beat once now, then from the thread: the lease taken at registration may have run out
+        while Celery started, and a try fenced by a stale lease would be handed back for nothing."""
         if not self._thread.is_alive():
+            self._beat_once()
             self._thread.start()
 
     def stop(self) -> None:
@@ -325,14 +338,19 @@ class _Heartbeat:
 
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
-            try:
-                run_with_retries(self._beat)
-            except jobs.JobDeclaredDead as exc:
-                log.error("%s", exc)
-                os._exit(1)
-            except Exception as exc:  # the database is away for a moment: keep trying
-                log.warning("worker heartbeat failed: %s", exc)
+            self._beat_once()
+
+    def _beat_once(self) -> None:
+        try:
+            run_with_retries(self._beat)
+        except jobs.JobDeclaredDead as exc:
+            log.error("%s", exc)
+            os._exit(1)
+        except Exception as exc:  # the database is away for a moment: keep trying
+            log.warning("worker heartbeat failed: %s", exc)
 
     def _beat(self) -> None:
+        tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
         with create_session() as session:
             jobs.heartbeat(self.job_id, session=session, now=utcnow())
+        lease.renew(tick + self.lease_seconds)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -72,16 +72,18 @@ def test_every_form_of_a_secret_is_masked_and_short_ones_are_not() -> None:
     assert masking.mask_registered(" | ".join(forms) + " abcd") == " | ".join(["***"] * 4) + " abcd"
 
 
-def test_writer_masks_a_secret_written_in_pieces() -> None:
+def test_a_try_log_masks_a_secret_written_in_pieces(tmp_path: Path) -> None:
+    from minisched.scheduler.executors.log_sink import LogSink
+
     masking.register_secret("hunter2-pw")
-    raw = io.StringIO()
-    writer = masking.MaskingWriter(raw)
-    writer.write("pass: hun")
-    writer.write("ter2-pw\nnext hunter2")
-    assert raw.getvalue() == "pass: ***\n"
-    writer.write("-pw")
-    writer.flush()
-    assert raw.getvalue() == "pass: ***\nnext ***"
+    log = tmp_path / "attempt=1.log"
+    sink = LogSink(log, max_bytes=10_000)
+    sink.feed(b"pass: hun")
+    sink.feed(b"ter2-pw\nnext hunter2")
+    assert log.read_text() == "pass: ***\n"
+    sink.feed(b"-pw")
+    sink.close()
+    assert log.read_text() == "pass: ***\nnext ***\n"
 
 
 def test_sensitive_keys_are_recognised() -> None:

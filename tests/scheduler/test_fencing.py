@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import textwrap
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import BACKENDS, Env
 from tests.scheduler.helpers import (
     Procs,
+    dag_source,
     finished_runs,
     jobs,
     log_rows,
@@ -121,7 +123,65 @@ def test_sigstopped_scheduler_starts_no_try_the_other_recovered(
 
     assert first_job.id == jobs()[0].id
     assert run.state == "success"
-    starts = tokens(probe, "start")
+    starts, ends = tokens(probe, "start"), tokens(probe, "end")
     assert set(starts) == {ti.task_id for ti in task_instances("paused")}
-    assert max(starts.values()) == 1, f"tasks that ran twice: {[t for t, n in starts.items() if n > 1]}"
+    assert set(ends.values()) == {1}, f"tasks that ran to their end twice: {ends}"
+    # A try still running when the stopped scheduler's lease ran out was killed (no `end`), and only
+    # then retried: it never overlapped its retry.
+    lines = probe.read_text().splitlines()
+    for task_id in [task_id for task_id, count in starts.items() if count > 1]:
+        own = [line.split()[0] + line.split()[2] for line in lines if line.split()[1] == task_id]
+        assert own == ["start1", "start2", "end2"], (task_id, own)
     assert {ti.state for ti in task_instances("paused")} == {"success"}
+
+
+def test_sigstopped_schedulers_running_try_is_killed_before_its_retry_starts(
+    env: Env, procs: Procs, tmp_path: Path
+) -> None:
+    """A try started under a valid lease dies once the lease runs out, before anyone may reap it:
+    the old try and its retry never overlap, and the reaper's decision stands."""
+    assert env.db.backend == "postgresql"
+    probe = tmp_path / "probe.txt"
+    body = f"""
+        def alive(try_number):
+            fd = os.open({str(probe)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                os.write(fd, f"alive {{try_number}}\\n".encode())
+            finally:
+                os.close(fd)
+
+        def work(ti):
+            # The first try would outlive the test unless it is killed; the retry is short.
+            end = time.monotonic() + (600 if ti.try_number == 1 else 1)
+            while time.monotonic() < end:
+                alive(ti.try_number)
+                time.sleep(0.02)
+
+        with DAG("long", schedule="@once", start_date=START,
+                 default_args={{"retries": 1, "retry_delay": timedelta(0)}}):
+            PythonOperator(task_id="loop", python_callable=work)
+        """
+    env.write_dag("long.py", dag_source(textwrap.dedent(body)))
+    zombie = {"MINISCHED_ZOMBIE_THRESHOLD": "4"}
+    first = procs.scheduler(extra_env=zombie)
+    wait_until(lambda: "alive 1" in _probe_lines(probe), message="the first try to run")
+    _stop_outside_a_transaction(first.pid, env.db_url)
+    try:
+        second = procs.scheduler(extra_env=zombie)
+        [run] = wait_until(lambda: finished_runs("long"), timeout=120, message="the run to end")
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert first.wait() != 0
+    assert "declared dead" in first.output(), first.output()
+    assert second.stop() == 0, second.output()
+
+    lines = _probe_lines(probe)
+    retry_began = lines.index("alive 2")
+    late = [index for index, line in enumerate(lines) if line == "alive 1" and index > retry_began]
+    assert not late, f"the first try was still running after its retry began ({len(late)} lines)"
+    [ti] = task_instances("long")
+    assert (run.state, ti.state, ti.try_number) == ("success", "success", 2)
+
+
+def _probe_lines(probe: Path) -> list[str]:
+    return probe.read_text().splitlines() if probe.exists() else []

@@ -23,7 +23,7 @@ ENV_PASSWORD = "env-pw-31337"
 DB_PASSWORD = "db-pw-27182"
 
 DAG = """
-import json, logging, urllib.parse
+import json, logging, shlex, subprocess, urllib.parse
 from minisched import BaseHook, Connection, Variable
 from minisched.settings import get_settings
 
@@ -42,6 +42,9 @@ def read_secrets():
     print("stage", Variable.get("stage"))
     print("short", Variable.get("short_token"), "five", Variable.get("five_token"))
     print("db password", urllib.parse.urlsplit(get_settings().db_url).password)
+    # Straight to fd 1 from child processes, bypassing Python's streams.
+    os.system("echo from a shell: " + shlex.quote(conn.password))
+    subprocess.run(["printf", "from printf: %s\\n", conn.password], check=True)
     Variable.set("seen_region", Variable.get("region"), description="written by a task")
 
 def leak_in_error():
@@ -112,6 +115,7 @@ def test_a_task_reads_secrets_and_its_log_masks_them(keyed: Env, procs: Procs, e
     assert "env password ***" in read
     assert "short abcd five ***" in read and "stage from-the-environment" in read
     assert ("db password ***" if env.db.backend == "postgresql" else "db password None") in read
+    assert "from a shell: ***" in read and "from printf: ***" in read
     assert env.run_cli("variables", "get", "seen_region").stdout == "eu-west-1\n"
     assert "uri postgres://svc:***@db.example:5432/dwh?sslmode=require" in read
     leak = _log(env, "leak")
@@ -179,3 +183,34 @@ def test_the_example_runs_without_its_variable_and_connection_then_with_them(
     assert "would connect to db.example:5432 as etl" in warehouse
     assert "with password *** (masked in this log) via postgres://etl:***@db.example:5432/dwh" in warehouse
     assert "s3cret-pw" not in warehouse
+
+
+PEEK_DAG = """
+import subprocess
+
+def peek():
+    print("python sees the db url:", "MINISCHED_DB_URL" in os.environ)
+    print("python sees the token:", os.environ.get("MINISCHED_CANARY_TOKEN"))
+    child = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+    names = [line.split("=")[0] for line in child.splitlines()]
+    print("a child sees:", sorted(name for name in names if "CANARY" in name or "DB_URL" in name))
+
+with DAG("peek", schedule=None, start_date=START) as dag:
+    PythonOperator(task_id="peek", python_callable=peek)
+"""
+
+
+def test_dags_test_and_tasks_test_run_tasks_without_minischeds_credentials(env: Env) -> None:
+    """Tries run in the CLI's own process see the environment a scheduler's worker gives them."""
+    env.write_dag("peek.py", dag_source(PEEK_DAG))
+    env.vars["MINISCHED_CANARY_TOKEN"] = "canary-5150"
+    tested = env.run_process("tasks", "test", "peek", "peek", "2024-03-01")
+    assert tested.returncode == 0, tested.stderr
+    ran = env.run_process("dags", "test", "peek", "2024-03-01")
+    assert ran.returncode == 0, ran.stderr
+    dag_log = next(env.logs_folder.glob("dag_id=peek/run_id=*/task_id=peek/attempt=1.log")).read_text()
+    for output in (tested.stdout, dag_log):
+        assert "python sees the db url: False" in output, output
+        assert "python sees the token: None" in output, output
+        assert "a child sees: []" in output, output
+        assert "canary-5150" not in output

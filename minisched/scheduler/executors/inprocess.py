@@ -26,10 +26,12 @@ class InProcessExecutor(BaseExecutor):
 
     def submit(self, tries: Sequence[TryRequest]) -> None:
         from minisched.scheduler.executors.task_runner import DagFileCache, run_try
+        from minisched.settings import environ_of_a_try
 
         cache = self._dag_cache if isinstance(self._dag_cache, DagFileCache) else None
         for request in tries:
-            result = run_try(request, dag_cache=cache)
+            with environ_of_a_try():  # what a worker's try would see: no database URL, no keys
+                result = run_try(request, dag_cache=cache)
             self._started_events.append(TryStarted.of(request, result.start_date, result.pid))
             self._finished.append(result)
 

@@ -5,8 +5,10 @@ trip, not a process start. Each worker is forked by a small keeper process of it
 `os.getppid()` names the keeper, never the scheduler, and a task that kills its parent costs nothing
 but the keeper. A worker is a child subreaper: after each try it kills whatever the try left behind.
 A try that crashes its worker or outlives its deadline costs only that worker, which is replaced on
-demand. (A process per try was measured and rejected: a fork costs ~3-6 ms on a sandboxed kernel,
-against ~0.5 ms for a whole no-op try.) Workers die with the scheduler: PR_SET_PDEATHSIG on the
+demand. The keeper also enforces the scheduler's lease on running tries: once it has run out under
+a try, the keeper kills the worker and everything the try started (see `lease`). (A process per try
+was measured and rejected: a fork costs ~3-6 ms on a sandboxed kernel, against ~0.5 ms for a whole
+no-op try.) Workers die with the scheduler: PR_SET_PDEATHSIG on the
 keeper, passed on as SIGTERM, and EOF on their pipe everywhere.
 
 Drive the executor from one long-lived thread (the scheduler loop): Linux delivers the parent-death
@@ -18,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import select
 import signal
 import time
 import weakref
@@ -30,6 +33,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from minisched.scheduler.executors import lease
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
 from minisched.scheduler.executors.logs import append_log_line
 from minisched.scheduler.executors.process_tree import (
@@ -46,6 +50,14 @@ STOPPED_ERROR = "Scheduler stopped before the try finished"
 #: and at most this many: a try that turns out long delays at most that many tries queued behind it.
 PREFETCH_WINDOW = 0.02
 PREFETCH_DEPTH = 3
+#: A keeper exits with this once it killed its worker because the scheduler's lease ran out.
+LEASE_LOST_EXIT = 86
+LEASE_LOST_ERROR = (
+    "The scheduler's lease ran out while the try ran (the scheduler may have been declared dead): "
+    "the try's processes were killed"
+)
+#: How often (s) a keeper looks again at a lease that has run out, in case it is renewed.
+LEASE_RECHECK = 0.5
 
 
 @dataclass(eq=False)
@@ -60,7 +72,8 @@ class _Worker:
     deadline: float | None = None
     stopping: bool = False
     #: Its keeper died (a task killed its parent) but the worker may live on, serving its pipe as
-    #: before: from then on only the pipe's EOF says that the worker is gone.
+    #: before: from then on only the pipe's EOF says that the worker is gone. Nothing watches its
+    #: tries' lease any more, so it gets no new try and is let go once its pipe is empty.
     orphaned: bool = False
     #: The next tries, already in the worker's pipe: each starts the moment the one before ends.
     prefetched: deque[TryRequest] = field(default_factory=deque)
@@ -214,6 +227,7 @@ class LocalExecutor(BaseExecutor):
                 worker.request is not None
                 and len(worker.prefetched) < PREFETCH_DEPTH
                 and not worker.stopping
+                and not worker.orphaned
                 and worker.started_at is not None
                 and (now - worker.started_at).total_seconds() < PREFETCH_WINDOW
             ):
@@ -223,7 +237,7 @@ class LocalExecutor(BaseExecutor):
     def _idle_worker(self) -> _Worker | None:
         if not self.reuse_workers:
             return None
-        return next((worker for worker in self._workers if worker.request is None), None)
+        return next((w for w in self._workers if w.request is None and not w.orphaned), None)
 
     def _send(self, worker: _Worker, request: TryRequest) -> bool:
         try:
@@ -311,6 +325,8 @@ class LocalExecutor(BaseExecutor):
             # pipe's EOF now says when it is gone.
             worker.orphaned = True
             _close_exit_fd(worker)
+            if worker.request is None:  # idle: let it go now (it exits on the pipe's EOF)
+                self._release(worker)
             return None
         request, started_at = worker.request, worker.started_at
         exitcode = self._retire(worker, kill=False)
@@ -330,7 +346,7 @@ class LocalExecutor(BaseExecutor):
                 worker.prefetched.clear()
             else:
                 self._assign(worker, worker.prefetched.popleft())
-        if worker.stopping or not self.reuse_workers:
+        if worker.stopping or not self.reuse_workers or (worker.orphaned and worker.request is None):
             self._release(worker)
         return result
 
@@ -420,6 +436,8 @@ class LocalExecutor(BaseExecutor):
 
 
 def worker_died_error(exitcode: int | None) -> str:
+    if exitcode == LEASE_LOST_EXIT:
+        return LEASE_LOST_ERROR
     if exitcode is None:
         return "Worker process died (exit code unknown)"
     if exitcode < 0:
@@ -467,9 +485,10 @@ def _keeper_main(
 ) -> None:
     """The worker's parent, so that `os.getppid()` in a task names this process, never the scheduler.
 
-    It forks the worker, passes SIGTERM on to it, and exits the way the worker exited, so the
-    scheduler sees the worker's exit code. If a task kills it, the worker goes on with its try and
-    the ones after, reporting on its pipe as before (see `_Worker.orphaned`).
+    It forks the worker, passes SIGTERM on to it, kills it if the scheduler's lease runs out under a
+    try, kills whatever the worker's tries left behind once it is gone, and exits the way the worker
+    exited, so the scheduler sees the worker's exit code. If a task kills it, the worker goes on with
+    its try and the ones after, reporting on its pipe as before (see `_Worker.orphaned`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
@@ -487,19 +506,57 @@ def _keeper_main(
     for fd in inherited_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+    mark = lease.TryMark()
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
+            lease.supervised_by(mark)
             _worker_main(conn=conn, first=first, reuse=reuse)
         except BaseException:
             code = 1
         finally:
             os._exit(code)
     conn.close()
+    # Orphans of the worker's tries come here once the worker is gone, to be killed.
+    become_subreaper()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: os.kill(pid, signal.SIGTERM))
-    _, status = os.waitpid(pid, 0)
-    _exit_like(os.waitstatus_to_exitcode(status))
+    exitcode = _supervise(pid, mark)
+    kill_leftovers()
+    _exit_like(exitcode)
+
+
+def _supervise(pid: int, mark: lease.TryMark) -> int:
+    """Wait for the worker to exit, and return its exit code; but SIGKILL it (and so its try) once the
+    scheduler's lease has run out while a try runs, then return LEASE_LOST_EXIT (see `lease`).
+
+    The keeper sleeps until the lease's deadline (renewals only move it later), so it wakes about
+    once per lease, not per try."""
+    exit_fd = _pidfd(pid)
+    while True:
+        if lease.expired(mark):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return LEASE_LOST_EXIT
+        left = lease.remaining()
+        timeout = None if left is None else left or LEASE_RECHECK
+        if exit_fd is None:  # no pidfd: poll
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(min(timeout or LEASE_RECHECK, LEASE_RECHECK))
+        elif select.select([exit_fd], [], [], timeout)[0]:
+            _, status = os.waitpid(pid, 0)
+            os.close(exit_fd)
+            return os.waitstatus_to_exitcode(status)
+
+
+def _pidfd(pid: int) -> int | None:
+    if hasattr(os, "pidfd_open"):
+        with contextlib.suppress(OSError):
+            return os.pidfd_open(pid)
+    return None
 
 
 def _exit_like(exitcode: int) -> None:

@@ -1,20 +1,26 @@
 """What a try prints, on its way into the log file: secrets masked, size capped.
 
-Everything written through Python -- print, sys.stdout/stderr, logging, a BashOperator's command
-output (streamed through Python) -- goes through `LogWriter`. Masking works line by line (a URL
-written in two calls is still one line); a line longer than MAX_LINE is masked in pieces. Past
+Everything a try writes -- print, sys.stdout/stderr, logging, a BashOperator's command output, and
+through `fd_output`'s pipe whatever child processes and C code write to fds 1/2 -- is fed here.
+Masking works line by line (a URL written in two calls is still one line): the secrets registered at
+run time (`masking`), then passwords in URLs; a line longer than MAX_LINE is masked in pieces. Past
 `max_bytes` the file gets one truncation marker, and the rest is counted and discarded: the try goes
-on, it just cannot fill the disk. A process that writes to fd 1/2 itself (os.system, C code) writes
-to the file directly; what it wrote is capped once the try has ended.
+on, it just cannot fill the disk. A forked copy of the try's process that writes through its own copy
+of the sink is capped once the try has ended.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from typing import TYPE_CHECKING
 
+from minisched.masking import mask_registered
 from minisched.scheduler.executors.logs import open_log, stamped
 from minisched.settings import mask_secrets
+
+if TYPE_CHECKING:
+    from minisched.scheduler.executors.fd_output import Capture
 
 MAX_LINE = 64 * 1024
 
@@ -54,19 +60,20 @@ class LogSink:
             self._file.close()
 
     def _trim_direct_writes(self) -> None:
-        """Cap what processes writing to fd 1/2 directly (os.system, C code) added to the file."""
+        """Cap what forked copies of the try's process wrote through their own copy of the sink."""
         size = os.fstat(self._file.fileno()).st_size
         slack = 4 * len(self._marker()) + MAX_LINE
         if size > self._max_bytes + slack:
             os.ftruncate(self._file.fileno(), self._max_bytes)
-            note = stamped(f"{size - self._max_bytes} bytes written to fd 1/2 directly were discarded")
+            note = stamped(f"{size - self._max_bytes} bytes written by forked processes were discarded")
             self._file.write(b"\n" + self._marker() + note.encode())
 
     def _write(self, raw: bytes) -> None:
         if self.discarded:
             self.discarded += len(raw)
             return
-        masked = mask_secrets(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        text = mask_secrets(mask_registered(raw.decode("utf-8", "surrogateescape")))
+        masked = text.encode("utf-8", "surrogateescape")
         if len(masked) <= self._room:
             self._room -= len(masked)
             self._file.write(masked)
@@ -85,12 +92,15 @@ class LogSink:
 
 
 class LogWriter(io.TextIOBase):
-    """A text stream over a LogSink: what sys.stdout, sys.stderr and logging write to during a try."""
+    """A text stream into a try's sink: what sys.stdout, sys.stderr and logging write to during a try.
 
-    def __init__(self, sink: LogSink, fileno: int) -> None:
+    Its `fileno()` is the write end of the try's fd pipe, so a child process given `sys.stdout` writes
+    where fds 1/2 go."""
+
+    def __init__(self, capture: Capture) -> None:
         super().__init__()
-        self._sink = sink
-        self._fileno = fileno
+        self._capture = capture
+        self._fileno = capture.write_fd
 
     encoding = "utf-8"
 
@@ -104,5 +114,5 @@ class LogWriter(io.TextIOBase):
         return False
 
     def write(self, text: str) -> int:
-        self._sink.feed(text.encode("utf-8", "backslashreplace"))
+        self._capture.write(text.encode("utf-8", "backslashreplace"))
         return len(text)

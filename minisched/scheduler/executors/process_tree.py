@@ -44,6 +44,8 @@ def kill_leftovers(max_rounds: int = 1000) -> int:
     how many were killed. Call it only when no child of this process should be alive."""
     killed = 0
     for _ in range(max_rounds):
+        if not _has_children():
+            break
         children = children_of(os.getpid())
         if not children:
             break
@@ -57,16 +59,31 @@ def kill_leftovers(max_rounds: int = 1000) -> int:
     return killed
 
 
+def _has_children() -> bool:
+    """Whether this process has a child, live or not, in one system call: after most tries it has
+    none, and reading /proc for each costs more than the rest of a no-op try's cleanup."""
+    if not hasattr(os, "waitid"):
+        return True
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def children_of(pid: int) -> list[int]:
     """The live children of `pid`: /proc's per-thread children lists, else a scan of /proc."""
-    task_dir = Path(f"/proc/{pid}/task")
+    task_dir = f"/proc/{pid}/task"
     try:
-        threads = list(task_dir.iterdir())
+        threads = os.listdir(task_dir)
     except OSError:
         return []
+    found: set[int] = set()
     try:
-        found = {int(child) for tid in threads for child in (tid / "children").read_text().split()}
-    except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+        for tid in threads:
+            with open(f"{task_dir}/{tid}/children", "rb") as children:
+                found.update(int(child) for child in children.read().split())
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN (or a thread that just ended)
         found = {child for child, parent in _parents() if parent == pid}
     return sorted(found)
 

@@ -3,9 +3,8 @@
 Executors call `run_try` in a worker process; it never touches the database itself (a task's
 Variable/Connection lookups do, each in a short session of its own) and never raises (except
 KeyboardInterrupt, so Ctrl-C still stops an in-process run). Everything the try prints — `print`,
-`logging`, warnings, and child processes writing to fd 1/2 — goes to its log file. What passes
-through Python (print, logging, tracebacks, a BashOperator's output) has the secrets the task read,
-and the database password, masked as `***`.
+`logging`, warnings, and child processes writing to fd 1/2 — goes to its log file, with the secrets
+the task read, and the database password, masked as `***`.
 Redirecting fds 1/2 and SIGALRM (for `execution_timeout`) are process-wide, so call it from the main
 thread of a process that runs one try at a time; off the main thread there is no in-process timeout.
 """
@@ -13,6 +12,7 @@ thread of a process that runs one try at a time; off the main thread there is no
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -33,7 +33,7 @@ from minisched.authoring.templating import rendered_copy
 from minisched.dagfiles.importer import ImportResult, import_dag_file
 from minisched.exceptions import FailTask, SkipTask, TaskFailure, TaskTimeout, XComError
 from minisched.host import hostname
-from minisched.scheduler.executors import lease
+from minisched.scheduler.executors import fd_output, lease
 from minisched.scheduler.executors.base import TryOutcome, TryRequest, TryResult, will_retry
 from minisched.scheduler.executors.callbacks import run_callbacks
 from minisched.scheduler.executors.log_sink import LogSink, LogWriter
@@ -186,19 +186,22 @@ def _execute(
     except _TryError as exc:
         log.write(stamped(f"{exc}\n{exc.detail}" if exc.detail else str(exc)))
         return _Ending("failed", mask_secrets(str(exc)))
-    if not lease.held():  # none of the task's code (templates, callbacks, execute) has run yet
+    if not lease.begin_try():  # none of the task's code (templates, callbacks, execute) has run yet
         log.write(stamped("Not started: the scheduler's lease ran out (it may have been declared dead)"))
         return _Ending("not_started", "the scheduler's lease ran out before the task started")
-    # Written before any of the task's code runs: without it, recovery knows the try never began.
-    write_try_record(request.log_path, {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()})
-    progress.began = True
-    xcom = context["ti"].xcom
-    xcom.max_size = get_settings().xcom_max_size
-    with running_with_context(context):
-        ending = _run_task(task, context, request, log)
-        if ending.exception is not None:
-            context["exception"] = ending.exception
-        run_callbacks(task, _callback_kind(ending, request), context, log)
+    try:
+        # Written before any of the task's code runs: without it, recovery knows the try never began.
+        write_try_record(request.log_path, {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()})
+        progress.began = True
+        xcom = context["ti"].xcom
+        xcom.max_size = get_settings().xcom_max_size
+        with running_with_context(context):
+            ending = _run_task(task, context, request, log)
+            if ending.exception is not None:
+                context["exception"] = ending.exception
+            run_callbacks(task, _callback_kind(ending, request), context, log)
+    finally:
+        lease.end_try()
     return replace(ending, xcom=tuple(xcom.pushed.items()))
 
 
@@ -311,23 +314,31 @@ class _Alarm:
 
 def _register_database_password() -> None:
     """A task that prints the settings or a URL must not show the metadata database's password."""
+    masking.register_secret(_password_in(get_settings().db_url))
+
+
+@functools.lru_cache(maxsize=4)
+def _password_in(url: str) -> str | None:
+    """Parsed once per URL: this runs before every try."""
     from urllib.parse import unquote, urlsplit
 
     with contextlib.suppress(ValueError):
-        password = urlsplit(get_settings().db_url).password
-        if password:
-            masking.register_secret(unquote(password))
+        password = urlsplit(url).password
+        return unquote(password) if password else None
+    return None
 
 
 @contextlib.contextmanager
 def _captured_output(log_path: str) -> Iterator[TextIO]:
-    """Python-level output masked (registered secrets, then URL passwords) and capped on its way to
-    the private log file; fds 1/2 point at that file directly."""
+    """All the try's output, Python-level and fds 1/2 alike, masked (registered secrets, then URL
+    passwords) and capped on its way to the private log file (see `log_sink` and `fd_output`)."""
     max_bytes = get_settings().task_log_max_bytes
     sink = LogSink(log_path, max_bytes)
     try:
+        output = fd_output.capture()
+        log = cast(TextIO, LogWriter(output))
         with (
-            _masked(cast(TextIO, LogWriter(sink, sink.fileno()))) as log,
+            output.feeding(sink),
             _redirected_fds(log),
             _redirected_streams(log),
             _redirected_logging(log),
@@ -335,16 +346,6 @@ def _captured_output(log_path: str) -> Iterator[TextIO]:
             yield log
     finally:
         sink.close()
-
-
-@contextlib.contextmanager
-def _masked(raw: TextIO) -> Iterator[TextIO]:
-    log = masking.MaskingWriter(raw)
-    try:
-        yield cast(TextIO, log)
-    finally:
-        with contextlib.suppress(Exception):
-            log.flush()
 
 
 @contextlib.contextmanager
