@@ -72,6 +72,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     import importlib
 
+    from benchmarks import ratios
+    from benchmarks.baselines import Baselines
     from benchmarks.common import Backend, BenchContext, Figure, start_postgres
 
     args = parse_args(argv)
@@ -88,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures: list[Figure] = []
     failures: list[str] = []
     started = time.perf_counter()
+    baselines = Baselines()
+    baselines.sample(quick=args.quick)
     try:
         for index, backend in enumerate(backends):
             for bench in selected:
@@ -121,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    baselines.sample(quick=args.quick)  # again at the end: the load may have changed meanwhile
+    figures = ratios.baseline_figures(baselines) + figures + ratios.target_figures(figures, baselines)
+    ratios.annotate(figures, baselines)
     total = time.perf_counter() - started
     table = render_table(figures)
     print(table)
@@ -140,7 +147,7 @@ def render_table(figures: Sequence[object]) -> str:
     from benchmarks.common import Figure
 
     rows: list[tuple[str, ...]] = [
-        ("backend", "figure", "value", "unit", "target", "ok?", "measured", "note")
+        ("backend", "figure", "value", "unit", "target", "ok?", "measured", "note", "vs in-run baseline")
     ]
     for figure in figures:
         assert isinstance(figure, Figure)
@@ -154,6 +161,7 @@ def render_table(figures: Sequence[object]) -> str:
                 figure.verdict(),
                 figure.params,
                 figure.note,
+                figure.ratio,
             )
         )
     rows = [tuple(cell.replace("|", "/") for cell in row) for row in rows]
@@ -215,17 +223,26 @@ def write_results(
         else "python " + " ".join(shlex.quote(a) for a in sys.argv)
     )
     failed = [f for f in figures if isinstance(f, Figure) and f.ok is False]
+    compared = [f for f in figures if isinstance(f, Figure) and f.name.startswith(("vs_", "baseline."))]
     text = [
         "# minisched benchmark results",
         "",
         "Written by `benchmarks/run.py` (full run); do not edit by hand. Figures are one run on the machine",
-        "below; `ok?` compares with the targets of issue 6 / `ANCHORS.md`. Methods: the docstrings of",
-        "`benchmarks/bench_*.py`.",
+        "below; `ok?` compares with the targets of issues 6 and 15 / `ANCHORS.md`. Methods: the",
+        "docstrings of `benchmarks/bench_*.py`, `benchmarks/baselines.py` and `benchmarks/ratios.py`.",
         "",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; total {total:.0f}s",
         f"- Command: `{command.strip()}`",
         *machine_lines(backends, pg_url),
         f"- Load average (1/5/15 min): {load} (other work on the machine skews timings)",
+        "",
+        "## Ratios, measured side by side in this run",
+        "",
+        "Only these mean something across machines and loads: each compares two things timed in the",
+        "same run (`vs_airflow.*`: Airflow 2.10.5's seconds / minisched's; `vs_baseline.*`: minisched",
+        "against the in-run baselines `baseline.*`).",
+        "",
+        render_table(compared),
         "",
         "## Figures",
         "",
