@@ -13,6 +13,7 @@ thread of a process that runs one try at a time; off the main thread there is no
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -304,12 +305,20 @@ class _Alarm:
 
 def _register_database_password() -> None:
     """A task that prints the settings or a URL must not show the metadata database's password."""
+    password = _database_password(get_settings().db_url)
+    if password:
+        masking.register_secret(password)
+
+
+@functools.lru_cache(maxsize=4)
+def _database_password(db_url: str) -> str | None:
+    """Parsed once per URL: a warm worker runs many tries against the same database."""
     from urllib.parse import unquote, urlsplit
 
     with contextlib.suppress(ValueError):
-        password = urlsplit(get_settings().db_url).password
-        if password:
-            masking.register_secret(unquote(password))
+        password = urlsplit(db_url).password
+        return unquote(password) if password else None
+    return None
 
 
 @contextlib.contextmanager
