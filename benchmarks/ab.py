@@ -7,7 +7,8 @@ Each REV (a git revision, or WORKTREE for the files as they are now) is exported
 into a temporary folder, byte-compiled, and put first on PYTHONPATH, ahead of the installed
 minisched; each gets its own home (initdb by that version). Commands run alternately, REV after REV,
 so that a change of the machine's load hits all of them; each `dags test` runs once untimed first
-(the DAG parsed). Prints the median wall seconds of each, and each REV's speedup over the first.
+(the DAG parsed). Prints the median wall and CPU (user + system) seconds of each, and each REV's
+speedup over the first; on a loaded machine the CPU seconds are the steadier of the two.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,9 +66,12 @@ class Version:
             MINISCHED_LOGS_FOLDER=str(self.home / "logs"),
         )
         self.env = env
+        self.cpu: list[float] = []
         self.run("initdb")
 
     def run(self, *args: str) -> float:
+        """Wall seconds of one command; its CPU seconds (user + system) go to `cpu`."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "minisched", *args],
@@ -76,6 +81,8 @@ class Version:
             check=False,
         )
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if done.returncode != 0:
             raise RuntimeError(f"{self.rev}: minisched {' '.join(args)} failed:\n{done.stderr[-2000:]}")
         return seconds
@@ -111,14 +118,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"load average {load:.2f}; median of {args.repeats}, in turn", file=sys.stderr)
         for command in commands:
             samples: list[list[float]] = [[] for _ in versions]
+            for version in versions:
+                version.cpu.clear()
             for _ in range(args.repeats):
                 for i, version in enumerate(versions):
                     samples[i].append(version.run(*command))
-            medians = [statistics.median(s) for s in samples]
+            walls = [statistics.median(s) for s in samples]
+            cpus = [statistics.median(v.cpu) for v in versions]
             cells = [
-                f"{v.rev} {m:.3f}s ({medians[0] / m:.2f}x)" for v, m in zip(versions, medians, strict=True)
+                f"{v.rev} {w:.3f}s wall ({walls[0] / w:.2f}x), {c:.3f}s CPU ({cpus[0] / c:.2f}x)"
+                for v, w, c in zip(versions, walls, cpus, strict=True)
             ]
-            print(f"{' '.join(command):<24} " + "  ".join(cells))
+            print(f"{' '.join(command):<24} " + "  ".join(cells), flush=True)
     return 0
 
 
