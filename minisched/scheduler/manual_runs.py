@@ -126,6 +126,7 @@ def run_to_completion(
     on_loop: Callable[[], None] | None = None,
     respect_limits: bool = True,
     job_id: int | None = None,
+    dag_cache: DagStructureCache | None = None,
 ) -> int:
     """Drive only these runs with the scheduler's own loop (same decisions, same recording)."""
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
@@ -137,7 +138,7 @@ def run_to_completion(
         job_id=job_id,
         respect_limits=respect_limits,
     )
-    loop = SchedulerLoop(executor, options, on_loop=on_loop)
+    loop = SchedulerLoop(executor, options, on_loop=on_loop, cache=dag_cache)
     return loop.run()
 
 
@@ -155,10 +156,11 @@ def run_dag_test(
     when = logical_date or utcnow()
     run_id = run_id_for(DagRunType.MANUAL, when)
     refresh_dag_folder(dags_folder)  # DAG files are parsed by other processes, outside any transaction
+    dag_cache = DagStructureCache(recheck_interval=1.0)  # the loop decides with the structure read here
 
     def prepare() -> int:
         with create_session() as session:
-            dag = load_dag(dag_id, session=session)
+            dag = load_dag(dag_id, session=session, cache=dag_cache)
             check_params(dag, None)
             # The run belongs to this job while it lives: a scheduler running meanwhile leaves it alone.
             job_id = register_job(session=session, now=utcnow(), job_type=DAG_TEST_JOB_TYPE)
@@ -179,6 +181,7 @@ def run_dag_test(
         job_type=DAG_TEST_JOB_TYPE,
         respect_limits=False,
         job_id=job_id,
+        dag_cache=dag_cache,
     )
     with create_session() as session:
         state = run_states([(dag_id, run_id)], session=session).get((dag_id, run_id), "unknown")
