@@ -15,7 +15,9 @@ of minisched. AIRFLOW_HOME is a temporary folder, examples off, default SQLite m
   hits both.
 
 Each comparison is a figure `vs_airflow.*.speedup` = Airflow's seconds / minisched's seconds, with
-issue 15's target: 5x for 10 tasks, 10x for 100, 25x for 1,000; 15x for `--help`.
+issue 15's target: 5x for 10 tasks, 10x for 100, 25x for 1,000; 15x for `--help`. An Airflow command
+still running after AIRFLOW_BUDGET_S (Airflow's 1,000-task chain on a loaded machine) is stopped: its
+figure is then the budget, and the speedup a lower bound (the note says so).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SHAPES: tuple[Shape, ...] = ("parallel", "chain")
 #: Tasks -> minimum speedup over Airflow's `dags test` (issue 15).
 DAGS_TEST_TARGETS = {10: 5.0, 100: 10.0, 1000: 25.0}
 HELP_TARGET = 15.0
+AIRFLOW_BUDGET_S = 900.0
 
 AIRFLOW_DAG = """\
 from datetime import datetime
@@ -134,9 +137,13 @@ def dags_test_figures(ctx: BenchContext, airflow: Airflow, n: int, shape: Shape)
         ms_test = [*minisched_command(), "dags", "test", dag_id]
         ms_env = home.environ()
         timed(ms_test, ms_env)  # parses the DAG file and records it
-        af_s, ms_s = side_by_side(lambda: timed(af_test, af_env), lambda: timed(ms_test, ms_env), repeats)
+        af_s, ms_s = side_by_side(
+            lambda: timed(af_test, af_env, budget=AIRFLOW_BUDGET_S), lambda: timed(ms_test, ms_env), repeats
+        )
     ctx.log(f"  dags test {dag_id}: airflow {af_s:.2f}s, minisched {ms_s:.2f}s = {af_s / ms_s:.1f}x")
     params = f"N={n}, {shape}, median of {repeats}, in turn"
+    if af_s >= AIRFLOW_BUDGET_S:
+        params += f"; Airflow stopped after {AIRFLOW_BUDGET_S:.0f} s: a lower bound"
     name = f"dags_test.{shape}.{n}"
     return [
         Figure(f"airflow.{name}.wall_s", af_s, "s", params=params),
@@ -178,9 +185,15 @@ def side_by_side(
     return statistics.median(af), statistics.median(ms)
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str], budget: float | None = None) -> float:
+    """Wall seconds of `command`; with a budget, a command still running then is stopped and the
+    budget returned."""
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=budget)
+    except subprocess.TimeoutExpired:
+        assert budget is not None
+        return budget
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-2000:]}")
