@@ -113,7 +113,7 @@ def _run_benchmarks(*args: str, extra_env: dict[str, str] | None = None) -> subp
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,  # the quick run takes well under a minute; this only stops a hang
+        timeout=1800,  # well under a minute on a quiet machine, minutes on a loaded one: only stops a hang
         check=False,
     )
 
