@@ -73,14 +73,10 @@ def write_try_record(log_path: str | os.PathLike[str], record: dict[str, Any]) -
     The worker writes it when the task's code is about to run and again when the try ended, so that
     recovery learns what happened to a try whose scheduler died before recording it.
     """
-    # Plain strings, not Path objects: this runs twice per try, and `dags test` runs many in a row.
-    path = os.fspath(record_path_for(log_path))
-    folder, name = os.path.split(path)
-    if not os.path.isdir(folder):
-        _make_private_dirs(Path(folder))
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(descriptor, "w", encoding="utf-8") as out:
+    path = record_path_for(log_path)
+    _make_private_dirs(path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         out.write(json.dumps(record))
     os.replace(temporary, path)
 

@@ -396,14 +396,10 @@ def _redirected_logging(log: TextIO) -> Iterator[None]:
     saved_handlers, saved_level = root.handlers[:], root.level
     _handler.setStream(log)
     root.handlers = [_handler]
-    level = saved_level if 0 < saved_level < logging.INFO else logging.INFO
-    # setLevel clears the cache of every logger (SQLAlchemy has many): only when the level changes.
-    if level != saved_level:
-        root.setLevel(level)
+    root.setLevel(saved_level if 0 < saved_level < logging.INFO else logging.INFO)
     try:
         yield
     finally:
         root.handlers = saved_handlers
-        if root.level != saved_level:
-            root.setLevel(saved_level)
+        root.setLevel(saved_level)
         _handler.setStream(sys.__stderr__ or sys.stderr)
