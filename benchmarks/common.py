@@ -47,6 +47,7 @@ class Figure:
     params: str = ""  # what was measured, e.g. "N=1000, parallelism=2"
     backend: str = ""
     note: str = ""
+    ratio: str = ""  # the same figure as a ratio to an in-run baseline (benchmarks.ratios)
 
     def formatted_value(self) -> str:
         if self.value is None:

@@ -11,11 +11,14 @@ Missing a target never changes the exit code; a benchmark that raises does (exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
 import shlex
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from benchmarks.common import Figure
 
 if __package__ in (None, ""):  # `python benchmarks/run.py`: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,20 +74,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--with-airflow", action="store_true", help="also time Airflow 2.10.5 (~300 MB venv)")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (printed)")
+    parser.add_argument("--figures-json", type=Path, help=argparse.SUPPRESS)  # for the Airflow side process
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import importlib
 
+    from benchmarks import ratios
+    from benchmarks.baselines import Baselines
     from benchmarks.common import Backend, BenchContext, Figure, start_postgres
 
     args = parse_args(argv)
     backends: list[Backend] = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     only = set(args.only.split(",")) - {""}
     selected = [b for b in BENCHMARKS if not only or b.name in only]
+    airflow_beside = None
     if args.with_airflow or AIRFLOW.name in only:
-        selected.append(AIRFLOW)
+        if selected:
+            # Airflow takes many minutes (its 1,000-task chain most of them), so it runs in a process of
+            # its own beside the others; its speedups are taken in turn within it, under the same load.
+            airflow_beside = _start_airflow_beside(args, backends[0])
+        else:
+            selected.append(AIRFLOW)
     pg_url = None
     if "postgresql" in backends:
         pg_url = os.environ.get("MINISCHED_BENCH_PG_URL") or start_postgres()
@@ -89,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures: list[Figure] = []
     failures: list[str] = []
     started = time.perf_counter()
+    _byte_compile()
+    baselines = Baselines()
+    baselines.sample(quick=args.quick)
     try:
         for index, backend in enumerate(backends):
             for bench in selected:
@@ -122,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    if airflow_beside is not None:
+        figures += _finish_airflow_beside(*airflow_beside, failures)
+    baselines.sample(quick=args.quick)  # again at the end: the load may have changed meanwhile
+    figures = ratios.baseline_figures(baselines) + figures + ratios.target_figures(figures, baselines)
+    ratios.annotate(figures, baselines)
     total = time.perf_counter() - started
     table = render_table(figures)
     print(table)
@@ -130,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(": " + ", ".join(f"{f.name} [{f.backend}]" for f in failed_targets) if failed_targets else "")
     for failure in failures:
         print(f"ERROR {failure}", file=sys.stderr)
+    if args.figures_json is not None:
+        args.figures_json.write_text(json.dumps([dataclasses.asdict(f) for f in figures]))
     if not (args.quick or args.only or args.no_write):
         load = f"{load_before} before, {_loadavg()} after"
         write_results(figures, table=table, backends=backends, pg_url=pg_url, total=total, load=load)
@@ -137,11 +163,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def _start_airflow_beside(args: argparse.Namespace, backend: str) -> tuple[subprocess.Popen[bytes], Path]:
+    output = Path(tempfile.mkstemp(prefix="minisched-bench-airflow-", suffix=".json")[1])
+    command = [sys.executable, "-m", "benchmarks", "--only", AIRFLOW.name, "--backend", backend]
+    command += ["--no-write", "--figures-json", str(output), *(["--quick"] if args.quick else [])]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL), output
+
+
+def _finish_airflow_beside(
+    process: subprocess.Popen[bytes], output: Path, failures: list[str]
+) -> list[Figure]:
+    from benchmarks.common import Figure
+
+    try:
+        if process.wait() != 0:
+            failures.append(f"{AIRFLOW.name}: its process exited {process.returncode} (see above)")
+        text = output.read_text()
+        figures = [Figure(**fields) for fields in json.loads(text)] if text else []
+    finally:
+        output.unlink(missing_ok=True)
+    # This run's baselines, not the side process's, are the ones its figures are compared with.
+    kept = [f for f in figures if not f.name.startswith(("baseline.", "vs_baseline."))]
+    return [dataclasses.replace(f, ratio="") for f in kept]
+
+
+def _byte_compile() -> None:
+    """Compile minisched's modules as installing it would: with PYTHONDONTWRITEBYTECODE set (or a
+    fresh checkout), every command would otherwise compile them again, which Airflow's venv never does."""
+    import compileall
+
+    import minisched
+
+    compileall.compile_dir(str(Path(minisched.__file__).parent), quiet=1)
+
+
 def render_table(figures: Sequence[object]) -> str:
     from benchmarks.common import Figure
 
     rows: list[tuple[str, ...]] = [
-        ("backend", "figure", "value", "unit", "target", "ok?", "measured", "note")
+        ("backend", "figure", "value", "unit", "target", "ok?", "measured", "note", "vs in-run baseline")
     ]
     for figure in figures:
         assert isinstance(figure, Figure)
@@ -155,6 +215,7 @@ def render_table(figures: Sequence[object]) -> str:
                 figure.verdict(),
                 figure.params,
                 figure.note,
+                figure.ratio,
             )
         )
     rows = [tuple(cell.replace("|", "/") for cell in row) for row in rows]
@@ -216,17 +277,26 @@ def write_results(
         else "python " + " ".join(shlex.quote(a) for a in sys.argv)
     )
     failed = [f for f in figures if isinstance(f, Figure) and f.ok is False]
+    compared = [f for f in figures if isinstance(f, Figure) and f.name.startswith(("vs_", "baseline."))]
     text = [
         "# minisched benchmark results",
         "",
         "Written by `benchmarks/run.py` (full run); do not edit by hand. Figures are one run on the machine",
-        "below; `ok?` compares with the targets of issue 6 / `ANCHORS.md`. Methods: the docstrings of",
-        "`benchmarks/bench_*.py`.",
+        "below; `ok?` compares with the targets of issues 6 and 15 / `ANCHORS.md`. Methods: the",
+        "docstrings of `benchmarks/bench_*.py`, `benchmarks/baselines.py` and `benchmarks/ratios.py`.",
         "",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; total {total:.0f}s",
         f"- Command: `{command.strip()}`",
         *machine_lines(backends, pg_url),
         f"- Load average (1/5/15 min): {load} (other work on the machine skews timings)",
+        "",
+        "## Ratios, measured side by side in this run",
+        "",
+        "Only these mean something across machines and loads: each compares two things timed in the",
+        "same run (`vs_airflow.*`: Airflow 2.10.5's seconds / minisched's; `vs_baseline.*`: minisched",
+        "against the in-run baselines `baseline.*`).",
+        "",
+        render_table(compared),
         "",
         "## Figures",
         "",

@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +198,8 @@ def _read_file(home: Path) -> dict[str, str]:
     path = home / CONFIG_FILE_NAME
     if not path.is_file():
         return {}
+    import tomllib  # only when there is a file: every command reads the settings
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -17,6 +17,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 FIGURES = [
+    # in-run baselines, and the figures stated as ratios to them (issue 15)
+    "baseline.python_floor",
+    "baseline.pool_round_trip",
+    "baseline.pool_rate",
+    "vs_baseline.scheduler.parallel.large.pool_share",
+    "vs_baseline.latency.chain.hop_round_trips",
+    "vs_baseline.startup.help",
     # 1. throughput
     *(
         f"scheduler.{shape}.{size}.{what}"
@@ -97,15 +104,25 @@ FIGURES = [
 ]
 
 
-def _run_benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
+#: Timing figures and the in-run baseline each must also be given as a ratio to.
+BASELINE_RATIOS = {
+    "scheduler.parallel.large.tasks_per_s": "% of pool rate",
+    "latency.chain.edge_median": "round trips",
+    "dags_test.parallel.small.wall_s": "x python -c pass",
+    "startup.help": "x python -c pass",
+}
+
+
+def _run_benchmarks(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINISCHED_")}
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,  # the quick run takes well under a minute; this only stops a hang
+        timeout=1800,  # well under a minute on a quiet machine, minutes on a loaded one: only stops a hang
         check=False,
     )
 
@@ -130,6 +147,8 @@ def test_quick_benchmarks_run_and_print_every_figure() -> None:
     assert not missing, f"figures missing from the table: {missing}\n{done.stdout[-3000:]}"
     unmeasured = [name for name in FIGURES if rows[name][2] == "n/a"]
     assert not unmeasured, f"figures without a value: {unmeasured}"
+    for name, baseline in BASELINE_RATIOS.items():
+        assert baseline in rows[name][8], f"{name} is not given as a ratio to {baseline!r}: {rows[name]}"
     after = results_md.stat().st_mtime_ns if results_md.exists() else None
     assert before == after, "--quick must not rewrite benchmarks/RESULTS.md"
 
@@ -148,3 +167,25 @@ def test_sql_statements_per_scheduler_loop_do_not_grow_with_ready_tasks_or_runs(
         assert float(rows[f"sql_per_loop.{mode}.values_extra"][2]) <= 1, rows[
             f"sql_per_loop.{mode}.values_extra"
         ]
+
+
+@pytest.mark.slow
+def test_airflow_side_by_side_reports_speedups_against_the_airflow_command(tmp_path: Path) -> None:
+    """The side-by-side plumbing, with a stand-in `airflow` that does nothing (no Airflow install)."""
+    airflow = tmp_path / "venv" / "bin" / "airflow"
+    airflow.parent.mkdir(parents=True)
+    airflow.write_text("#!/bin/sh\nexit 0\n")
+    airflow.chmod(0o755)
+    done = _run_benchmarks(
+        "--only", "airflow", extra_env={"MINISCHED_BENCH_AIRFLOW_VENV": str(airflow.parent.parent)}
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    rows = _table_rows(done.stdout)
+    for name in (
+        "vs_airflow.help.speedup",
+        "vs_airflow.dags_test.parallel.10.speedup",
+        "vs_airflow.dags_test.chain.10.speedup",
+    ):
+        assert name in rows, f"{name} missing:\n{done.stdout[-3000:]}"
+        assert float(rows[name][2]) > 0, rows[name]
+        assert rows[name][4] in (">= 5", ">= 15"), rows[name]

@@ -11,8 +11,9 @@ environment. Jinja2 is imported only when something is rendered.
 from __future__ import annotations
 
 import copy
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -96,8 +97,11 @@ def template_environment(dag: DAG | None) -> jinja2.Environment:
 
 def rendered_copy(task: _Op, context: Mapping[str, Any]) -> _Op:
     """A shallow copy of ``task`` with its template fields rendered; the original is left as written,
-    so a warm worker that runs the task again renders the templates again."""
-    env = template_environment(task.dag)
+    so a warm worker that runs the task again renders the templates again.
+
+    The Jinja environment is built (and jinja2 imported) only once a field holds a string: most
+    tries (a PythonOperator without templated arguments) render nothing and should not pay for it."""
+    env = functools.cache(lambda: template_environment(task.dag))
     rendered = copy.copy(task)
     for name in task.template_fields:
         value = getattr(task, name)
@@ -112,14 +116,19 @@ def rendered_copy(task: _Op, context: Mapping[str, Any]) -> _Op:
 
 
 def render_value(
-    value: Any, context: Mapping[str, Any], env: jinja2.Environment, template_ext: tuple[str, ...] = ()
+    value: Any,
+    context: Mapping[str, Any],
+    env: Callable[[], jinja2.Environment],
+    template_ext: tuple[str, ...] = (),
 ) -> Any:
-    """``value`` with every template in it rendered (see the module docstring)."""
+    """``value`` with every template in it rendered (see the module docstring); ``env()`` gives the
+    environment they render in."""
     if isinstance(value, DagParam):
         return value.resolve(context)
     if isinstance(value, str):
-        template = env.get_template(value) if template_ext and value.endswith(template_ext) else None
-        return resolved((template or env.from_string(value)).render(context))
+        if template_ext and value.endswith(template_ext):
+            return resolved(env().get_template(value).render(context))
+        return resolved(env().from_string(value).render(context))
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [render_value(item, context, env, template_ext) for item in value]
         return type(value)(items) if not isinstance(value, list) else items

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import click
 
 from minisched.cli.audit import audit_cli
@@ -37,6 +35,8 @@ def worker(queues: str | None, concurrency: int, name: str | None) -> None:
 
     Needs the same DAG files (at the same path) and the same metadata database as the scheduler.
     """
+    import socket
+
     from minisched.cli.logging_setup import configure_logging
     from minisched.db.migrate import is_at_head
     from minisched.exceptions import MinischedError

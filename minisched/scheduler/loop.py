@@ -164,12 +164,17 @@ class SchedulerLoop:
     hand the queued tries to the executor."""
 
     def __init__(
-        self, executor: BaseExecutor, options: SchedulerOptions, on_loop: Callable[[], None] | None = None
+        self,
+        executor: BaseExecutor,
+        options: SchedulerOptions,
+        on_loop: Callable[[], None] | None = None,
+        cache: DagStructureCache | None = None,
     ) -> None:
         self.executor = executor
         self.on_loop = on_loop
         self.options = options
-        self.cache = DagStructureCache(recheck_interval=1.0)
+        #: Given by a caller that already loaded the DAGs (`dags test`), so they are not read twice.
+        self.cache = cache or DagStructureCache(recheck_interval=1.0)
         self.job_id: int | None = None
         self.loops = 0
         self.state = _LoopState()

@@ -133,6 +133,7 @@ def run_to_completion(
     respect_limits: bool = True,
     job_id: int | None = None,
     launch_dag_callbacks: bool = True,
+    dag_cache: DagStructureCache | None = None,
 ) -> int:
     """Drive only these runs with the scheduler's own loop (same decisions, same recording)."""
     from minisched.scheduler.loop import SchedulerLoop, SchedulerOptions
@@ -145,7 +146,7 @@ def run_to_completion(
         respect_limits=respect_limits,
         launch_dag_callbacks=launch_dag_callbacks,
     )
-    loop = SchedulerLoop(executor, options, on_loop=on_loop)
+    loop = SchedulerLoop(executor, options, on_loop=on_loop, cache=dag_cache)
     return loop.run()
 
 
@@ -164,10 +165,11 @@ def run_dag_test(
     when = logical_date or utcnow()
     run_id = run_id_for(DagRunType.MANUAL, when)
     refresh_dag_folder(dags_folder)  # DAG files are parsed by other processes, outside any transaction
+    dag_cache = DagStructureCache(recheck_interval=1.0)  # the loop decides with the structure read here
 
     def prepare() -> int:
         with create_session() as session:
-            dag = load_dag(dag_id, session=session)
+            dag = load_dag(dag_id, session=session, cache=dag_cache)
             check_params(dag, None)
             # The run belongs to this job while it lives: a scheduler running meanwhile leaves it alone.
             job_id = register_job(session=session, now=utcnow(), job_type=DAG_TEST_JOB_TYPE)
@@ -189,6 +191,7 @@ def run_dag_test(
         respect_limits=False,
         job_id=job_id,
         launch_dag_callbacks=False,
+        dag_cache=dag_cache,
     )
     # As `airflow dags test`: the DAG's callback runs here, once the run's end is committed.
     run_requests(only_run=(dag_id, run_id))
