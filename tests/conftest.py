@@ -240,3 +240,13 @@ def bare_env(empty_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         yield _make_env(empty_db, tmp_path, monkeypatch)
     finally:
         _teardown_env()
+
+
+@pytest.fixture(autouse=True)
+def _no_lease_left_behind() -> Iterator[None]:
+    """Tests that drive scheduler iterations by hand renew this process's lease and never end a loop;
+    a later in-process executor test would then see it run out and fence its tries."""
+    yield
+    from minisched.scheduler.executors import lease
+
+    lease.release()

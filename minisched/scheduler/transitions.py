@@ -297,7 +297,8 @@ def start_taking_over(
 ) -> bool:
     """`start` for one try, made by the process that runs it (a Celery worker): queued -> running under
     `job_id` (the job that claimed it), and from then on owned by `owner_job_id`, in one statement.
-    False, with nothing written, when the row was not that queued try."""
+    False, with nothing written, when the row was not that queued try. A retry drops its earlier tries'
+    XCom values in the same transaction, as `start` does."""
     params = {
         "b_id": started.ti_id,
         "b_try": started.try_number,
@@ -309,6 +310,9 @@ def start_taking_over(
     }
     if session.execute(sql.START_TAKING_OVER, params).first() is None:
         return False
+    if started.try_number > 1:
+        tries = [(started.ti_id, started.try_number)]
+        session.execute(sql.CLEAR_XCOM_OF_STARTED, {"tries": tries, "b_job": owner_job_id})
     record_events([ti_event(S.RUNNING, started, started.try_number, started.start_date)], session=session)
     return True
 

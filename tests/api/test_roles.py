@@ -8,6 +8,18 @@ from tests.api.conftest import Api, write_dag
 
 ROLES = ("viewer", "op", "admin")
 RUN = "/dags/demo/dagRuns/manual__2024-03-01T00:00:00+00:00"
+MAPPED_RUN = "/dags/mapped_demo/dagRuns/manual__2024-03-01T00:00:00+00:00"
+MAPPED_DAG = """
+from datetime import datetime, timezone
+from minisched import DAG, task
+
+with DAG("mapped_demo", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)):
+    @task
+    def double(x):
+        return 2 * x
+
+    double.expand(x=[1, 2])
+"""
 # (method, path, json body, least role that may call it)
 ENDPOINTS = [
     ("GET", "/dags", None, "viewer"),
@@ -35,6 +47,7 @@ ENDPOINTS = [
     ("PATCH", "/pools/default_pool", {"slots": 128}, "op"),
     ("DELETE", "/pools/p_gone", None, "op"),
     ("GET", RUN + "/taskInstances/extract/xcomEntries", None, "viewer"),
+    ("GET", MAPPED_RUN + "/taskInstances/double/1", None, "viewer"),
     ("GET", RUN + "/taskInstances/extract/xcomEntries/return_value", None, "viewer"),
     ("GET", "/connections", None, "admin"),
     ("POST", "/connections", {"connection_id": "c_new", "conn_type": "http"}, "admin"),
@@ -56,6 +69,9 @@ def demo(api: Api) -> Api:
     api.env.write_dag("broken.py", "def broken(:\n")
     write_dag(api.env)
     assert api.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
+    api.env.write_dag("mapped_demo.py", MAPPED_DAG)
+    mapped = api.env.run_cli("dags", "test", "mapped_demo", "2024-03-01")
+    assert mapped.exit_code == 0, mapped.output
     admin = api.headers("admin")
     api.client.post("/api/v1/pools", json={"name": "p_gone", "slots": 1}, headers=admin)
     for key in ("v_gone", "v_keep"):
@@ -81,13 +97,18 @@ def test_the_matrix_covers_every_operation_of_the_spec(api: Api) -> None:
 def _template(path: str, spec: dict[str, object]) -> str:
     """The spec's path that a concrete path of the matrix is an instance of."""
     parts = path.split("/")
+    matches = []
     for candidate in spec["paths"]:  # type: ignore[attr-defined]
         template = candidate.removeprefix("/api/v1").split("/")
         if len(template) == len(parts) and all(
             t == p or (t.startswith("{") and t.endswith("}")) for t, p in zip(template, parts, strict=True)
         ):
-            return "/".join(template)
-    return path
+            matches.append(template)
+    if not matches:
+        return path
+    # `.../{task_id}/xcomEntries` over `.../{task_id}/{map_index}`: the most literal segments win.
+    best = max(matches, key=lambda template: sum(not t.startswith("{") for t in template))
+    return "/".join(best)
 
 
 @pytest.mark.parametrize(

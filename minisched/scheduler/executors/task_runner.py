@@ -153,10 +153,10 @@ def _record(result: TryResult) -> dict[str, Any]:
 def _run_logged(
     request: TryRequest, dag_cache: DagFileCache | None, log: TextIO, started: float, progress: _Progress
 ) -> _Ending:
+    instance = f" map_index={request.map_index}" if request.map_index >= 0 else ""
     log.write(
         stamped(
-            f"Running dag_id={request.dag_id} task_id={request.task_id} map_index={request.map_index} "
-            f"run_id={request.run_id} "
+            f"Running dag_id={request.dag_id} task_id={request.task_id}{instance} run_id={request.run_id} "
             f"try_number={request.try_number} pid={os.getpid()} host={hostname()} file={request.fileloc}"
         )
     )
