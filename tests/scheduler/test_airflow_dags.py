@@ -142,9 +142,13 @@ def test_the_scheduler_runs_each_ported_airflow_dag_as_dags_test_does(
     [run] = [run for run in runs if run.run_id == trigger.output.strip().splitlines()[-1]]
     assert run.state == expected.run_state
     tis = task_instances(expected.dag_id, run.run_id)
-    assert {ti.task_id: (ti.state, ti.try_number) for ti in tis} == expected.states
-    for task_id, text in expected.logs.items():
-        log = env.run_cli("tasks", "logs", expected.dag_id, run.run_id, task_id)
+    # Named as `dags test` prints them: a mapped task's instances as `task[map_index]`.
+    named = {f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: ti for ti in tis}
+    assert {shown: (ti.state, ti.try_number) for shown, ti in named.items()} == expected.states
+    for shown, text in expected.logs.items():
+        task_id, _, index = shown.rstrip("]").partition("[")
+        instance = ("--map-index", index) if index else ()
+        log = env.run_cli("tasks", "logs", expected.dag_id, run.run_id, task_id, *instance)
         assert text in log.stdout, log.stdout
 
 
