@@ -291,6 +291,7 @@ def run_worker(
     finally:
         context.close()
         beat.stop()
+        lease.release()  # as the scheduler loop does: no lease outlives the worker that held it
         run_with_retries(lambda: _end(job_id, state))
     return 0 if state == JobState.SUCCESS else 1
 
@@ -353,4 +354,5 @@ class _Heartbeat:
         tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
         with create_session() as session:
             jobs.heartbeat(self.job_id, session=session, now=utcnow())
-        lease.renew(tick + self.lease_seconds)
+        if not self._stopped.is_set():  # a beat that ends after `stop` must not renew a released lease
+            lease.renew(tick + self.lease_seconds)
