@@ -14,9 +14,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner, Result
+
+if TYPE_CHECKING:
+    from tests.scheduler.helpers import Procs
 
 PG_ENV = "MINISCHED_TEST_PG_URL"
 BACKENDS = ["sqlite", "postgresql"]
@@ -250,3 +254,17 @@ def _no_lease_left_behind() -> Iterator[None]:
     from minisched.scheduler.executors import lease
 
     lease.release()
+
+
+@pytest.fixture
+def procs(env: Env, tmp_path: Path) -> Iterator[Procs]:
+    """Starts minisched processes for the test; whatever is still running at the end is SIGKILLed."""
+    from tests.scheduler.helpers import Procs
+
+    folder = tmp_path / "procs"
+    folder.mkdir()
+    manager = Procs(env, folder)
+    try:
+        yield manager
+    finally:
+        manager.kill_all()

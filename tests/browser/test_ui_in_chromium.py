@@ -52,17 +52,6 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def procs(env: Env, tmp_path: Path) -> Iterator[Procs]:
-    folder = tmp_path / "procs"
-    folder.mkdir()
-    manager = Procs(env, folder)
-    try:
-        yield manager
-    finally:
-        manager.kill_all()
-
-
-@pytest.fixture
 def browser_page(env: Env) -> Iterator[Any]:
     _require_chromium()
     from playwright.sync_api import sync_playwright

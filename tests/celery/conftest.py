@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.celery.helpers import FAST_ENV, require_redis_url, unique
 from tests.conftest import BACKENDS, Env
-from tests.scheduler.helpers import Procs
 
 
 @pytest.fixture(params=BACKENDS)
@@ -34,15 +30,3 @@ def celery_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
         monkeypatch.setenv(key, value)
     settings.configure()
     return env
-
-
-@pytest.fixture
-def procs(env: Env, tmp_path: Path) -> Iterator[Procs]:
-    """Processes of the test; whatever still runs at the end is SIGKILLed."""
-    folder = tmp_path / "procs"
-    folder.mkdir()
-    manager = Procs(env, folder)
-    try:
-        yield manager
-    finally:
-        manager.kill_all()

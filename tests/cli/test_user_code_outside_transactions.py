@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from minisched.dagfiles.loader import REFRESH_LOCK_KEY
@@ -21,17 +19,6 @@ from tests.conftest import Env
 from tests.scheduler.helpers import Procs, task_instances, wait_until
 
 WRITE_TIMEOUT = 10.0
-
-
-@pytest.fixture
-def procs(env: Env, tmp_path: Path) -> Iterator[Procs]:
-    folder = tmp_path / "procs"
-    folder.mkdir()
-    manager = Procs(env, folder)
-    try:
-        yield manager
-    finally:
-        manager.kill_all()
 
 
 def _write_from_another_connection(env: Env) -> None:
