@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from minisched.dagfiles.loader import RefreshReport
 from minisched.dagfiles.refresh import refresh_dag_folder
-from minisched.db.session import create_session, get_engine
+from minisched.db.session import create_session
 from minisched.models import DagModel, ImportError_
+from tests.sql_statements import is_transaction_control, recorded_statements
 
 NOW = datetime(2024, 3, 10, 12, 30, tzinfo=UTC)
 WRITE_VERBS = ("INSERT", "UPDATE", "DELETE")
@@ -86,15 +87,5 @@ class StatementLog:
 @contextmanager
 def count_statements() -> Iterator[StatementLog]:
     """Every SQL statement sent on the configured engine (transaction control excluded)."""
-    log = StatementLog()
-    engine = get_engine()
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")):
-            log.statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield log
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+    with recorded_statements(lambda statement: not is_transaction_control(statement)) as statements:
+        yield StatementLog(statements)

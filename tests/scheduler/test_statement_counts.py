@@ -21,16 +21,15 @@ from __future__ import annotations
 import re
 import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text, update
+from sqlalchemy import text, update
 
 from tests.conftest import Env
 from tests.scheduler.helpers import dag_runs, dag_source, task_instances
+from tests.sql_statements import recorded_statements
 
 ITERATIONS = 5
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
@@ -89,24 +88,6 @@ def _tries_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(task_runner, "run_try", uncounted)
 
 
-@contextmanager
-def _counting() -> Iterator[list[str]]:
-    from minisched.db.session import get_engine
-
-    statements: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if not _IN_TRY[0]:
-            statements.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _statements_per_iteration(env: Env, dag_id: str, runs: int) -> list[list[str]]:
     from minisched.db.session import create_session
     from minisched.inputs import parse_datetime
@@ -130,7 +111,7 @@ def _statements_per_iteration(env: Env, dag_id: str, runs: int) -> list[list[str
         recovery_interval=0.0,
         handle_signals=False,
     )
-    with _counting() as statements:
+    with recorded_statements(lambda _statement: not _IN_TRY[0]) as statements:
         marks: list[int] = []
         loop = SchedulerLoop(InProcessExecutor(), options, on_loop=lambda: marks.append(len(statements)))
         assert loop.run() == ITERATIONS

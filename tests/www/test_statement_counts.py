@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event
-
+from tests.sql_statements import recorded_statements
 from tests.www.conftest import Browser
 
 BIG_TASKS = 40
@@ -46,26 +43,9 @@ def _trigger(dag_id: str, count: int) -> list[str]:
         ]
 
 
-@contextmanager
-def _counting() -> Iterator[list[str]]:
-    from minisched.db.session import get_engine
-
-    statements: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _statements(browser: Browser, path: str) -> int:
     browser.client.get(path)
-    with _counting() as statements:
+    with recorded_statements() as statements:
         response = browser.client.get(path)
     assert response.status_code == 200, response.text
     return len(statements)
