@@ -48,6 +48,7 @@ ENDPOINTS = [
     ("DELETE", "/pools/p_gone", None, "op"),
     ("GET", RUN + "/taskInstances/extract/xcomEntries", None, "viewer"),
     ("GET", MAPPED_RUN + "/taskInstances/double/1", None, "viewer"),
+    ("PATCH", MAPPED_RUN + "/taskInstances/double/1", {"new_state": "success", "dry_run": True}, "op"),
     ("GET", RUN + "/taskInstances/extract/xcomEntries/return_value", None, "viewer"),
     ("GET", "/connections", None, "admin"),
     ("POST", "/connections", {"connection_id": "c_new", "conn_type": "http"}, "admin"),
