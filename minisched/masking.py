@@ -51,10 +51,53 @@ def register_secret(value: str | None) -> None:
 
 
 def register_sensitive(values: Mapping[str, Any], extra_words: Iterable[str] = ()) -> None:
-    """Register the string values of `values` whose key looks sensitive (e.g. a connection's extra)."""
+    """Register the values of `values` whose key looks sensitive (e.g. a connection's extra), at any
+    depth: every string under a sensitive key, as Airflow's secrets masker does."""
+    words = tuple(extra_words)
     for key, value in values.items():
-        if isinstance(value, str) and is_sensitive_key(key, extra_words):
-            register_secret(value)
+        if is_sensitive_key(str(key), words):
+            for text in _strings(value):
+                register_secret(text)
+        elif isinstance(value, Mapping | list):
+            for inner in _mappings(value):
+                register_sensitive(inner, words)
+
+
+def redact(value: Any, extra_words: Iterable[str] = ()) -> Any:
+    """A copy of a JSON-like `value` where everything under a sensitive key, at any depth, is `***`
+    (empty values stay as they are: they give nothing away and show that nothing is set)."""
+    words = tuple(extra_words)
+    if isinstance(value, Mapping):
+        return {
+            key: MASK
+            if is_sensitive_key(str(key), words) and inner not in (None, "", {}, [])
+            else redact(inner, words)
+            for key, inner in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(inner, words) for inner in value]
+    return value
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for inner in value.values():
+            yield from _strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _strings(inner)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+def _mappings(value: Any) -> Iterable[Mapping[str, Any]]:
+    if isinstance(value, Mapping):
+        yield value
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _mappings(inner)
 
 
 def is_sensitive_key(key: str, extra_words: Iterable[str] = ()) -> bool:

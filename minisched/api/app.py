@@ -30,7 +30,8 @@ def create_app(tokens: TokenVerifier | None = None, *, with_ui: bool = True) -> 
         version=version("minisched"),
         description="Airflow 2.10-shaped REST API of minisched. Send `Authorization: Bearer <token>`.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/ui",
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN: none is served.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.tokens = tokens if tokens is not None else _table_tokens()

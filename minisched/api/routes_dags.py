@@ -12,7 +12,7 @@ from minisched.api.deps import Op, PageDep, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
 from minisched.db.session import create_read_session
 from minisched.service import dags
-from minisched.service.errors import NotFound
+from minisched.service.errors import InvalidInput, NotFound
 from minisched.service.paging import Page
 
 router = APIRouter(tags=["DAG"], responses=ERROR_RESPONSES)
@@ -51,16 +51,35 @@ def patch_dag(dag_id: str, body: schemas.DAGPatch, session: SessionDep, actor: O
     return convert.dag(dags.set_paused(dag_id, body.is_paused, actor=actor, session=session))
 
 
+#: What `GET /dags/{dag_id}/tasks` may order by: the task's fields that have one comparable value.
+TASK_ORDER = (
+    "task_id",
+    "task_display_name",
+    "owner",
+    "trigger_rule",
+    "depends_on_past",
+    "is_mapped",
+    "retries",
+    "pool",
+    "pool_slots",
+    "retry_exponential_backoff",
+    "priority_weight",
+    "weight_rule",
+)
+
+
 @router.get("/dags/{dag_id}/tasks", response_model=schemas.TaskCollection)
-def get_tasks(
-    dag_id: str,
-    session: SessionDep,
-    _actor: Viewer,
-    order_by: Annotated[str, Query(description="task_id, or -task_id")] = "task_id",
-) -> schemas.TaskCollection:
+def get_tasks(dag_id: str, session: SessionDep, page: PageDep, _actor: Viewer) -> schemas.TaskCollection:
+    """The DAG's tasks, ordered (`task_id` by default; ties by task_id) and paged like every list."""
+    key = page.order_by or "task_id"
+    name = key.removeprefix("-")
+    if name not in TASK_ORDER:
+        raise InvalidInput(f"cannot order by {name!r}; use one of {', '.join(sorted(TASK_ORDER))}")
     structure = dags.get_structure(dag_id, session=session)
-    tasks = sorted(structure.tasks.values(), key=lambda t: t.task_id, reverse=order_by.startswith("-"))
-    return schemas.TaskCollection(tasks=[convert.task(t) for t in tasks], total_entries=len(tasks))
+    tasks = sorted((convert.task(t) for t in structure.tasks.values()), key=lambda t: t.task_id)
+    tasks.sort(key=lambda t: getattr(t, name), reverse=key.startswith("-"))
+    shown = tasks[page.offset : page.offset + page.limit]
+    return schemas.TaskCollection(tasks=shown, total_entries=len(tasks))
 
 
 @router.get("/dags/{dag_id}/tasks/{task_id}", response_model=schemas.Task)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from minisched.api import schemas
 from minisched.api.deps import Admin, PageDep, SessionDep
@@ -61,14 +61,40 @@ def post_connection(body: schemas.ConnectionIn, session: SessionDep, actor: Admi
 
 @router.patch("/connections/{connection_id}", response_model=schemas.ConnectionOut, tags=["Connection"])
 def patch_connection(
-    connection_id: str, body: schemas.ConnectionIn, session: SessionDep, actor: Admin
+    connection_id: str,
+    body: schemas.ConnectionPatch,
+    session: SessionDep,
+    actor: Admin,
+    update_mask: Annotated[
+        list[str] | None,
+        Query(description="Change only these fields of the body (repeat it, or separate them with commas)."),
+    ] = None,
 ) -> schemas.ConnectionOut:
-    """Replace the connection's fields (Airflow's PATCH without update_mask does the same)."""
-    if body.connection_id != connection_id:
-        raise InvalidInput(f"the body names connection {body.connection_id!r}, the path {connection_id!r}")
-    return _connection(
-        secrets.save_connection(_fields(body), actor=actor, session=session, must_be_new=False)
-    )
+    """Change the fields the body gives, or only those `update_mask` names; the others (the password
+    among them) keep their stored values, as Airflow's PATCH does."""
+    given = body.model_dump(exclude_unset=True)
+    named = given.pop("connection_id", connection_id)
+    if named != connection_id:
+        raise InvalidInput(
+            f"the body names connection {named!r}, the path {connection_id!r}: the connection_id cannot be "
+            "changed (POST a new connection and DELETE this one)"
+        )
+    changes = {("schema" if field == "schema_" else field): value for field, value in given.items()}
+    if update_mask is not None:
+        changes = _masked(changes, update_mask)
+    return _connection(secrets.update_connection(connection_id, changes, actor=actor, session=session))
+
+
+def _masked(changes: dict[str, Any], update_mask: list[str]) -> dict[str, Any]:
+    """The changes that `update_mask` names; a name that is not a field given in the body is an error."""
+    names = [name.strip() for item in update_mask for name in item.split(",") if name.strip()]
+    for name in names:
+        if name not in changes:
+            raise InvalidInput(
+                f"update_mask names {name!r}, which is unknown or not in the body; name fields the body "
+                f"gives: {', '.join(sorted(changes)) or '(none)'}"
+            )
+    return {name: changes[name] for name in names}
 
 
 @router.delete("/connections/{connection_id}", status_code=204, response_class=Response, tags=["Connection"])

@@ -77,6 +77,33 @@ def patch_task_instance(
     )
 
 
+@router.patch(RUN + "/taskInstances/{task_id}/{map_index:int}", response_model=schemas.TaskInstanceReference)
+def patch_mapped_task_instance(
+    *,
+    dag_id: str,
+    dag_run_id: str,
+    task_id: str,
+    map_index: MapIndex,
+    body: schemas.UpdateTaskInstance,
+    session: SessionDep,
+    actor: Op,
+) -> schemas.TaskInstanceReference:
+    """Mark one instance of a mapped task success or failed (Airflow's patchMappedTaskInstance)."""
+    ((ti, when),) = task_instances.set_state(
+        dag_id,
+        dag_run_id,
+        [task_id],
+        body.new_state,
+        actor=actor,
+        session=session,
+        dry_run=body.dry_run,
+        map_index=map_index,
+    )
+    return schemas.TaskInstanceReference(
+        task_id=ti.task_id, dag_id=dag_id, dag_run_id=dag_run_id, execution_date=when
+    )
+
+
 @router.post("/dags/{dag_id}/clearTaskInstances", response_model=schemas.TaskInstanceReferenceCollection)
 def clear_task_instances(
     dag_id: str, body: schemas.ClearTaskInstances, session: SessionDep, actor: Op
@@ -138,11 +165,22 @@ def _chunks(path: Path) -> Iterator[bytes]:
     RUN + "/taskInstances/{task_id}/xcomEntries", response_model=schemas.XComCollection, tags=["XCom"]
 )
 def get_xcom_entries(
-    dag_id: str, dag_run_id: str, task_id: str, session: SessionDep, page: PageDep, _actor: Viewer
+    *,
+    dag_id: str,
+    dag_run_id: str,
+    task_id: str,
+    session: SessionDep,
+    page: PageDep,
+    _actor: Viewer,
+    map_index: Annotated[
+        int | None, Query(ge=-1, le=2**31 - 1, description="Only this instance of a mapped task.")
+    ] = None,
 ) -> schemas.XComCollection:
     from minisched.service import xcom
 
-    rows, total = xcom.list_entries(dag_id, dag_run_id, task_id, session=session, page=page)
+    rows, total = xcom.list_entries(
+        dag_id, dag_run_id, task_id, session=session, page=page, map_index=map_index
+    )
     return schemas.XComCollection(
         xcom_entries=[_xcom(row, with_value=False) for row in rows], total_entries=total
     )
@@ -152,11 +190,19 @@ def get_xcom_entries(
     RUN + "/taskInstances/{task_id}/xcomEntries/{xcom_key}", response_model=schemas.XComEntry, tags=["XCom"]
 )
 def get_xcom_entry(
-    dag_id: str, dag_run_id: str, task_id: str, xcom_key: str, session: SessionDep, _actor: Viewer
+    *,
+    dag_id: str,
+    dag_run_id: str,
+    task_id: str,
+    xcom_key: str,
+    session: SessionDep,
+    _actor: Viewer,
+    map_index: Annotated[int, Query(ge=-1, le=2**31 - 1, description="The instance of a mapped task.")] = -1,
 ) -> schemas.XComEntry:
     from minisched.service import xcom
 
-    return _xcom(xcom.get_entry(dag_id, dag_run_id, task_id, xcom_key, session=session), with_value=True)
+    entry = xcom.get_entry(dag_id, dag_run_id, task_id, xcom_key, session=session, map_index=map_index)
+    return _xcom(entry, with_value=True)
 
 
 def _xcom(row: XCom, *, with_value: bool) -> schemas.XComEntry:

@@ -302,9 +302,11 @@ class ConnectionCollection(BaseModel):
     total_entries: int
 
 
-class ConnectionIn(Strict):
-    connection_id: str = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-]+$")
-    conn_type: str = Field(min_length=1, max_length=500)
+class ConnectionPatch(Strict):
+    """What a PATCH changes: only the fields given (or named by `update_mask`); the rest stay stored."""
+
+    connection_id: str | None = Field(default=None, min_length=1, max_length=250)
+    conn_type: str | None = Field(default=None, min_length=1, max_length=500)
     description: str | None = None
     host: str | None = None
     login: str | None = None
@@ -312,6 +314,13 @@ class ConnectionIn(Strict):
     port: int | None = Field(default=None, ge=0, le=65535)
     password: str | None = None
     extra: str | None = None
+
+
+class ConnectionIn(ConnectionPatch):
+    """A new connection: the fields of a PATCH, with the id and the type required."""
+
+    connection_id: str = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-]+$")
+    conn_type: str = Field(min_length=1, max_length=500)
 
 
 class VariableOut(BaseModel):

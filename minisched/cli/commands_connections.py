@@ -163,7 +163,7 @@ def _from_options(conn_id: str, options: dict[str, Any]) -> Connection:
 
 def _shown(fields: dict[str, Any], show_secrets: bool) -> dict[str, Any]:
     """The row to print: extra as an object; unless asked, the password and secret extras as ***."""
-    from minisched.masking import MASK, is_sensitive_key
+    from minisched.masking import MASK, redact
 
     shown = dict(fields)
     extra = _extra(shown.get("extra"))
@@ -174,7 +174,7 @@ def _shown(fields: dict[str, Any], show_secrets: bool) -> dict[str, Any]:
     if shown.get("password") is not None:
         shown["password"] = MASK
     if extra is not None:
-        shown["extra"] = {k: MASK if is_sensitive_key(k) else v for k, v in extra.items()}
+        shown["extra"] = redact(extra)
     return shown
 
 

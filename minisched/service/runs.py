@@ -181,7 +181,12 @@ def set_run_state(dag_id: str, run_id: str, state: str, *, actor: Actor, session
 
 
 def refuse_in_flight(
-    dag_id: str, run_ids: Sequence[str], task_ids: Sequence[str] | None, *, session: Session
+    dag_id: str,
+    run_ids: Sequence[str],
+    task_ids: Sequence[str] | None,
+    *,
+    session: Session,
+    map_index: int | None = None,
 ) -> None:
     query = select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
         and_(
@@ -192,6 +197,8 @@ def refuse_in_flight(
     )
     if task_ids is not None:
         query = query.where(TaskInstance.task_id.in_(list(task_ids)))
+    if map_index is not None:
+        query = query.where(TaskInstance.map_index == map_index)
     busy = session.execute(query.limit(1)).first()
     if busy is not None:
         raise Conflict(

@@ -30,7 +30,7 @@ def shown_connection(row: Connection) -> dict[str, Any]:
     """The fields as the API shows them: the password is never decrypted, secret-looking keys of
     `extra` are masked."""
     from minisched.db.fernet import decrypt
-    from minisched.masking import is_sensitive_key
+    from minisched.masking import redact
 
     shown: dict[str, Any] = {
         field: getattr(row, field)
@@ -44,8 +44,7 @@ def shown_connection(row: Connection) -> dict[str, Any]:
         except ValueError:
             data = None
         if isinstance(data, dict):
-            masked = {k: MASK if is_sensitive_key(k) and v not in (None, "") else v for k, v in data.items()}
-            shown["extra"] = json.dumps(masked, sort_keys=True)
+            shown["extra"] = json.dumps(redact(data), sort_keys=True)
         else:
             shown["extra"] = MASK
     return shown
@@ -91,6 +90,43 @@ def save_connection(
         extra={"conn_id": conn_id, "conn_type": fields.get("conn_type")},
     )
     return connection_fields(conn_id, session=session)
+
+
+def update_connection(
+    conn_id: str, changes: Mapping[str, Any], *, actor: Actor, session: Session
+) -> dict[str, Any]:
+    """Change only the fields in `changes`; the others, the password among them, stay as stored. An
+    extra sent back as the API showed it keeps the stored values where it says `***`."""
+    from minisched.db.connections import get_connection
+
+    connection_fields(conn_id, session=session)
+    stored = get_connection(conn_id, session=session)
+    merged = {**stored, **changes}
+    if changes.get("extra") and stored.get("extra"):
+        merged["extra"] = _unmasked_extra(str(changes["extra"]), str(stored["extra"]))
+    return save_connection(merged, actor=actor, session=session, must_be_new=False)
+
+
+def _unmasked_extra(new: str, stored: str) -> str:
+    try:
+        new_data, stored_data = json.loads(new), json.loads(stored)
+    except ValueError:
+        return new
+    if not isinstance(new_data, dict) or not isinstance(stored_data, dict):
+        return new
+    return json.dumps(_keep_masked(new_data, stored_data))
+
+
+def _keep_masked(new: Any, stored: Any) -> Any:
+    """`new` where each `***` at a place `stored` has a value takes that value back."""
+    if isinstance(new, dict) and isinstance(stored, dict):
+        return {
+            key: stored[key] if value == MASK and key in stored else _keep_masked(value, stored.get(key))
+            for key, value in new.items()
+        }
+    if isinstance(new, list) and isinstance(stored, list) and len(new) == len(stored):
+        return [_keep_masked(value, old) for value, old in zip(new, stored, strict=True)]
+    return new
 
 
 def remove_connection(conn_id: str, *, actor: Actor, session: Session) -> None:

@@ -148,27 +148,35 @@ def set_state(
     actor: Actor,
     session: Session,
     dry_run: bool = False,
+    map_index: int | None = None,
 ) -> list[tuple[TaskInstance, datetime]]:
-    """Mark task instances success or failed (refused while a try of theirs is in flight).
+    """Mark task instances success or failed (refused while a try of theirs is in flight); with
+    `map_index`, only that instance of a mapped task, else every instance of the tasks.
 
     A finished run goes back to queued, so the scheduler decides its outcome again with the new state.
     """
     if state not in MARKABLE_TI_STATES:
         raise InvalidInput(f"a task instance can be marked {' or '.join(MARKABLE_TI_STATES)}, not {state!r}")
     get_run(dag_id, run_id, session=session)
-    rows = session.execute(
-        _with_run().where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.task_id.in_(list(task_ids)),
+    rows: list[tuple[TaskInstance, datetime]] = [
+        (ti, when)
+        for ti, when in session.execute(
+            _with_run().where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id.in_(list(task_ids)),
+            )
         )
-    ).all()
+    ]
     missing = sorted(set(task_ids) - {ti.task_id for ti, _ in rows})
     if missing:
         raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task(s) {', '.join(map(repr, missing))}")
-    refuse_in_flight(dag_id, [run_id], task_ids, session=session)
+    if map_index is not None:
+        (task_id,) = task_ids
+        rows = [get_task_instance(dag_id, run_id, task_id, session=session, map_index=map_index)]
+    refuse_in_flight(dag_id, [run_id], task_ids, session=session, map_index=map_index)
     if dry_run:
-        return [(ti, when) for ti, when in rows]
+        return rows
     now = utcnow()
     session.execute(
         update(TaskInstance)
@@ -185,6 +193,8 @@ def set_state(
         .execution_options(synchronize_session=False)
     )
     extra: dict[str, Any] = {"state": state, "task_ids": sorted(task_ids)}
+    if map_index is not None:
+        extra["map_index"] = map_index
     audit(actor, f"mark_{state}", session=session, dag_id=dag_id, run_id=run_id, extra=extra)
     session.expire_all()
     ids = [ti.id for ti, _ in rows]

@@ -35,6 +35,9 @@ class TokenInfo:
     role: str
     created_at: datetime
     last_used_at: datetime | None
+    #: Part of the stored hash: a UI session names it with the row id, so a revoked token's row id,
+    #: reused by a later token (SQLite reuses the highest row id), lets no old cookie in.
+    fingerprint: str = ""
 
 
 def hash_token(token: str) -> str:
@@ -71,7 +74,9 @@ def any_token_exists(*, session: Session) -> bool:
 
 
 def _info(row: ApiToken) -> TokenInfo:
-    return TokenInfo(row.id, row.name, row.role, row.created_at, row.last_used_at)
+    return TokenInfo(
+        row.id, row.name, row.role, row.created_at, row.last_used_at, fingerprint=row.token_hash[:32]
+    )
 
 
 class TokenChecker:

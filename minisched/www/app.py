@@ -67,7 +67,7 @@ def login(
     response = back_to(next, "/")
     response.set_cookie(
         auth.COOKIE,
-        auth.sign(auth.new_session(info.id), auth.secret_key()),
+        auth.sign(auth.new_session(info), auth.secret_key()),
         max_age=auth.MAX_AGE_SECONDS,
         httponly=True,
         samesite="strict",

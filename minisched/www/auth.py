@@ -1,8 +1,10 @@
 """UI sessions: log in with an API token, get a signed HttpOnly SameSite=Strict cookie; every form
 post carries the session's CSRF token and must come from our own origin.
 
-The cookie holds the token's row id (never the token) and a CSRF value, signed with HMAC-SHA256 under
-MINISCHED_WEBSERVER_SECRET_KEY (a random key per process when unset: a restart logs everyone out).
+The cookie holds the token's row id and a fingerprint of its stored hash (never the token), checked
+against the `api_token` table on each request so a revoked token's session ends, and a CSRF value,
+signed with HMAC-SHA256 under MINISCHED_WEBSERVER_SECRET_KEY (a random key per process when unset: a
+restart logs everyone out).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi import Request
 
 from minisched.exceptions import MinischedError
 from minisched.service.actor import Actor
+from minisched.service.tokens import TokenInfo
 
 COOKIE = "minisched_session"
 MAX_AGE_SECONDS = 12 * 3600
@@ -38,6 +41,7 @@ class Forbidden(MinischedError):
 @dataclass(frozen=True)
 class UiSession:
     token_id: int
+    fingerprint: str
     csrf: str
     issued_at: int
 
@@ -52,7 +56,14 @@ _PROCESS_KEY = secrets.token_bytes(32)
 
 def sign(session: UiSession, key: bytes) -> str:
     payload = base64.urlsafe_b64encode(
-        json.dumps({"tid": session.token_id, "csrf": session.csrf, "iat": session.issued_at}).encode()
+        json.dumps(
+            {
+                "tid": session.token_id,
+                "fp": session.fingerprint,
+                "csrf": session.csrf,
+                "iat": session.issued_at,
+            }
+        ).encode()
     ).decode()
     mac = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
     return f"{payload}.{mac}"
@@ -65,7 +76,7 @@ def unsign(value: str, key: bytes, *, now: float | None = None) -> UiSession | N
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(payload.encode()))
-        session = UiSession(int(data["tid"]), str(data["csrf"]), int(data["iat"]))
+        session = UiSession(int(data["tid"]), str(data["fp"]), str(data["csrf"]), int(data["iat"]))
     except (ValueError, KeyError, TypeError):
         return None
     if (now if now is not None else time.time()) - session.issued_at > MAX_AGE_SECONDS:
@@ -73,8 +84,8 @@ def unsign(value: str, key: bytes, *, now: float | None = None) -> UiSession | N
     return session
 
 
-def new_session(token_id: int) -> UiSession:
-    return UiSession(token_id, secrets.token_urlsafe(24), int(time.time()))
+def new_session(token: TokenInfo) -> UiSession:
+    return UiSession(token.id, token.fingerprint, secrets.token_urlsafe(24), int(time.time()))
 
 
 def current_session(request: Request) -> UiSession | None:
@@ -104,6 +115,11 @@ def actor_of(request: Request) -> tuple[Actor, UiSession]:
     if session is None:
         raise LoginRequired("log in with an API token")
     info = request.app.state.tokens.by_id(session.token_id)
-    if info is None:
+    # The row id alone is not enough: a token created after a revocation may get the same id.
+    if (
+        info is None
+        or not session.fingerprint
+        or not hmac.compare_digest(info.fingerprint, session.fingerprint)
+    ):
         raise LoginRequired("your token was revoked or your session expired; log in again")
     return Actor(info.name, info.role, "ui"), session

@@ -48,6 +48,7 @@ ENDPOINTS = [
     ("DELETE", "/pools/p_gone", None, "op"),
     ("GET", RUN + "/taskInstances/extract/xcomEntries", None, "viewer"),
     ("GET", MAPPED_RUN + "/taskInstances/double/1", None, "viewer"),
+    ("PATCH", MAPPED_RUN + "/taskInstances/double/1", {"new_state": "success", "dry_run": True}, "op"),
     ("GET", RUN + "/taskInstances/extract/xcomEntries/return_value", None, "viewer"),
     ("GET", "/connections", None, "admin"),
     ("POST", "/connections", {"connection_id": "c_new", "conn_type": "http"}, "admin"),
@@ -141,3 +142,41 @@ def test_a_revoked_token_stops_working(api: Api) -> None:
     with create_session() as session:
         revoke_token("viewer-user", session=session)
     assert api.get("/dags").status_code == 401
+
+
+def test_every_list_pages_orders_and_refuses_an_unknown_order(demo: Api) -> None:
+    """Each list of the spec (a response with total_entries) takes limit/offset/order_by; an unknown
+    field to order by, or a bad limit or offset, is a 400 problem naming it."""
+    spec = demo.client.get("/api/v1/openapi.json").json()
+    lists = []
+    for method, path, _, least in ENDPOINTS:
+        if method != "GET":
+            continue
+        operation = spec["paths"]["/api/v1" + _template(path, spec)]
+        ref = operation["get"]["responses"]["200"]["content"]["application/json"]["schema"].get("$ref", "")
+        schema = spec["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {})
+        if "total_entries" in schema.get("properties", {}):
+            params = {p["name"] for p in operation["get"].get("parameters", [])}
+            assert {"limit", "offset", "order_by"} <= params, path
+            lists.append((path, "admin" if least == "admin" else "viewer"))
+    assert ("/dags/demo/tasks", "viewer") in lists and len(lists) >= 10
+    for path, role in lists:
+        whole = demo.get(path, role=role)
+        assert whole.status_code == 200, (path, whole.text)
+        total = whole.json()["total_entries"]
+        paged = demo.get(path, role=role, params={"limit": 1, "offset": 1})
+        assert paged.status_code == 200 and paged.json()["total_entries"] == total, path
+        items = next(value for key, value in paged.json().items() if key != "total_entries")
+        assert len(items) == min(1, max(total - 1, 0)), path
+        for params, word in (({"order_by": "-no_such_field"}, "no_such_field"), ({"limit": 0}, "limit")):
+            bad = demo.get(path, role=role, params=params)
+            assert bad.status_code == 400, (path, params, bad.text)
+            assert bad.headers["content-type"] == "application/problem+json" and word in bad.json()["detail"]
+        assert demo.get(path, role=role, params={"offset": -1}).status_code == 400, path
+
+
+def test_tasks_are_ordered_by_a_field_then_task_id(demo: Api) -> None:
+    ids = [t["task_id"] for t in demo.get("/dags/demo/tasks?order_by=-task_id").json()["tasks"]]
+    assert ids == ["report", "load", "extract"]
+    by_owner = demo.get("/dags/demo/tasks", params={"order_by": "owner", "limit": 2, "offset": 1}).json()
+    assert [t["task_id"] for t in by_owner["tasks"]] == ["load", "report"] and by_owner["total_entries"] == 3

@@ -60,6 +60,62 @@ def test_connections_crud_never_return_the_password(api: Api) -> None:
     assert "s3cr3t-pw" not in extras
 
 
+def test_nested_secret_extras_are_masked_and_patch_changes_only_what_it_is_given(api: Api) -> None:
+    from minisched.db.connections import read_connection
+
+    url = "/api/v1/connections"
+    extra = {
+        "region": "eu",
+        "auth": {"client_secret": "cs-4455", "user": "bob"},
+        "hosts": [{"name": "h1", "api_key": "ak-1122"}],
+        "private_key": {"pem": "pem-7788"},
+        "token": "",
+    }
+    body = {"connection_id": "wh", "conn_type": "http", "host": "a", "password": "pw-3141", "port": 1}
+    created = json_of(api.client.post(url, json={**body, "extra": json.dumps(extra)}, headers=api.headers()))
+    shown = json.loads(created["extra"])
+    assert shown == {
+        "region": "eu",
+        "auth": {"client_secret": "***", "user": "bob"},
+        "hosts": [{"name": "h1", "api_key": "***"}],
+        "private_key": "***",
+        "token": "",
+    }
+    for secret in ("cs-4455", "ak-1122", "pem-7788", "pw-3141"):
+        assert secret not in json.dumps(json_of(api.client.get(url, headers=api.headers())))
+
+    # Without update_mask, only the fields given change: the password is not wiped.
+    patched = json_of(api.client.patch(f"{url}/wh", json={"host": "b"}, headers=api.headers()))
+    assert (patched["host"], patched["port"], patched["conn_type"]) == ("b", 1, "http")
+    assert read_connection("wh")["password"] == "pw-3141"  # type: ignore[index]
+    # With update_mask, only the fields it names, even when the body gives more.
+    masked = api.client.patch(
+        f"{url}/wh?update_mask=port", json={"port": 2, "host": "c", "password": None}, headers=api.headers()
+    )
+    assert (json_of(masked)["port"], json_of(masked)["host"]) == (2, "b")
+    stored = read_connection("wh")
+    assert stored is not None and stored["password"] == "pw-3141"
+    # The extra sent back as shown keeps the stored secrets where it says ***.
+    shown["region"] = "us"
+    json_of(api.client.patch(f"{url}/wh", json={"extra": json.dumps(shown)}, headers=api.headers()))
+    stored = read_connection("wh")
+    assert stored is not None and json.loads(stored["extra"]) == {**extra, "region": "us"}
+    cleared = api.client.patch(
+        f"{url}/wh?update_mask=password", json={"password": None}, headers=api.headers()
+    )
+    assert json_of(cleared)["host"] == "b" and read_connection("wh")["password"] is None  # type: ignore[index]
+
+    for query, patch, message in (
+        ("?update_mask=bogus", {"host": "d"}, "'bogus'"),
+        ("?update_mask=host", {"port": 3}, "'host'"),
+        ("", {"connection_id": "other"}, "cannot be changed"),
+        ("", {"conn_id": "x"}, "conn_id"),
+    ):
+        refused = api.client.patch(f"{url}/wh{query}", json=patch, headers=api.headers())
+        assert refused.status_code == 400 and message in refused.json()["detail"], refused.text
+    assert json_of(api.client.get(f"{url}/wh", headers=api.headers()))["host"] == "b"
+
+
 def test_variables_crud_masks_sensitive_values(api: Api) -> None:
     url = "/api/v1/variables"
     plain = json_of(

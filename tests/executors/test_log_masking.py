@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from minisched.scheduler.executors.task_runner import run_try
 from tests.executors.helpers import log_text, request
 
 DB_PASSWORD = "db-pass-2718"
+#: Secrets at every depth: under a sensitive key, in a dict under a plain key, in a list of dicts.
+EXTRA = {
+    "private_key": "pk-998877",
+    "auth": {"client_secret": "cs-445566", "user": "bob-the-user"},
+    "hosts": [{"name": "h1", "api_key": "ak-112233"}],
+    "credentials": {"key_id": "kid-667788", "pin": 77889911},
+}
+NESTED_SECRETS = ("cs-445566", "ak-112233", "kid-667788", "77889911")
 SOURCE = """
 from datetime import datetime, timezone
 from minisched import DAG, BashOperator, PythonOperator, Connection
@@ -36,7 +45,7 @@ def masked_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     monkeypatch.setenv("MINISCHED_DB_URL", f"postgresql://minisched:{DB_PASSWORD}@db.example/minisched")
     monkeypatch.setenv(
         "MINISCHED_CONN_API",
-        '{"conn_type": "http", "password": "api-pw-1414", "extra": {"private_key": "pk-998877"}}',
+        json.dumps({"conn_type": "http", "password": "api-pw-1414", "extra": EXTRA}),
     )
     settings.configure()
     path = tmp_path / "masked.py"
@@ -52,9 +61,12 @@ def test_python_task_log_and_error_are_masked(masked_dag: Path) -> None:
     assert (result.outcome, result.error) == ("failed", "RuntimeError: gave up on ***")
     log = log_text(req)
     assert "db url postgresql://minisched:***@db.example/minisched" in log
-    assert 'api *** extra {"private_key": "***"}' in log
+    assert (
+        'api *** extra {"private_key": "***", "auth": {"client_secret": "***", "user": "bob-the-user"}' in log
+    )
+    assert '"hosts": [{"name": "h1", "api_key": "***"}]' in log
     assert "RuntimeError: gave up on ***" in log
-    for secret in (DB_PASSWORD, "api-pw-1414", "pk-998877"):
+    for secret in (DB_PASSWORD, "api-pw-1414", "pk-998877", *NESTED_SECRETS):
         assert secret not in log
 
 

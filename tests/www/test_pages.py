@@ -193,3 +193,16 @@ def test_connections_and_variables_pages_are_for_admins(
     assert browser.post("/connections/wh/delete", {}).status_code == 303
     assert 'data-conn-id="wh"' not in browser.client.get("/connections").text
     assert [owner for owner, _ in _events("ui_variable_set")] == ["admin-user"] * 3
+
+
+def test_no_page_loads_anything_from_another_site(browser: Browser) -> None:
+    """No CDN: every script, stylesheet and image comes from this server."""
+    write_dag(browser.env)
+    browser.login("admin")
+    for path in ("/", "/dags/demo", "/pools", "/import-errors", "/audit", "/login", "/api/v1/openapi.json"):
+        response = browser.client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        external = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", response.text)
+        assert not external, (path, external)
+    for path in ("/api/v1/ui", "/docs", "/redoc", "/api/v1/docs"):
+        assert browser.client.get(path).status_code == 404, path
