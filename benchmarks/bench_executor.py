@@ -36,11 +36,12 @@ DAG_FILE = textwrap.dedent(
 )
 
 
-def requests(fileloc: str, logs: Path, count: int) -> list[TryRequest]:
+def requests(fileloc: str, logs: Path, count: int, *, task_prefix: str = "t") -> list[TryRequest]:
+    """Tries of runs of 100 tasks each (`<task_prefix>0` .. `<task_prefix>99`)."""
     logical_date = datetime(2024, 1, 1, tzinfo=UTC)
     tries = []
     for n in range(count):
-        run_id, task_id = f"manual__{n // 100}", f"t{n % 100}"
+        run_id, task_id = f"manual__{n // 100}", f"{task_prefix}{n % 100}"
         tries.append(
             TryRequest(
                 ti_id=n,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -94,11 +95,29 @@ class PythonOperator(BaseOperator):
     def _signature_plan(self) -> tuple[bool, frozenset[str]]:
         """(takes **kwargs, names): names to pass, or with **kwargs the names not to pass."""
         if self._plan is None:
-            self._plan = _signature_plan(self.python_callable, len(self.op_args))
+            self._plan = _cached_signature_plan(self.python_callable, len(self.op_args))
         return self._plan
 
 
-def _signature_plan(func: Callable[..., Any], n_positional: int) -> tuple[bool, frozenset[str]]:
+_Plan = tuple[bool, frozenset[str]]
+#: Plans per callable, kept while the callable lives: each try runs a fresh copy of its operator (its
+#: templates rendered, or a mapped instance unmapped), so a plan kept on the operator was made anew
+#: per try, and `inspect.signature` was a tenth of a no-op try's CPU.
+_plans: weakref.WeakKeyDictionary[Callable[..., Any], dict[int, _Plan]] = weakref.WeakKeyDictionary()
+
+
+def _cached_signature_plan(func: Callable[..., Any], n_positional: int) -> _Plan:
+    try:
+        by_count = _plans.setdefault(func, {})
+    except TypeError:  # neither weakly referable nor hashable: work it out each time
+        return _signature_plan(func, n_positional)
+    plan = by_count.get(n_positional)
+    if plan is None:
+        plan = by_count[n_positional] = _signature_plan(func, n_positional)
+    return plan
+
+
+def _signature_plan(func: Callable[..., Any], n_positional: int) -> _Plan:
     import inspect
 
     try:

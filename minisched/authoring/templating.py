@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -64,8 +65,77 @@ FILTERS = {
 }
 
 
+class _Environments:
+    """One Jinja environment per DAG object, with its compiled string templates, built on a try's
+    first template and reused by the later tries of a warm worker: building the sandbox and compiling
+    a template cost more than a no-op try's whole run. A DAG whose template settings changed since
+    (the same object, edited) gets a new one; a re-imported DAG file makes new DAG objects."""
+
+    def __init__(self) -> None:
+        self._by_dag: weakref.WeakKeyDictionary[DAG, tuple[tuple[Any, ...], _Environment]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._no_dag: _Environment | None = None
+
+    def get(self, dag: DAG | None) -> _Environment:
+        if dag is None:
+            if self._no_dag is None:
+                self._no_dag = _Environment(template_environment(None))
+            return self._no_dag
+        settings = _settings_of(dag)
+        entry = self._by_dag.get(dag)
+        if entry is None or not _same(entry[0], settings):
+            entry = (settings, _Environment(template_environment(dag)))
+            self._by_dag[dag] = entry
+        return entry[1]
+
+
+class _Environment:
+    """An environment and the templates compiled from strings in it (Jinja caches file templates
+    itself, and checks their files' modification times before each use)."""
+
+    MAX_TEMPLATES = 1024
+
+    def __init__(self, env: jinja2.Environment) -> None:
+        self.env = env
+        self._compiled: dict[str, jinja2.Template] = {}
+
+    def from_string(self, source: str) -> jinja2.Template:
+        template = self._compiled.get(source)
+        if template is None:
+            if len(self._compiled) >= self.MAX_TEMPLATES:
+                self._compiled.clear()
+            template = self._compiled[source] = self.env.from_string(source)
+        return template
+
+
+def _settings_of(dag: DAG) -> tuple[Any, ...]:
+    return (
+        dag.fileloc,
+        tuple(dag.template_searchpath),
+        dag.template_undefined,
+        dag.render_template_as_native_obj,
+        tuple(dag.jinja_environment_kwargs.items()),
+        tuple(dag.user_defined_filters.items()),
+        tuple(dag.user_defined_macros.items()),
+    )
+
+
+def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Equal settings, values compared by identity (a macro may be any object, its == anything)."""
+    if old[:4] != new[:4]:
+        return False
+    return all(
+        len(a) == len(b) and all(ka == kb and va is vb for (ka, va), (kb, vb) in zip(a, b, strict=True))
+        for a, b in zip(old[4:], new[4:], strict=True)
+    )
+
+
+_environments = _Environments()
+
+
 def template_environment(dag: DAG | None) -> jinja2.Environment:
-    """The Jinja environment templates of ``dag``'s tasks render in."""
+    """The Jinja environment templates of ``dag``'s tasks render in (a new one each call)."""
     import jinja2
     import jinja2.nativetypes
     import jinja2.sandbox
@@ -81,7 +151,6 @@ def template_environment(dag: DAG | None) -> jinja2.Environment:
         "loader": jinja2.FileSystemLoader(searchpath),
         "undefined": (dag.template_undefined if dag else None) or jinja2.StrictUndefined,
         "extensions": ["jinja2.ext.do"],
-        "cache_size": 0,
         **(dag.jinja_environment_kwargs if dag else {}),
     }
     native = dag is not None and dag.render_template_as_native_obj
@@ -99,9 +168,9 @@ def rendered_copy(task: _Op, context: Mapping[str, Any]) -> _Op:
     """A shallow copy of ``task`` with its template fields rendered; the original is left as written,
     so a warm worker that runs the task again renders the templates again.
 
-    The Jinja environment is built (and jinja2 imported) only once a field holds a string: most
+    The Jinja environment is looked up (and jinja2 imported) only once a field holds a string: most
     tries (a PythonOperator without templated arguments) render nothing and should not pay for it."""
-    env = functools.cache(lambda: template_environment(task.dag))
+    env = functools.cache(lambda: _environments.get(task.dag))
     rendered = copy.copy(task)
     for name in task.template_fields:
         value = getattr(task, name)
@@ -118,7 +187,7 @@ def rendered_copy(task: _Op, context: Mapping[str, Any]) -> _Op:
 def render_value(
     value: Any,
     context: Mapping[str, Any],
-    env: Callable[[], jinja2.Environment],
+    env: Callable[[], _Environment],
     template_ext: tuple[str, ...] = (),
 ) -> Any:
     """``value`` with every template in it rendered (see the module docstring); ``env()`` gives the
@@ -127,7 +196,7 @@ def render_value(
         return value.resolve(context)
     if isinstance(value, str):
         if template_ext and value.endswith(template_ext):
-            return resolved(env().get_template(value).render(context))
+            return resolved(env().env.get_template(value).render(context))
         return resolved(env().from_string(value).render(context))
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [render_value(item, context, env, template_ext) for item in value]

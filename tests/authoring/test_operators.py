@@ -452,3 +452,28 @@ def test_chain_helper() -> None:
         x, y, z = (EmptyOperator(task_id=i) for i in "xyz")
         with pytest.raises(DagDefinitionError, match="different lengths 1 and 2"):
             chain([x], [y, z])
+
+
+def test_the_callables_signature_is_read_once_for_all_the_copies_tries_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import inspect
+
+    reads: list[object] = []
+    real = inspect.signature
+
+    def counting(func: Any, **kwargs: Any) -> inspect.Signature:
+        reads.append(func)
+        return real(func, **kwargs)
+
+    def f(ds: str, extra: int = 0) -> tuple[str, int]:
+        return ds, extra
+
+    monkeypatch.setattr(inspect, "signature", counting)
+    with DAG("sig", schedule=None, start_date=LOGICAL):
+        op = PythonOperator(task_id="f", python_callable=f)
+        other = PythonOperator(task_id="g", python_callable=f, op_args=["mine"])
+    for _ in range(3):  # each try runs a fresh copy, as a worker does
+        assert rendered_copy(op, context()).execute(context()) == ("2024-03-05", 0)
+    assert rendered_copy(other, context()).execute(context()) == ("mine", 0)  # one positional: other plan
+    assert reads == [f, f]

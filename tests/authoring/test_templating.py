@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,48 @@ def test_a_custom_operator_declares_its_own_template_fields_and_extensions(tmp_p
         op = SqlOperator("q", sql="daily.sql", parameters={"limit": "{{ params.get('limit', 10) }}"})
     copy = rendered_copy(op, _context(op))
     assert (copy.sql, copy.parameters) == ("select * from t where day = '2024-03-05'", {"limit": "10"})
+
+
+def test_tries_of_a_dag_share_one_environment_and_its_compiled_templates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import jinja2
+
+    from minisched.authoring import templating
+
+    built: list[object] = []
+    compiled: list[str] = []
+    real_build, real_compile = templating.template_environment, jinja2.Environment.from_string
+    monkeypatch.setattr(templating, "template_environment", lambda dag: built.append(dag) or real_build(dag))
+
+    def counting_compile(self: jinja2.Environment, source: str, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(source)
+        return real_compile(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "from_string", counting_compile)
+    (tmp_path / "run.sh").write_text("echo one {{ ti.try_number }}\n")
+    with DAG("shared", schedule=None, start_date=LOGICAL, template_searchpath=str(tmp_path)) as dag:
+        op = BashOperator(task_id="b", bash_command="{{ ds }} {{ ti.try_number }}")
+        script = BashOperator(task_id="s", bash_command="run.sh")
+    for try_number in (1, 2, 3):
+        context = task_context(
+            op,
+            run_id="manual__x",
+            logical_date=LOGICAL,
+            data_interval_start=LOGICAL,
+            data_interval_end=LOGICAL,
+            try_number=try_number,
+        )
+        assert rendered_copy(op, context).bash_command == f"2024-03-05 {try_number}"
+        assert rendered_copy(script, context).bash_command == f"echo one {try_number}"
+    assert built == [dag]
+    assert compiled == ["{{ ds }} {{ ti.try_number }}"]
+
+    # An edited template file is read again; changed DAG settings get a new environment.
+    (tmp_path / "run.sh").write_text("echo two, somewhat longer\n")
+    os.utime(tmp_path / "run.sh", (1, 1))
+    assert _rendered(script, "bash_command") == "echo two, somewhat longer"
+    dag.user_defined_macros = {"who": "macro"}
+    op.bash_command = "{{ who }}"
+    assert _rendered(op, "bash_command") == "macro"
+    assert built == [dag, dag]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import subprocess
@@ -12,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from minisched.scheduler.executors.logs import log_path_for
+from minisched.scheduler.executors.logs import (
+    log_path_for,
+    read_try_record,
+    record_path_for,
+    write_try_record,
+)
 from minisched.scheduler.executors.task_runner import DagFileCache, run_try
 from tests.executors.helpers import DAG_ID, RUN_ID, log_text, out_dir, pid_alive, request, wait_for
 
@@ -184,3 +190,42 @@ def test_each_try_gets_a_header_and_a_footer(dag_file: Path, task_id: str) -> No
     lines = log_text(req).splitlines()
     assert "minisched: Running dag_id=" in lines[0]
     assert "minisched: Try finished: outcome=" in lines[-1]
+
+
+def test_the_try_record_is_a_begin_line_then_an_end_line(dag_file: Path) -> None:
+    req = request(dag_file, "hello", try_number=2)
+    record_file = record_path_for(req.log_path)
+    write_try_record(req.log_path, {"outcome": "failed", "start_date": "2000-01-01T00:00"})  # a past life
+
+    result = run_try(req)
+
+    begin, end = (json.loads(line) for line in record_file.read_text().splitlines())
+    assert begin == {"start_date": begin["start_date"], "pid": os.getpid()}
+    assert (end["outcome"], end["pid"], end["start_date"]) == (
+        "success",
+        os.getpid(),
+        result.start_date.isoformat(),
+    )
+    assert read_try_record(req.log_path) == end
+    assert record_file.stat().st_mode & 0o777 == 0o600
+    assert not [p for p in record_file.parent.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
+def test_a_record_being_written_reads_as_its_begin_line_and_an_old_record_still_reads(tmp_path: Path) -> None:
+    log_path = tmp_path / "attempt=1.log"
+    write_try_record(log_path, {"start_date": "s", "pid": 1}, begin=True)
+    with record_path_for(log_path).open("a") as out:
+        out.write('{"outcome": "succ')  # the end line, half written
+    assert read_try_record(log_path) == {"start_date": "s", "pid": 1}
+
+    record_path_for(log_path).write_text('{"outcome": "success", "pid": 2}')  # an older worker's file
+    assert read_try_record(log_path) == {"outcome": "success", "pid": 2}
+    record_path_for(log_path).write_text("not json")
+    assert read_try_record(log_path) is None
+
+
+def test_a_try_that_fails_before_its_task_began_records_its_end_only(dag_file: Path) -> None:
+    req = request(dag_file, "no_such_task")
+    assert run_try(req).outcome == "failed"
+    (line,) = record_path_for(req.log_path).read_text().splitlines()
+    assert json.loads(line)["outcome"] == "failed"

@@ -50,9 +50,17 @@ def append_log_line(log_path: str | os.PathLike[str], message: str) -> None:
 def open_log(log_path: str | os.PathLike[str]) -> BinaryIO:
     """Open a try's log for appending. Whatever the umask, the file is 0600 and the
     folders made for it 0700: a log holds what the task printed, secrets included."""
-    path = Path(log_path)
-    _make_private_dirs(path.parent)
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+    return os.fdopen(_open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+
+
+def _open_private(path: str | os.PathLike[str], flags: int) -> int:
+    """`os.open(path, flags, 0o600)`, making the missing folders first only when it says they are
+    missing: a warm worker opens two files per try, and probing the folders before each cost stats."""
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        _make_private_dirs(Path(path).parent)
+        return os.open(path, flags, 0o600)
 
 
 def _make_private_dirs(folder: Path) -> None:
@@ -68,28 +76,48 @@ def _make_private_dirs(folder: Path) -> None:
 
 def record_path_for(log_path: str | os.PathLike[str]) -> Path:
     """The try's record beside its log: `attempt=<n>.json`."""
-    return Path(log_path).with_suffix(".json")
+    return Path(_record_path(log_path))
 
 
-def write_try_record(log_path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Replace the try's record atomically (0600, like the log): a reader sees the old one or the new
-    one, never half.
+def _record_path(log_path: str | os.PathLike[str]) -> str:
+    return os.path.splitext(os.fspath(log_path))[0] + ".json"
 
-    The worker writes it when the task's code is about to run and again when the try ended, so that
-    recovery learns what happened to a try whose scheduler died before recording it.
+
+def write_try_record(
+    log_path: str | os.PathLike[str], record: dict[str, Any], *, begin: bool = False
+) -> None:
+    """Add `record` to the try's record file (0600, like the log), as one JSON line; `begin` empties
+    the file first (a previous life's lines go).
+
+    The worker writes a line when the task's code is about to run and another when the try ended, so
+    that recovery learns what happened to a try whose scheduler died before recording it. Appending
+    one line creates one file per try, where replacing the file atomically cost a temporary file and
+    a rename per write (file creation is most of a no-op try's CPU): a reader that meets a line still
+    being written takes the line before it, as it took the old file before a rename.
     """
-    path = record_path_for(log_path)
-    _make_private_dirs(path.parent)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write(json.dumps(record))
-    os.replace(temporary, path)
+    data = (json.dumps(record) + "\n").encode()
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if begin else 0)
+    fd = _open_private(_record_path(log_path), flags)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def read_try_record(log_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The try's record, or None when its task's code never began (or the record is unreadable)."""
+    """The try's latest record, or None when its task's code never began (or no line is readable).
+    A file of an older worker (one JSON object, no newline) reads as one line."""
     try:
-        record = json.loads(record_path_for(log_path).read_text(encoding="utf-8"))
+        text = Path(_record_path(log_path)).read_text(encoding="utf-8")
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    for line in reversed(text.splitlines()):
+        try:
+            record = json.loads(line)
+        except ValueError:  # the last line, while it is being written
+            continue
+        if isinstance(record, dict):
+            return record
+    return None

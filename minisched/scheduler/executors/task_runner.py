@@ -191,7 +191,8 @@ def _execute(
         return _Ending("not_started", "the scheduler's lease ran out before the task started")
     try:
         # Written before any of the task's code runs: without it, recovery knows the try never began.
-        write_try_record(request.log_path, {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()})
+        record = {"start_date": datetime.now(UTC).isoformat(), "pid": os.getpid()}
+        write_try_record(request.log_path, record, begin=True)
         progress.began = True
         xcom = context["ti"].xcom
         xcom.max_size = get_settings().xcom_max_size
