@@ -35,7 +35,7 @@ WORKTREE = "WORKTREE"
 
 
 def export(rev: str, into: Path) -> Path:
-    """The minisched package (and migrations) of `rev`, byte-compiled, in `into`."""
+    """The minisched package (and its alembic history) of `rev`, byte-compiled, in `into`."""
     into.mkdir(parents=True)
     if rev == WORKTREE:
         for name in ("minisched", "migrations"):
@@ -46,6 +46,10 @@ def export(rev: str, into: Path) -> Path:
             ["git", "archive", rev, "minisched", "migrations"], cwd=REPO, capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    # Installed, the alembic history is the package minisched_migrations (see pyproject.toml): under
+    # that name this version's own history comes first on PYTHONPATH, not the editable install's.
+    if (into / "migrations").exists():
+        (into / "migrations").rename(into / "minisched_migrations")
     compileall.compile_dir(str(into), quiet=1)
     return into
 
@@ -75,6 +79,8 @@ class Version:
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "minisched", *args],
+            # `-m` puts the current folder first on sys.path: from a checkout, its minisched would run.
+            cwd=self.home,
             env=self.env,
             capture_output=True,
             text=True,

@@ -222,6 +222,12 @@ class SerializedDag:
     def topological_order(self) -> list[str]:
         return topological_sort({tid: t.downstream_task_ids for tid, t in self.tasks.items()})
 
+    @cached_property
+    def topological_index(self) -> dict[str, int]:
+        """Each task's position in `topological_order`: the scheduler sorts the few tasks it decides in
+        a loop by it, without building this again for the whole DAG every loop."""
+        return {task_id: index for index, task_id in enumerate(self.topological_order)}
+
     def next_retry_delay(
         self, task_id: str, try_number: int, logical_date: datetime | None = None
     ) -> timedelta:

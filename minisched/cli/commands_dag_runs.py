@@ -71,13 +71,21 @@ def list_runs(dag_id: str, state: str | None, limit: int, output: str) -> None:
 @output_option
 def test(dag_id: str, logical_date: str | None, dags_folder: Path | None, output: str) -> None:
     """Run one run of DAG_ID in this process to the end and record it; exit 0 only if it succeeded."""
+    import importlib
     import sys
 
-    from minisched.cli.output import print_rows
-    from minisched.inputs import parse_datetime
-    from minisched.models import DagRunState
-    from minisched.scheduler.manual_runs import run_dag_test
-    from minisched.settings import get_settings
+    from minisched.cli.startup import imports_without_gc
+
+    with imports_without_gc():
+        from minisched.cli.output import print_rows
+        from minisched.inputs import parse_datetime
+        from minisched.models import DagRunState
+        from minisched.scheduler.manual_runs import run_dag_test
+        from minisched.settings import get_settings
+
+        # Imported later by run_dag_test anyway: here, without the collector.
+        for module in ("minisched.scheduler.loop", "minisched.scheduler.executors.task_runner"):
+            importlib.import_module(module)
 
     settings = get_settings()
     when = parse_datetime(logical_date, "LOGICAL_DATE") if logical_date else None

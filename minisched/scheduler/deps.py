@@ -77,14 +77,15 @@ def decide_run(
     by_task: dict[str, list[TiKey]] = {}
     for key in rows:
         by_task.setdefault(key[0], []).append(key)
-    order = {task_id: index for index, task_id in enumerate(dag.topological_order)}
-    wanted = set(candidates)
+    order = dag.topological_index
     if full:
         for key, row in rows.items():
             if key[0] not in dag.tasks and row.state not in FINISHED_TI_STATES:
                 decisions.add(row, S.REMOVED)
                 states[key] = S.REMOVED
-    for task_id in sorted(wanted & set(dag.tasks) & set(by_task), key=order.__getitem__):
+    # Only the candidates are looked at: a chain's loop decides one task of a DAG of any size.
+    ready = {task_id for task_id in candidates if task_id in dag.tasks and task_id in by_task}
+    for task_id in sorted(ready, key=order.__getitem__):
         upstream = _upstream_states(dag, task_id, states, by_task)
         for key in sorted(by_task[task_id]):
             row = rows[key]

@@ -197,7 +197,11 @@ class SchedulerLoop:
         )
         self._heartbeat = _Every(beat)
         # Triggered runs are looked for at least once per idle sleep, so a trigger waits no longer.
-        self._queued_runs = _Every(options.idle_sleep)
+        # `dags test` and backfills create their runs themselves and start the next one when a run
+        # ends (`runs_changed`): for them, a run queued by someone else is looked for with the sweep.
+        self._queued_runs = _Every(
+            options.idle_sleep if options.only_runs is None else options.full_sweep_interval
+        )
         #: Reports not yet committed: if the transaction fails for good, the shutdown records them.
         self._unrecorded = _Reports()
         self._outage = DatabaseOutage(options.db_outage_grace)

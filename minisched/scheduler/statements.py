@@ -329,20 +329,6 @@ OCCUPANCY = (
     .where(TI.c.state.in_(sorted(ACTIVE_TI_STATES)))
     .group_by(TI.c.pool, TI.c.dag_id)
 )
-#: What a try needs from its run and DAG rows, once per run rather than once per task instance.
-RUN_DETAILS = (
-    select(
-        RUN.c.dag_id,
-        RUN.c.run_id,
-        DAG.c.fileloc,
-        RUN.c.logical_date,
-        RUN.c.data_interval_start,
-        RUN.c.data_interval_end,
-        RUN.c.conf,
-    )
-    .join(DAG, DAG.c.dag_id == RUN.c.dag_id)
-    .where(RUN_KEY_IN)
-)
 #: Pools whose scheduled task instances can never be queued: missing, or too small for one task.
 STUCK_IN_POOLS = (
     select(TI.c.pool, POOL.c.slots, func.max(TI.c.pool_slots))
@@ -355,7 +341,8 @@ STUCK_IN_POOLS = (
 
 @functools.cache
 def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[Any]:
-    """Scheduled task instances of running runs, best first (priority, then the oldest run)."""
+    """Scheduled task instances of running runs, best first (priority, then the oldest run), with what
+    their tries need from their run and DAG rows."""
     query = (
         select(
             TI.c.id,
@@ -368,6 +355,12 @@ def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[An
             TI.c.pool,
             TI.c.pool_slots,
             DAG.c.max_active_tasks,
+            # What a try needs from its run and DAG rows: read here, not by a statement of its own.
+            DAG.c.fileloc,
+            RUN.c.logical_date,
+            RUN.c.data_interval_start,
+            RUN.c.data_interval_end,
+            RUN.c.conf,
         )
         .join(RUN, RUN_OF_TI)
         .join(DAG, DAG.c.dag_id == TI.c.dag_id)

@@ -135,7 +135,6 @@ def queue_scheduled(
     if not chosen:
         return []
     won = claim(chosen, job_id=job_id, now=now, session=session)
-    runs = _run_details({(row.dag_id, row.run_id) for row in chosen if row.id in won}, session=session)
     return [
         QueuedTi(
             id=row.id,
@@ -145,7 +144,11 @@ def queue_scheduled(
             try_number=won[row.id],
             map_index=row.map_index,
             max_tries=row.max_tries,
-            **runs[(row.dag_id, row.run_id)],
+            fileloc=row.fileloc,
+            logical_date=row.logical_date,
+            data_interval_start=row.data_interval_start,
+            data_interval_end=row.data_interval_end,
+            conf=row.conf,
         )
         for row in chosen
         if row.id in won
@@ -211,7 +214,8 @@ def _candidates(
     open_pools: set[str] | None,
     skip_dags: set[str],
 ) -> list[Any]:
-    """Scheduled task instances of running runs, best first; only the columns the limits need."""
+    """Scheduled task instances of running runs, best first, with the columns the limits and the tries
+    need (their run's dates and conf, their DAG's file): one statement, not one more per loop."""
     params: dict[str, Any] = {"skip_dags": sorted(skip_dags), "limit": limit}
     if open_pools is not None:
         params["open_pools"] = sorted(open_pools)
@@ -219,23 +223,6 @@ def _candidates(
         params["runs"] = sorted(only_runs)
     statement = sql.candidates(only_runs is not None, lock_rows, open_pools is not None)
     return list(session.execute(statement, params).all())
-
-
-def _run_details(keys: set[RunKey], *, session: Session) -> dict[RunKey, dict[str, Any]]:
-    """What a try needs from its run and DAG row, once per run rather than once per task instance."""
-    if not keys:
-        return {}
-    rows = session.execute(sql.RUN_DETAILS, {"runs": sorted(keys)}).all()
-    return {
-        (row.dag_id, row.run_id): {
-            "fileloc": row.fileloc,
-            "logical_date": row.logical_date,
-            "data_interval_start": row.data_interval_start,
-            "data_interval_end": row.data_interval_end,
-            "conf": row.conf,
-        }
-        for row in rows
-    }
 
 
 def warn_about_stuck_pools(*, session: Session) -> None:

@@ -29,11 +29,14 @@ class InProcessExecutor(BaseExecutor):
         from minisched.settings import environ_of_a_try
 
         cache = self._dag_cache if isinstance(self._dag_cache, DagFileCache) else None
-        for request in tries:
-            with environ_of_a_try():  # what a worker's try would see: no database URL, no keys
+        # What a worker's try would see: no database URL, no keys. Set once for the batch, not per try:
+        # nothing between two tries here needs the credentials, and rebuilding the environment per try
+        # was a fifth of a 1,000-task `dags test`'s CPU.
+        with environ_of_a_try():
+            for request in tries:
                 result = run_try(request, dag_cache=cache)
-            self._started_events.append(TryStarted.of(request, result.start_date, result.pid))
-            self._finished.append(result)
+                self._started_events.append(TryStarted.of(request, result.start_date, result.pid))
+                self._finished.append(result)
 
     def poll(self, timeout: float = 0.0) -> list[TryResult]:
         finished, self._finished = self._finished, []
