@@ -61,6 +61,9 @@ def run(ctx: BenchContext) -> list[Figure]:
         )
         return []
     n, m = ctx.size(1000, 40), ctx.size(100, 10)
+    # Sizes of one investigation (e.g. MINISCHED_BENCH_CELERY_SIZES=300,40 under py-spy).
+    if sizes := os.environ.get("MINISCHED_BENCH_CELERY_SIZES"):
+        n, m = (int(part) for part in sizes.split(","))
     figures: list[Figure] = []
     with _redis() as redis_url:
         for executor in ("local", "celery"):

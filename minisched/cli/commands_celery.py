@@ -96,14 +96,19 @@ def status(output: str) -> None:
 @click.option("--hostname", "name", help="Only this worker (default: every worker).")
 def stop(name: str | None) -> None:
     """Warm shutdown: workers take no new tries, finish the running ones, then exit."""
+    from minisched.db.session import create_session
     from minisched.exceptions import MinischedError
     from minisched.scheduler.executors.celery_messages import require_celery_setup
     from minisched.settings import get_settings
-    from minisched.workers.celery_status import stop_workers
+    from minisched.workers.celery_status import live_worker_count, stop_workers
 
     settings = get_settings()
     require_celery_setup(db_url=settings.db_url, broker_url=settings.celery_broker_url)
-    stopped = stop_workers(settings.celery_broker_url, default_queue=settings.default_queue, name=name)
+    with create_session() as session:
+        expected = live_worker_count(session)
+    stopped = stop_workers(
+        settings.celery_broker_url, default_queue=settings.default_queue, name=name, expected=expected
+    )
     if not stopped:
         who = f"worker {name!r}" if name else "worker"
         raise MinischedError(f"no {who} answered; `minisched celery status` lists the live workers")

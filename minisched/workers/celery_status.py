@@ -42,7 +42,7 @@ def worker_rows(broker_url: str, *, default_queue: str, session: Session) -> lis
         )
         for job_id, dag_id, task_id, run_id, try_number in running:
             tries[job_id or 0].append(f"{dag_id}.{task_id}/{run_id}#{try_number}")
-    queues = _active_queues(broker_url, default_queue) if workers else {}
+    queues = _active_queues(broker_url, default_queue, expected=len(workers)) if workers else {}
     return [
         {
             "worker": worker.hostname,
@@ -55,23 +55,37 @@ def worker_rows(broker_url: str, *, default_queue: str, session: Session) -> lis
     ]
 
 
-def _active_queues(broker_url: str, default_queue: str) -> dict[str, list[str]]:
+def _active_queues(broker_url: str, default_queue: str, *, expected: int) -> dict[str, list[str]]:
+    """Waits for `expected` replies (the live worker jobs), or REPLY_TIMEOUT if some never answer."""
     app = make_app(broker_url, default_queue=default_queue)
     try:
-        replies = app.control.inspect(timeout=REPLY_TIMEOUT).active_queues() or {}
+        replies = app.control.inspect(timeout=REPLY_TIMEOUT, limit=expected).active_queues() or {}
     finally:
         app.close()
     return {_worker_name(node): sorted(q["name"] for q in found) for node, found in replies.items()}
 
 
-def stop_workers(broker_url: str, *, default_queue: str, name: str | None) -> list[str]:
-    """Ask the live workers (or the one called `name`) for a warm shutdown; returns who was asked."""
+def live_worker_count(session: Session) -> int:
+    """Worker jobs the database holds as running: how many answers a broadcast may wait for."""
+    return len(
+        session.execute(
+            select(Job.id).where(Job.job_type == CELERY_WORKER_JOB_TYPE, Job.state == JobState.RUNNING)
+        ).all()
+    )
+
+
+def stop_workers(
+    broker_url: str, *, default_queue: str, name: str | None, expected: int | None = None
+) -> list[str]:
+    """Ask the live workers (or the one called `name`) for a warm shutdown; returns who was asked.
+    The ping returns once `expected` workers answered (one for `name`), else after REPLY_TIMEOUT."""
     from minisched.workers.celery_worker import nodename
 
     app = make_app(broker_url, default_queue=default_queue)
     try:
         destination = [nodename(name)] if name else None
-        answered = app.control.ping(destination=destination, timeout=REPLY_TIMEOUT)
+        limit = 1 if name else (expected or None)
+        answered = app.control.ping(destination=destination, timeout=REPLY_TIMEOUT, limit=limit)
         nodes = sorted(node for reply in answered for node in reply)
         if nodes:
             app.control.shutdown(destination=nodes)

@@ -11,7 +11,9 @@ a pipe to a pool process):
    and process-group kill (a try costs a pipe round trip, not a fork), shipping its log to the database
    about once a second;
 3. finish: the final state, with the rest of the log, in one transaction;
-4. tell the scheduler (its report list), so it schedules what comes next without waiting.
+4. tell the scheduler (its report list), so it schedules what comes next without waiting; a try
+   still running after STARTED_REPORT_DELAY is reported as started first, which frees the scheduler's
+   count of unstarted tries.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from minisched.workers import claims
 log = logging.getLogger(__name__)
 #: Seconds between two shipments of a running try's log.
 LOG_SHIP_INTERVAL = 1.0
+#: Seconds a try runs before its `started` report is sent (see `_run_warm`).
+STARTED_REPORT_DELAY = 0.05
 
 
 @dataclass
@@ -132,6 +136,7 @@ def run_message(body: dict[str, Any]) -> str:
             )
         ),
     )
+    key = (request.ti_id, request.try_number)
     held = context.hold(request)
     try:
         if not _start(context, request, held=held):
@@ -143,8 +148,7 @@ def run_message(body: dict[str, Any]) -> str:
                 request.run_id,
             )
             return "dropped"
-        _report(context, reply_to, started_report(request.ti_id, request.try_number))
-        result = _run(context, request)
+        result = _run(context, request, started=lambda: _report(context, reply_to, started_report(*key)))
         _report(context, reply_to, finished_report(result))
         return result.outcome
     finally:
@@ -174,7 +178,7 @@ def _start(context: WorkerContext, request: TryRequest, *, held: bool) -> bool:
     return run_with_retries(attempt)
 
 
-def _run(context: WorkerContext, request: TryRequest) -> TryResult:
+def _run(context: WorkerContext, request: TryRequest, *, started: Callable[[], None]) -> TryResult:
     key = TryKey(request.dag_id, request.run_id, request.task_id, request.try_number, request.map_index)
     shipped = 0
 
@@ -196,9 +200,10 @@ def _run(context: WorkerContext, request: TryRequest) -> TryResult:
 
             shipped = run_with_retries(transaction)
 
-    result = replace(_run_warm(context.runner(), request, ship_so_far), hostname=context.name)
+    result = replace(_run_warm(context.runner(), request, started, ship_so_far), hostname=context.name)
 
     def finish() -> None:
+        context.dags.begin_step()  # the DAG's hash read at most once per recheck interval, not per try
         with create_session() as session:
             now = utcnow()
             ship_log(
@@ -216,15 +221,29 @@ def _run(context: WorkerContext, request: TryRequest) -> TryResult:
     return result
 
 
-def _run_warm(runner: LocalExecutor, request: TryRequest, while_waiting: Callable[[], None]) -> TryResult:
-    """Run `request` to its end on the warm task process; `while_waiting` every LOG_SHIP_INTERVAL."""
+def _run_warm(
+    runner: LocalExecutor,
+    request: TryRequest,
+    started: Callable[[], None],
+    while_waiting: Callable[[], None],
+) -> TryResult:
+    """Run `request` to its end on the warm task process; `while_waiting` every LOG_SHIP_INTERVAL.
+
+    `started` (the scheduler's `started` report, which only lowers its count of unstarted tries) is
+    sent once the try has run STARTED_REPORT_DELAY: a try that ends sooner is reported once, finished,
+    which lowers that count too; two pushes per short try would be a third of the worker's Redis work."""
     runner.submit([request])
+    timeout, reported = STARTED_REPORT_DELAY, False
     while True:
-        results = runner.poll(LOG_SHIP_INTERVAL)
+        results = runner.poll(timeout)
         runner.drain_started()  # the start is ours to record (done already), not the executor's
         if results:
             (result,) = results
             return result
+        if not reported:
+            started()
+            reported, timeout = True, LOG_SHIP_INTERVAL
+            continue
         while_waiting()
 
 
@@ -272,20 +291,23 @@ def run_worker(
     beat.start()
     state = JobState.FAILED
     try:
-        app.worker_main(
-            [
-                "worker",
-                f"--hostname={nodename(name)}",
-                f"--queues={','.join(queues)}",
-                f"--concurrency={concurrency}",
-                "--pool=threads",
-                "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ]
+        # Celery's worker without its command line (`worker_main` imports click-repl and
+        # prompt_toolkit: ~1 s of CPU per worker start, for options we set here anyway).
+        from celery.concurrency import get_implementation
+
+        worker = app.Worker(
+            hostname=nodename(name),
+            queues=list(queues),
+            concurrency=concurrency,
+            pool_cls=get_implementation("threads"),
+            loglevel="WARNING",
+            quiet=True,
+            without_gossip=True,
+            without_mingle=True,
+            without_heartbeat=True,
         )
-        state = JobState.SUCCESS
+        worker.start()
+        state = JobState.FAILED if worker.exitcode else JobState.SUCCESS
     except SystemExit as exc:
         state = JobState.SUCCESS if not exc.code else JobState.FAILED
     finally:

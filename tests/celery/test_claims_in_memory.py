@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,9 @@ class _Publisher:
         self.sent: list[TryRequest] = []
         original = self.executor.publish
 
-        def publish(request: TryRequest) -> None:
-            self.sent.append(request)
-            original(request)
+        def publish(tries: Sequence[TryRequest]) -> None:
+            self.sent.extend(tries)
+            original(tries)
 
         self.executor.publish = publish  # type: ignore[method-assign]
 
@@ -159,8 +159,8 @@ def test_a_try_published_twice_runs_once_and_is_reported(
     caplog.set_level(logging.INFO, logger="minisched.workers")
     publisher, request, tokens = queued_try
     _set_try(request, state="queued", try_number=request.try_number)
-    publisher.executor.publish(request)
-    publisher.executor.publish(request)
+    publisher.executor.publish([request])
+    publisher.executor.publish([request])
     with _worker(env, publisher.executor.default_queue):
         (result,) = _reports(publisher, 1)
         # Three messages carried this try: the loop's own (withdrawn then queued again) and two copies.
@@ -179,7 +179,7 @@ def test_a_stale_try_number_is_dropped(
     caplog.set_level(logging.INFO, logger="minisched.workers")
     publisher, request, tokens = queued_try
     _set_try(request, state="queued", try_number=request.try_number + 1)  # cleared and queued again since
-    publisher.executor.publish(request)
+    publisher.executor.publish([request])
     with _worker(env, publisher.executor.default_queue):
         wait_until(lambda: _drops(caplog) == 2, timeout=30, message="both messages dropped")
     assert not tokens.exists()
@@ -197,7 +197,7 @@ def test_a_message_of_a_job_that_lost_the_try_is_dropped(
     assert request.claimed_by_job_id is not None
     other = _other_job()
     _set_try(request, state="queued", try_number=request.try_number, job_id=other)
-    publisher.executor.publish(request)
+    publisher.executor.publish([request])
     with _worker(env, publisher.executor.default_queue):
         wait_until(lambda: _drops(caplog) == 2, timeout=30, message="both messages dropped")
     assert not tokens.exists()
@@ -239,7 +239,7 @@ def test_a_start_whose_commit_reply_was_lost_runs_its_try(
     caplog.set_level(logging.INFO, logger="minisched")
     publisher, request, tokens = queued_try
     _set_try(request, state="queued", try_number=request.try_number)
-    publisher.executor.publish(request)  # behind the loop's own message, which now finds the try queued
+    publisher.executor.publish([request])  # behind the loop's own message, which now finds the try queued
     _commit_then_lose_the_reply(monkeypatch)
     with _worker(env, publisher.executor.default_queue):
         (result,) = _reports(publisher, 1)

@@ -8,6 +8,7 @@ lost, worker died) is the database's business: recovery and the queued timeout d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 TryKey = tuple[int, int]
 #: Seconds between two warnings about an unreachable broker.
 WARN_EVERY = 10.0
+
+
+def _batch(producer: Any) -> contextlib.AbstractContextManager[Any]:
+    """kombu's publish batch (kombu 5.7+; older ones publish each message at once)."""
+    batch = getattr(producer, "batch", None)
+    return batch() if batch is not None else contextlib.nullcontext()
 
 
 class CeleryExecutor(BaseExecutor):
@@ -67,23 +74,30 @@ class CeleryExecutor(BaseExecutor):
     def submit(self, tries: Sequence[TryRequest]) -> None:
         if self._app is None:
             raise RuntimeError("the celery executor is not started; call start() first")
+        now = time.monotonic()
         for request in tries:
-            self._unstarted[(request.ti_id, request.try_number)] = (request, time.monotonic())
-            self.publish(request)
+            self._unstarted[(request.ti_id, request.try_number)] = (request, now)
+        if tries:
+            self.publish(tries)
 
-    def publish(self, request: TryRequest) -> None:
-        """Send one try; if the broker is unreachable the try stays queued in the database, and the
-        queued timeout fails or retries it, as it does for a message the broker lost."""
+    def publish(self, tries: Sequence[TryRequest]) -> None:
+        """Send tries in one Redis round trip (kombu's publish batch: one pipeline, one producer
+        checkout); if the broker is unreachable they stay queued in the database, and the queued
+        timeout fails or retries them, as it does for a message the broker lost. A try published
+        twice (a batch that failed half-way and is resent by recovery) is still claimed once."""
         assert self._app is not None
         try:
-            self._app.send_task(
-                TASK_NAME,
-                args=[encode_try(request, self.reply_to)],
-                task_id=task_id_for(request.ti_id, request.try_number),
-                queue=request.queue or self.default_queue,
-            )
+            with self._app.producer_or_acquire() as producer, _batch(producer):
+                for request in tries:
+                    self._app.send_task(
+                        TASK_NAME,
+                        args=[encode_try(request, self.reply_to)],
+                        task_id=task_id_for(request.ti_id, request.try_number),
+                        queue=request.queue or self.default_queue,
+                        producer=producer,
+                    )
         except Exception as exc:  # kombu raises several types for a broker that is away
-            self._warn(f"cannot publish try {request.try_number} of task instance {request.ti_id}: {exc}")
+            self._warn(f"cannot publish {len(tries)} tries (first: task instance {tries[0].ti_id}): {exc}")
 
     def poll(self, timeout: float = 0.0) -> list[TryResult]:
         """Waits up to `timeout` for a *finished* report: a `started` one only lowers the backlog, and

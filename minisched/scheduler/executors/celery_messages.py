@@ -13,7 +13,7 @@ import json
 import queue
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +28,8 @@ TASK_NAME = "minisched.run_try"
 REPORT_TTL = 86_400
 #: Redis (the reports travel through the broker's own server); memory:// for in-process tests.
 _BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
+#: kombu's Redis transport with one client per channel (`celery_redis`), resolved by kombu when used.
+REDIS_TRANSPORT = "minisched.scheduler.executors.celery_redis:Transport"
 _DATETIME_FIELDS = ("logical_date", "data_interval_start", "data_interval_end")
 
 
@@ -62,6 +64,8 @@ def make_app(broker_url: str, *, default_queue: str) -> Celery:
     from celery import Celery
 
     app = Celery("minisched", broker=broker_url, set_as_current=False)
+    if broker_url.startswith("redis://"):
+        app.conf.broker_transport = REDIS_TRANSPORT  # one Redis client per channel, not one per command
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=False,  # a try whose worker died is recovered from the database
@@ -108,7 +112,8 @@ def started_report(ti_id: int, try_number: int) -> dict[str, Any]:
 
 
 def finished_report(result: TryResult) -> dict[str, Any]:
-    body = asdict(result)
+    """Shallow (not `asdict`, which deep-copies every XCom value): json.dumps copies it anyway."""
+    body = {f.name: getattr(result, f.name) for f in fields(result)}
     body["start_date"] = result.start_date.isoformat()
     body["end_date"] = result.end_date.isoformat()
     return {"kind": "finished", "result": body}
