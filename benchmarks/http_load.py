@@ -1,5 +1,6 @@
 """A load generator that is not the bottleneck: several client processes, each with one keep-alive
-`http.client` connection, sending GETs back to back for a fixed time and counting the answers.
+`http.client` connection, sending GETs back to back for a fixed time and counting the answers (a
+closed loop: as fast as the server answers; `http_pace` offers a fixed rate instead).
 
 Processes, not threads: one Python thread parsing responses would saturate long before a server.
 Run as `python -m benchmarks.http_load`, it is one client: the job as a JSON line on stdin, `ready`
