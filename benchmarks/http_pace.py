@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.http_load import REPO, Server, _output, _send
+from benchmarks.http_load import REPO, Server, _output, _send, start_and_time
 
 MAX_CONNECTIONS = 64
 
@@ -88,14 +88,7 @@ def pace(
     assert process.stdout is not None
     if process.stdout.readline().strip() != b"ready":
         raise RuntimeError("the paced load client failed to start")
-    start = time.time() + 0.2
-    _send(process, str(start))
-    time.sleep(max(0.0, start - time.time()))
-    cpu_before = server.cpu_seconds()
-    if on_start is not None:
-        on_start()
-    time.sleep(max(0.0, start + seconds - time.time()))
-    cpu = server.cpu_seconds() - cpu_before
+    cpu = start_and_time(server, [process], seconds, on_start)
     output = _output(process)
     if process.returncode:
         raise RuntimeError(f"the paced load client failed; its output: {output!r}")
