@@ -6,10 +6,11 @@ The data is inserted in bulk (`web_seed`), not made by a scheduler. Page times a
 this process around the ASGI app (from the request's arrival to the last byte of the answer: what the
 server spends, no network), the median of 7 requests after one warm-up.
 
-Requests per second come from `http_load` (client processes with keep-alive connections). The machine
-is shared, so the same server also answers `GET /api/v1/version` in the same run: the ratio between
-the two, and the requests per second of server CPU (what one worker does with a core of its own),
-are what can be compared across runs.
+Requests per second come from `http_load` (client processes with keep-alive connections, as fast as
+the server answers). The machine is shared, so the same server also answers `GET /api/v1/version` in
+the same run: the ratio between the two, and the requests per second of server CPU (what one worker
+does with a core of its own), are what can be compared across runs. Then `http_pace` offers `/dags`
+at the target rate, open loop: "sustains 500 requests/s" is that rate answered, with its latency.
 """
 
 from __future__ import annotations
@@ -137,18 +138,20 @@ def page_figures(engine: Any, token: str, *, repeats: int) -> dict[str, tuple[fl
 def api_load(home: Home, token: str, seconds: float) -> dict[str, Any]:
     """/version, /dags, /version again against one server: the baseline brackets the figure."""
     from benchmarks.http_load import hammer, webserver
+    from benchmarks.http_pace import pace
 
     headers = {"Authorization": f"Bearer {token}"}
     with webserver(home.environ(), "/api/v1/dags", headers) as server:
         before = hammer(server, "/api/v1/version", headers, seconds=seconds)
         dags = hammer(server, "/api/v1/dags", headers, seconds=seconds)
         after = hammer(server, "/api/v1/version", headers, seconds=seconds)
+        paced = pace(server, "/api/v1/dags", headers, rate=RPS_TARGET, seconds=seconds)
     best = before if before.per_second >= after.per_second else after
-    return {"dags": dags, "version": best}
+    return {"dags": dags, "version": best, "paced": paced}
 
 
 def load_figures(loads: dict[str, Any], dags: int, seconds: float) -> list[Figure]:
-    dags_load, version = loads["dags"], loads["version"]
+    dags_load, version, paced = loads["dags"], loads["version"], loads["paced"]
     params = f"{dags:,} DAGs, limit=100, 4 client processes (http.client keep-alive), {seconds:g}s"
     return [
         Figure(
@@ -181,5 +184,21 @@ def load_figures(loads: dict[str, Any], dags: int, seconds: float) -> list[Figur
             "x",
             params=params,
             note="/dags req/s over /version req/s, same server, same run",
+        ),
+        Figure(
+            "webserver.api_dags.paced_rps",
+            paced.per_second,
+            "req/s",
+            f">= {RPS_TARGET:.0f} (offered)",
+            at_least(paced.per_second, RPS_TARGET * 0.98),
+            f"{dags:,} DAGs, limit=100, offered at {RPS_TARGET:.0f} req/s open loop, {seconds:g}s",
+            note=f"{paced.errors} errors, {paced.missed} missed; server {paced.server_cpu_share:.2f} cores",
+        ),
+        Figure(
+            "webserver.api_dags.paced_p99_ms",
+            paced.percentile_ms(0.99),
+            "ms",
+            params=f"p50 {paced.median_ms:.1f} ms, p95 {paced.percentile_ms(0.95):.1f} ms",
+            note="latency from when each request was due",
         ),
     ]

@@ -1,5 +1,6 @@
 """A load generator that is not the bottleneck: several client processes, each with one keep-alive
-`http.client` connection, sending GETs back to back for a fixed time and counting the answers.
+`http.client` connection, sending GETs back to back for a fixed time and counting the answers (a
+closed loop: as fast as the server answers; `http_pace` offers a fixed rate instead).
 
 Processes, not threads: one Python thread parsing responses would saturate long before a server.
 Run as `python -m benchmarks.http_load`, it is one client: the job as a JSON line on stdin, `ready`
@@ -101,20 +102,31 @@ def hammer(
         assert process.stdout is not None
         if process.stdout.readline().strip() != b"ready":
             raise RuntimeError("a load client failed to start")
+    cpu = start_and_time(server, processes, seconds, on_start)
+    counts = [_output(process) for process in processes]
+    if any(process.returncode for process in processes):
+        raise RuntimeError(f"a load client failed; its output: {counts}")
+    pairs = [json.loads(output) for output in counts]
+    return Load(sum(p[0] for p in pairs), sum(p[1] for p in pairs), seconds, cpu)
+
+
+def start_and_time(
+    server: Server,
+    clients: list[subprocess.Popen[bytes]],
+    seconds: float,
+    on_start: Callable[[], None] | None,
+) -> float:
+    """Tell the ready `clients` when to start, wait out their `seconds`, and return the server's CPU
+    seconds meanwhile."""
     start = time.time() + 0.2
-    for process in processes:
+    for process in clients:
         _send(process, str(start))
     time.sleep(max(0.0, start - time.time()))
     cpu_before = server.cpu_seconds()
     if on_start is not None:
         on_start()
     time.sleep(max(0.0, start + seconds - time.time()))
-    cpu = server.cpu_seconds() - cpu_before
-    counts = [_output(process) for process in processes]
-    if any(process.returncode for process in processes):
-        raise RuntimeError(f"a load client failed; its output: {counts}")
-    pairs = [json.loads(output) for output in counts]
-    return Load(sum(p[0] for p in pairs), sum(p[1] for p in pairs), seconds, cpu)
+    return server.cpu_seconds() - cpu_before
 
 
 def _send(process: subprocess.Popen[bytes], line: str) -> None:

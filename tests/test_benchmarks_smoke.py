@@ -50,11 +50,16 @@ FIGURES = [
     "webserver.api_version.rps",
     "webserver.api_version.rps_per_cpu_s",
     "webserver.api_dags.vs_version",
+    "webserver.api_dags.paced_rps",
+    "webserver.api_dags.paced_p99_ms",
     # 10. scheduler under API load
     "api_load.scheduler_alone.tasks_per_s",
     "api_load.scheduler_loaded.tasks_per_s",
     "api_load.slowdown",
     "api_load.api_dags.rps",
+    "api_load.api_dags.p50_ms",
+    "api_load.api_dags.p99_ms",
+    "api_load.api_server.cores",
     # 2. SQL per loop
     *(
         f"sql_per_loop.{mode}.{case}"

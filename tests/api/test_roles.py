@@ -180,3 +180,28 @@ def test_tasks_are_ordered_by_a_field_then_task_id(demo: Api) -> None:
     assert ids == ["report", "load", "extract"]
     by_owner = demo.get("/dags/demo/tasks", params={"order_by": "owner", "limit": 2, "offset": 1}).json()
     assert [t["task_id"] for t in by_owner["tasks"]] == ["load", "report"] and by_owner["total_entries"] == 3
+
+
+def test_a_revoked_token_stops_working_on_a_server_that_remembers_tokens(api: Api) -> None:
+    """The webserver's checker remembers a token's row for 2 s (so /dags reads no token row per
+    request); a revoked token is refused once that memory expires, without a restart."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from minisched.api.app import create_app
+    from minisched.db.session import create_session
+    from minisched.service.tokens import TokenChecker, revoke_token
+
+    checker = create_app().state.tokens
+    assert isinstance(checker, TokenChecker)
+    headers = api.headers("viewer")
+    with TestClient(create_app(checker)) as client:
+        assert client.get("/api/v1/dags", headers=headers).status_code == 200
+        with create_session() as session:
+            revoke_token("viewer-user", session=session)
+        deadline = time.monotonic() + 60
+        while client.get("/api/v1/dags", headers=headers).status_code == 200:
+            assert time.monotonic() < deadline, "the revoked token still works after 60 s"
+            time.sleep(0.05)
+        assert client.get("/api/v1/dags", headers=headers).status_code == 401

@@ -85,3 +85,30 @@ def test_a_read_session_reads_while_a_writer_holds_the_lock_and_refuses_to_write
                 reader.flush()
     assert _pool_count() == 2
     assert get_engine().pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_datetimes_read_back_aware_in_utc_whatever_text_was_stored(env: Env) -> None:
+    """SQLite's stored text is parsed by a fast path (issue 13); text written by another tool, with
+    an offset or without microseconds, still reads as the same instant in UTC."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from minisched.models import Log
+
+    stored = {
+        "offset": ("2024-01-01 01:30:00+01:00", datetime(2024, 1, 1, 0, 30, tzinfo=UTC)),
+        "offset_micro": ("2024-01-01T00:00:00.25-02:00", datetime(2024, 1, 1, 2, 0, 0, 250000, tzinfo=UTC)),
+    }
+    if get_engine().dialect.name == "sqlite":  # naive text is UTC there; PostgreSQL reads it in its timezone
+        stored["naive"] = ("2024-01-01 00:00:00", datetime(2024, 1, 1, tzinfo=UTC))
+        stored["naive_micro"] = ("2024-01-01 00:00:00.000123", datetime(2024, 1, 1, 0, 0, 0, 123, tzinfo=UTC))
+    with create_session() as session:
+        for event, (value, _) in stored.items():
+            session.execute(
+                text("INSERT INTO log (dttm, event) VALUES (:dttm, :event)"), {"dttm": value, "event": event}
+            )
+    with create_session() as session:
+        read = dict(session.execute(select(Log.event, Log.dttm)).all())
+    for event, (_, expected) in stored.items():
+        assert read[event] == expected and read[event].utcoffset() == UTC.utcoffset(None), event

@@ -1,0 +1,185 @@
+"""An open-loop load at a fixed rate: request k is due at start + k / rate, whether or not the earlier
+ones were answered. A slow server cannot lower the load it is offered, as it does with a closed loop
+(`http_load.hammer`), and latency is counted from when a request was due, so a request that waited
+in the client for a connection counts its wait (no coordinated omission).
+
+Each request takes an idle keep-alive connection, or opens one (up to `MAX_CONNECTIONS`; past that, a
+due request is counted as missed, not sent late). One client process with asyncio offers 500 GETs/s
+of a 90 KB page using a tenth of a core. Run as `python -m benchmarks.http_pace`, it is that client,
+driven over stdin/stdout as `http_load`'s clients are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.http_load import REPO, Server, _output, _send, start_and_time
+
+MAX_CONNECTIONS = 64
+
+
+@dataclass(frozen=True)
+class Paced:
+    offered_per_second: float
+    answered: int
+    errors: int
+    missed: int
+    """Requests not sent: every connection was busy when they were due."""
+    seconds: float
+    latencies_ms: list[float]
+    server_cpu_seconds: float
+
+    @property
+    def per_second(self) -> float:
+        """Answers (status 200) per second: equals the offered rate when the server keeps up."""
+        return self.answered / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, share: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    @property
+    def server_cpu_share(self) -> float:
+        """The server's CPU seconds per second: 1.0 is one core busy."""
+        return self.server_cpu_seconds / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        p95, p99 = self.percentile_ms(0.95), self.percentile_ms(0.99)
+        return (
+            f"{self.per_second:.0f}/{self.offered_per_second:.0f} req/s answered, latency p50 "
+            f"{self.median_ms:.1f} ms p95 {p95:.1f} ms p99 {p99:.1f} ms, {self.errors} errors, "
+            f"{self.missed} missed, server {self.server_cpu_share:.2f} cores"
+        )
+
+
+def pace(
+    server: Server,
+    path: str,
+    headers: Mapping[str, str],
+    *,
+    rate: float,
+    seconds: float,
+    on_start: Callable[[], None] | None = None,
+) -> Paced:
+    """GET `path` at `rate` per second for `seconds` from one client process; `on_start` is called
+    when the first request is due."""
+    job = {"port": server.port, "path": path, "headers": dict(headers), "rate": rate, "seconds": seconds}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.http_pace"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+    )
+    _send(process, json.dumps(job))
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != b"ready":
+        raise RuntimeError("the paced load client failed to start")
+    cpu = start_and_time(server, [process], seconds, on_start)
+    output = _output(process)
+    if process.returncode:
+        raise RuntimeError(f"the paced load client failed; its output: {output!r}")
+    counts = json.loads(output)
+    return Paced(
+        rate, counts["answered"], counts["errors"], counts["missed"], seconds, counts["latencies_ms"], cpu
+    )
+
+
+class _Client:
+    """Keep-alive connections to one server, and the counts of one paced run."""
+
+    def __init__(self, job: Mapping[str, Any]) -> None:
+        headers = "".join(f"{name}: {value}\r\n" for name, value in job["headers"].items())
+        self.request = f"GET {job['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
+        self.port = int(job["port"])
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.open = 0
+        self.answered = self.errors = self.missed = 0
+        self.latencies_ms: list[float] = []
+
+    async def connect(self) -> None:
+        self.idle.append(await asyncio.open_connection("127.0.0.1", self.port))
+        self.open += 1
+
+    async def get(self, due: float) -> None:
+        if not self.idle:
+            if self.open >= MAX_CONNECTIONS:
+                self.missed += 1
+                return
+            await self.connect()
+        reader, writer = self.idle.pop()
+        try:
+            writer.write(self.request)
+            status = await _read_response(reader)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self.errors += 1
+            self.open -= 1
+            writer.close()
+            return
+        self.idle.append((reader, writer))
+        self.latencies_ms.append((time.perf_counter() - due) * 1000)
+        if status == 200:
+            self.answered += 1
+        else:
+            self.errors += 1
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """The status of one HTTP/1.1 response, its body read (the server sends a Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
+
+
+async def _paced(job: Mapping[str, Any], started: Callable[[], float]) -> dict[str, Any]:
+    client = _Client(job)
+    for _ in range(4):
+        await client.connect()
+    start_wall = started()
+    await asyncio.sleep(max(0.0, start_wall - time.time()))
+    start = time.perf_counter()
+    interval = 1.0 / float(job["rate"])
+    total = int(float(job["rate"]) * float(job["seconds"]))
+    pending: set[asyncio.Task[None]] = set()
+    for k in range(total):
+        due = start + k * interval
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        task = asyncio.ensure_future(client.get(due))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.wait(pending, timeout=30)
+    return {
+        "answered": client.answered,
+        "errors": client.errors + len(pending),
+        "missed": client.missed,
+        "latencies_ms": [round(ms, 3) for ms in client.latencies_ms],
+    }
+
+
+def _started_by_parent() -> float:
+    print("ready", flush=True)
+    return float(sys.stdin.readline())
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(_paced(json.loads(sys.stdin.readline()), _started_by_parent))))
