@@ -10,6 +10,11 @@ Shapes: a no-op PythonOperator, and one with a templated argument and a success 
 The baseline is the CPU both processes of a 2-process `multiprocessing` pool spend on one no-op
 `apply` (`baselines.py`'s round trip): what handing work to a worker costs with nothing done.
 `--profile N` prints the N costliest functions (cProfile, CPU clock) of the no-op shape.
+
+`--compare REV [REV...]` (git revisions, or WORKTREE) runs one warm worker per version instead, each
+in its own interpreter with that version first on its path, and hands them batches of tries in turn,
+so that a change of the machine's load hits every version alike; it prints each version's median CPU
+per try and its ratio to the first's.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ DAG_FILE = textwrap.dedent(
     """
 )
 SHAPES = ("noop", "templated")
+SERVE = "import sys, benchmarks.bench_try_cpu as b; b.serve(sys.argv[1])"
 
 
 def pool_cpu_per_round_trip(calls: int) -> float:
@@ -123,12 +129,96 @@ def worker_cpu_per_try(shape: str, tries: int, profile: int = 0) -> list[float]:
     return samples
 
 
+def serve(shape: str) -> None:
+    """A warm worker of the version on this interpreter's path: each line on stdin asks for that many
+    tries, answered by a JSON line of their CPU seconds; EOF ends it."""
+    import json
+
+    from minisched.scheduler.executors.task_runner import DagFileCache, run_try
+
+    out = os.fdopen(os.dup(1), "w")  # a try points fds 1/2 at its log while it runs
+    with tempfile.TemporaryDirectory() as tmp:
+        dag_file = Path(tmp) / "bench_dag.py"
+        dag_file.write_text(DAG_FILE)
+        cache = DagFileCache()
+        done = 50
+        for warm in requests(str(dag_file), Path(tmp) / "logs", done, task_prefix=shape):
+            assert run_try(warm, dag_cache=cache).outcome == "success"
+        for line in sys.stdin:
+            samples = []
+            batch = requests(str(dag_file), Path(tmp) / "logs", done + int(line), task_prefix=shape)[done:]
+            done += int(line)
+            for each in batch:
+                started = time.process_time()
+                run_try(each, dag_cache=cache)
+                samples.append(time.process_time() - started)
+            out.write(json.dumps(samples) + "\n")
+            out.flush()
+
+
+def compare(revs: list[str], shape: str, tries: int, batch: int = 50) -> None:
+    """Median CPU per try of each version, their batches interleaved (see the module docstring)."""
+    import json
+    import subprocess
+
+    from benchmarks.ab import export
+    from benchmarks.common import REPO
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workers = []
+        for n, rev in enumerate(revs):
+            code = export(rev, Path(tmp) / str(n))
+            env = {
+                **os.environ,
+                "PYTHONPATH": f"{code}{os.pathsep}{REPO}",
+                "MINISCHED_HOME": str(code / "home"),
+            }
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "import sys, benchmarks.bench_try_cpu as b; b.serve(sys.argv[1])",
+                        shape,
+                    ],
+                    cwd=code,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        samples: list[list[float]] = [[] for _ in revs]
+        for _ in range(max(1, tries // batch)):
+            for worker, into in zip(workers, samples, strict=True):
+                assert worker.stdin is not None and worker.stdout is not None
+                worker.stdin.write(f"{batch}\n")
+                worker.stdin.flush()
+                into += json.loads(worker.stdout.readline())
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.close()
+            worker.wait()
+    first = statistics.median(samples[0])
+    for rev, cpu in zip(revs, samples, strict=True):
+        median = statistics.median(cpu)
+        print(
+            f"{shape} {rev}: worker CPU per try, median {median * 1e3:.3f} ms, "
+            f"{first / median:.2f}x {revs[0]}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tries", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="baseline and shapes measured in turn")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--compare", nargs="+", metavar="REV")
     args = parser.parse_args()
+    if args.compare:
+        for shape in SHAPES:
+            compare(args.compare, shape, args.tries)
+        return
     if args.profile:
         worker_cpu_per_try("noop", args.tries, args.profile)
         return

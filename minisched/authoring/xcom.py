@@ -126,11 +126,15 @@ class TryXCom:
         return values[0] if single else values
 
     def _read(self, task_ids: list[str], key: str, dag_id: str) -> dict[str, Any]:
+        """An unmapped task's own values are only what this try pushed: its values are stored when it
+        ends, so any in the table are an earlier try's, which the scheduler deletes when it records
+        this retry's start -- a write that can come after the retry's code has already begun."""
         found: dict[str, Any] = {}
-        own = dag_id == self.dag_id and self.task_id in task_ids and key in self.pushed
-        if own:
+        own = dag_id == self.dag_id and self.task_id in task_ids
+        if own and key in self.pushed:
             found[self.task_id] = self.pushed[key]
-        others = [t for t in task_ids if not (own and t == self.task_id)]
+        skip_own = own and (key in self.pushed or self.map_index < 0)
+        others = [t for t in task_ids if not (skip_own and t == self.task_id)]
         if others:
             from minisched.db.xcom import read_values
 

@@ -55,3 +55,26 @@ def test_pushes_are_checked_at_once() -> None:
     assert "return_value" not in ti.pushed
     ti.push_result({"a": 1}, multiple_outputs=True)
     assert ti.pushed["a"] == 1 and ti.pushed["return_value"] == {"a": 1}
+
+
+def test_a_retry_never_reads_its_own_earlier_trys_values_from_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scheduler deletes them when it records the retry's start, which may commit after the
+    retry's code has begun: until then the table still holds them (here, every task's value is)."""
+    from minisched.db import xcom as table
+
+    asked: list[list[str]] = []
+
+    def stale_table(dag_id: str, run_id: str, task_ids: list[str], key: str) -> dict[str, str]:
+        asked.append(list(task_ids))
+        return dict.fromkeys(task_ids, "old")
+
+    monkeypatch.setattr(table, "read_values", stale_table)
+    retry = TryXCom("d", "r", "t")
+    assert retry.xcom_pull(key="partial") is None
+    assert retry.xcom_pull(task_ids=["t", "up"], key="partial") == [None, "old"]
+    retry.xcom_push("partial", "new")
+    assert retry.xcom_pull(task_ids=["t", "up"], key="partial") == ["new", "old"]
+    assert asked == [["up"], ["up"]]
+    assert TryXCom("d", "r", "downstream").xcom_pull(task_ids="t", key="partial") == "old"
