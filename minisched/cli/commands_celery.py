@@ -35,17 +35,19 @@ def worker(queues: str | None, concurrency: int, name: str | None) -> None:
 
     Needs the same DAG files (at the same path) and the same metadata database as the scheduler.
     """
+    from minisched.scheduler.executors.celery_messages import require_celery_setup
+    from minisched.settings import get_settings, mask_secrets
+
+    settings = get_settings()
+    # Refuse a wrong setup (SQLite, no broker) before importing the database and Celery modules.
+    require_celery_setup(db_url=settings.db_url, broker_url=settings.celery_broker_url)
     import socket
 
     from minisched.cli.logging_setup import configure_logging
     from minisched.db.migrate import is_at_head
     from minisched.exceptions import MinischedError
-    from minisched.scheduler.executors.celery_messages import require_celery_setup
-    from minisched.settings import get_settings, mask_secrets
     from minisched.workers.celery_worker import run_worker
 
-    settings = get_settings()
-    require_celery_setup(db_url=settings.db_url, broker_url=settings.celery_broker_url)
     if not is_at_head(settings.db_url):
         raise MinischedError(
             f"the metadata database {mask_secrets(settings.db_url)} is not at the current schema; "
