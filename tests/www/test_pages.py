@@ -206,3 +206,14 @@ def test_no_page_loads_anything_from_another_site(browser: Browser) -> None:
         assert not external, (path, external)
     for path in ("/api/v1/ui", "/docs", "/redoc", "/api/v1/docs"):
         assert browser.client.get(path).status_code == 404, path
+
+
+@pytest.mark.parametrize("offset", ["-1", "2147483648", "9223372036854775808", "99999999999999999999", "x"])
+def test_list_pages_refuse_an_offset_out_of_range_with_a_page(browser: Browser, offset: str) -> None:
+    write_dag(browser.env)
+    browser.login()
+    for path in ("/", "/dags/demo", "/import-errors", "/audit"):
+        response = browser.client.get(path, params={"offset": offset})
+        assert response.status_code == 400, (path, response.status_code)
+        assert "text/html" in response.headers["content-type"] and "offset" in response.text
+    assert browser.client.get("/", params={"offset": "2147483647"}).status_code == 200
