@@ -217,3 +217,29 @@ def test_list_pages_refuse_an_offset_out_of_range_with_a_page(browser: Browser, 
         assert response.status_code == 400, (path, response.status_code)
         assert "text/html" in response.headers["content-type"] and "offset" in response.text
     assert browser.client.get("/", params={"offset": "2147483647"}).status_code == 200
+
+
+def test_the_log_view_opens_on_the_end_of_a_big_log(browser: Browser) -> None:
+    """A log over 1 MB: the view's first page is its last lines, says how much comes before, and the
+    API pages through it by byte offset."""
+    line = "x" * 79
+    write_dag(browser.env, load_command=f"yes {line} | head -n 20000; echo the-last-line")
+    assert browser.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
+    browser.login()
+    base = "/dags/demo/runs/manual__2024-03-01T00%3A00%3A00%2B00%3A00/tasks/load/logs/1"
+    size = len(browser.client.get(f"{base}/raw").content)
+    assert size > 1_600_000
+    first = browser.client.get(f"{base}/chunk").json()
+    assert "the-last-line" in first["content"] and first["more"] is False
+    assert first["content"].startswith(line) and len(first["content"]) <= 512 * 1024
+    assert first["skipped"] == size - len(first["content"].encode()) > 1_000_000
+    after = browser.client.get(f"{base}/chunk", params={"token": first["continuation_token"]}).json()
+    assert (after["content"], after["skipped"]) == ("", 0)
+    api = "/api/v1/dags/demo/dagRuns/manual__2024-03-01T00:00:00+00:00/taskInstances/load/logs/1"
+    headers = {"Authorization": f"Bearer {browser.tokens['viewer']}"}
+    page = browser.client.get(api, params={"max_bytes": 100_000}, headers=headers).json()
+    assert len(page["content"]) == 100_000
+    following = browser.client.get(
+        api, params={"token": page["continuation_token"], "max_bytes": 100_000}, headers=headers
+    ).json()
+    assert following["content"] == browser.client.get(f"{base}/raw").text[100_000:200_000]
