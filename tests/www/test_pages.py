@@ -243,3 +243,55 @@ def test_the_log_view_opens_on_the_end_of_a_big_log(browser: Browser) -> None:
         api, params={"token": page["continuation_token"], "max_bytes": 100_000}, headers=headers
     ).json()
     assert following["content"] == browser.client.get(f"{base}/raw").text[100_000:200_000]
+
+
+def test_every_form_writes_an_audit_row_naming_the_token(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each UI form that changes something leaves an audit row owned by the logged-in token's name;
+    a test lists the forms from the app's routes, so a new form without a row here fails."""
+    from sqlalchemy import func
+
+    from minisched.db.session import create_session
+    from minisched.models import Log
+
+    use_keys(browser.env, monkeypatch, new_key())
+    run_id = _run(browser)
+    run = "/dags/demo/runs/" + run_id.replace(":", "%3A").replace("+", "%2B")
+    forms = [
+        ("/dags/demo/pause", {"is_paused": "true"}),
+        ("/dags/demo/trigger", {"conf": '{"a": 1}', "logical_date": ""}),
+        ("/dags/demo/clear", {"run_id": run_id, "task_id": "load", "downstream": "true"}),
+        ("/pools", {"name": "p1", "slots": "2"}),
+        ("/pools/p1/delete", {}),
+        (f"{run}/tasks/load/mark", {"state": "success"}),
+        (f"{run}/mark", {"state": "failed"}),
+        ("/connections", {"conn_id": "c1", "conn_type": "http"}),
+        ("/connections/c1/delete", {}),
+        ("/variables", {"key": "v1", "value": "1"}),
+        ("/variables/v1/delete", {}),
+    ]
+    from minisched.www import pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets
+
+    modules = (pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets)
+    routes = [
+        route.path  # type: ignore[attr-defined]
+        for module in modules
+        for route in module.router.routes
+        if "POST" in (getattr(route, "methods", None) or ())
+    ]
+    assert len(routes) == len(forms), sorted(routes)
+
+    def rows() -> int:
+        with create_session() as session:
+            return int(session.scalar(select(func.count()).where(Log.owner == "admin-user")) or 0)
+
+    browser.login("admin")
+    silent = []
+    for path, data in forms:
+        before = rows()
+        response = browser.post(path, data)
+        assert response.status_code == 303, (path, response.text[:300])
+        if rows() <= before:
+            silent.append(path)
+    assert silent == []
