@@ -295,3 +295,30 @@ def test_every_form_writes_an_audit_row_naming_the_token(
         if rows() <= before:
             silent.append(path)
     assert silent == []
+
+
+def test_variables_form_creates_edits_and_deletes_any_key(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys may hold '/', '?', '%' or spaces: the Edit link and the Delete form still name that key."""
+    use_keys(browser.env, monkeypatch, new_key())
+    browser.login("admin")
+    key = "team/a?b 50%#x"
+    assert browser.post("/variables", {"key": key, "value": "one", "description": "first"}).status_code == 303
+    listing = browser.client.get("/variables").text
+    edit = re.search(r'href="(/variables\?edit=[^"]+)"', listing)
+    delete = re.search(r'action="(/variables/[^"]+/delete)"', listing)
+    assert edit and delete, listing
+    form = browser.client.get(edit.group(1).replace("&amp;", "&")).text
+    assert 'value="team/a?b 50%#x"' in form and ">one</textarea>" in form and 'value="first"' in form
+    assert browser.post("/variables", {"key": key, "value": "two", "description": "first"}).status_code == 303
+    assert "<code>two</code>" in browser.client.get("/variables").text
+    # Changes need the session's CSRF token and our own Origin.
+    no_csrf = browser.client.post(delete.group(1), data={}, headers=ORIGIN)
+    foreign = browser.client.post(
+        delete.group(1), data={"csrf_token": browser.csrf()}, headers={"Origin": "http://evil.example"}
+    )
+    assert (no_csrf.status_code, foreign.status_code) == (403, 403)
+    assert browser.post(delete.group(1), {}).status_code == 303
+    assert "No variables yet." in browser.client.get("/variables").text
+    assert _events("ui_variable_delete") == [("admin-user", None)]
