@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from minisched.service.actor import Actor
-from minisched.service.paging import MAX_LIMIT, Page
+from minisched.service.paging import MAX_LIMIT, MAX_OFFSET, Page
 from minisched.service.tokens import TokenInfo
 
 
@@ -44,7 +44,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 async def get_page(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="The numbers of items to return.")] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="The number of items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="The number of items to skip.")] = 0,
     order_by: Annotated[
         str | None, Query(description="The name of the field to order by; prefix '-' to reverse.")
     ] = None,

@@ -95,6 +95,11 @@ def describe_validation(exc: RequestValidationError) -> str:
     """One line per bad field: where it is and what is wrong with it."""
     parts = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            position = error.get("loc", ("body", 0))[-1]
+            cause = (error.get("ctx") or {}).get("error", "JSON decode error")
+            parts.append(f"the request body is not valid JSON: {cause} at character {position}")
+            continue
         where = ".".join(str(part) for part in error.get("loc", ()))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"

@@ -85,6 +85,30 @@ def read_page(path: Path, *, offset: int = 0, max_bytes: int = DEFAULT_PAGE_BYTE
     )
 
 
+def read_tail(path: Path, *, max_bytes: int = DEFAULT_PAGE_BYTES) -> LogPage:
+    """The last `max_bytes` at most, from the start of a line when the page holds one: what a log view
+    opens on. Its `offset` says how much comes before; nothing before it is read."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return read_page(path, offset=0, max_bytes=max_bytes)
+    start = max(0, size - max_bytes)
+    if start > 0:
+        base = start - 1  # one byte back: a page that starts right after a newline keeps that line
+        with path.open("rb") as handle:
+            handle.seek(base)
+            chunk = handle.read(max_bytes + 1)
+        newline = chunk.find(b"\n")
+        if newline != -1 and base + newline + 1 < size:
+            start = base + newline + 1
+        else:  # one long line: start at a whole UTF-8 character
+            cut = 1
+            while cut < len(chunk) and 0x80 <= chunk[cut] < 0xC0:
+                cut += 1
+            start = base + cut
+    return read_page(path, offset=start, max_bytes=max_bytes)
+
+
 def _decode_whole_chars(chunk: bytes) -> tuple[str, int]:
     """Decode, leaving out a character cut in two at the end (the next page starts with it)."""
     for cut in range(min(3, len(chunk)) + 1):

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from sqlalchemy.sql._typing import ColumnExpressionArgument
 
 MAX_LIMIT = 1000
+#: The largest offset a list takes: bigger ones cannot be bound on every backend (SQLite: 64 bits).
+MAX_OFFSET = 2**31 - 1
 AnySelect = Select[*tuple[Any, ...]]
 Q = TypeVar("Q", bound=AnySelect)
 

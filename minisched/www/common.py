@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import RedirectResponse
 
 from minisched.service.actor import Actor
+from minisched.service.paging import MAX_OFFSET
 from minisched.www.auth import Forbidden, UiSession, actor_of, check_csrf
+
+#: A list page's `offset`: out of range is a 400 page, not a value the database cannot take.
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 def viewer(request: Request) -> dict[str, Any]:

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from minisched.db.session import create_read_session, create_session
 from minisched.exceptions import MinischedError
 from minisched.service import events, pools
 from minisched.service.paging import Page
-from minisched.www.common import back_to, for_change, viewer
+from minisched.www.common import OffsetQuery, back_to, for_change, viewer
 from minisched.www.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -83,7 +83,7 @@ def describe(filename: str, stacktrace: str, timestamp: datetime) -> ShownImport
 
 
 @router.get("/import-errors", response_class=HTMLResponse)
-def import_errors_page(request: Request, *, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+def import_errors_page(request: Request, *, offset: OffsetQuery = 0) -> HTMLResponse:
     ctx = viewer(request)
     with create_read_session() as session:
         rows, total = events.list_import_errors(session=session, page=Page(limit=PER_PAGE, offset=offset))
@@ -97,7 +97,7 @@ def import_errors_page(request: Request, *, offset: Annotated[int, Query(ge=0)] 
 def audit_page(
     request: Request,
     *,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     dag_id: str | None = None,
     event: str | None = None,
 ) -> HTMLResponse:

@@ -16,7 +16,7 @@ from minisched.models import DagRun
 from minisched.models.types import utcnow
 from minisched.service import dags, events, grid, runs
 from minisched.service.paging import Page
-from minisched.www.common import back_to, for_change, viewer
+from minisched.www.common import OffsetQuery, back_to, for_change, viewer
 from minisched.www.grid_html import grid_rows
 from minisched.www.render import is_active, page
 from minisched.www.svg import graph_svg
@@ -28,7 +28,7 @@ MAX_CODE_BYTES = 1024 * 1024
 
 
 @router.get("/", response_class=HTMLResponse)
-def dag_list(request: Request, *, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+def dag_list(request: Request, *, offset: OffsetQuery = 0) -> HTMLResponse:
     ctx = viewer(request)
     with create_read_session() as session:
         rows, total = dags.list_dags(session=session, page=Page(limit=DAGS_PER_PAGE, offset=offset))
@@ -70,7 +70,7 @@ def dag_page(
     *,
     dag_id: str,
     tab: Annotated[str, Query(pattern="^(grid|graph|details|code)$")] = "grid",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> HTMLResponse:
     ctx = viewer(request)
     with create_read_session() as session:

@@ -79,11 +79,16 @@ def delete_connection(
 
 
 @router.get("/variables", response_class=HTMLResponse)
-def variables_page(request: Request, *, error: str | None = None) -> HTMLResponse:
+def variables_page(request: Request, *, error: str | None = None, edit: str | None = None) -> HTMLResponse:
+    """The variables, and the form to set one (filled in with `edit`'s key, description and value,
+    unless the value is sensitive)."""
     ctx = _admin_context(request)
     with create_read_session() as session:
         rows, total = secrets.list_variables(session=session, page=Page(limit=MAX_LIMIT))
-    return page("variables.html", **ctx, nav="variables", rows=rows, total=total, error=error)
+        editing = secrets.get_variable(edit, session=session) if edit else None
+    return page(
+        "variables.html", **ctx, nav="variables", rows=rows, total=total, error=error, editing=editing
+    )
 
 
 @router.post("/variables")
@@ -98,19 +103,15 @@ def set_variable(
     actor = for_change(request, csrf_token, role="admin")
     try:
         with create_session() as session:
-            exists = any(
-                row[0] == key
-                for row in secrets.list_variables(session=session, page=Page(limit=MAX_LIMIT))[0]
-            )
             secrets.save_variable(
-                key.strip(), value, description or None, actor=actor, session=session, must_be_new=not exists
+                key.strip(), value, description or None, actor=actor, session=session, must_be_new=None
             )
     except MinischedError as exc:
         return variables_page(request, error=str(exc))
     return RedirectResponse("/variables", status_code=303)
 
 
-@router.post("/variables/{key}/delete")
+@router.post("/variables/{key:path}/delete")
 def delete_variable(
     request: Request, *, key: str, csrf_token: Annotated[str | None, Form()] = None
 ) -> Response:

@@ -40,7 +40,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, duration=duration, colour=colour, text_colour=text_colour)
+    env.filters.update(
+        when=when, duration=duration, colour=colour, text_colour=text_colour, path_part=path_part
+    )
     env.globals.update(STATE_COLOURS=STATE_COLOURS, REFRESH_SECONDS=REFRESH_SECONDS)
     return env
 
@@ -52,3 +54,10 @@ def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
 
 def is_active(state: str | None) -> bool:
     return state in ACTIVE_STATES
+
+
+def path_part(value: str) -> str:
+    """`value` quoted as one segment of a URL path ('/', '?', '#' and '%' included)."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")

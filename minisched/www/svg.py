@@ -65,7 +65,7 @@ def _node(
     link: Callable[[str], str | None],
 ) -> str:
     x, y = at
-    label = task_id if len(task_id) <= 21 else task_id[:20] + "…"
+    label = _short(task_id, 21)
     dashed = "" if state else ' stroke-dasharray="4 3"'
     box = (
         f'<g class="node" data-task-id="{escape(task_id)}" data-state="{escape(state or "none")}">'
@@ -111,19 +111,25 @@ def gantt_svg(tis: Sequence[TaskInstance], now: datetime, link: Callable[[str], 
         x = GANTT_LABEL_W + GANTT_W * (ti.start_date - begin).total_seconds() / span
         bar = max(GANTT_W * (end - ti.start_date).total_seconds() / span, 2)
         y = row * ROW_H + 4
-        name = ti.task_id if ti.map_index < 0 else f"{ti.task_id} [{ti.map_index}]"
+        suffix = f" [{ti.map_index}]" if ti.map_index >= 0 else ""
+        name = ti.task_id + suffix
         href = link(ti.task_id) + (f"?map_index={ti.map_index}" if ti.map_index >= 0 else "")
         tip = f"{name}: {ti.state or 'no status'}, {_seconds((end - ti.start_date).total_seconds())}"
         parts.append(
             f'<a href="{escape(href)}"><g class="bar" data-task-id="{escape(ti.task_id)}">'
             f"<title>{escape(tip)}</title>"
             f'<text x="{GANTT_LABEL_W - 8}" y="{y + 13}" text-anchor="end" class="task-label">'
-            f"{escape(name[:26])}</text>"
+            f"{escape(_short(ti.task_id, 26 - len(suffix)) + suffix)}</text>"
             f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{ROW_H - 8}" rx="3" '
             f'fill="{colour(ti.state)}" stroke="#00000022"/></g></a>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _short(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with an ellipsis (the full text is in the element's title)."""
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
 
 
 def _seconds(value: float) -> str:

@@ -253,3 +253,24 @@ def test_trigger_refuses_a_hostile_conf_and_creates_no_run(api: Api) -> None:
     too_deep = api.client.post("/api/v1/dags/demo/dagRuns", json={"conf": deep}, headers=api.headers("op"))
     assert too_deep.status_code == 400 and "deep" in too_deep.json()["detail"]
     assert json_of(api.get("/dags/demo/dagRuns"))["total_entries"] == 0
+
+
+def test_a_body_that_is_not_json_is_a_400_problem(api: Api) -> None:
+    write_dag(api.env)
+    headers = {**api.headers("admin"), "Content-Type": "application/json"}
+    for method, path, body in (
+        ("POST", "/api/v1/pools", b'{"name": "p", slots: 1}'),
+        ("POST", "/api/v1/dags/demo/dagRuns", b"{"),
+        ("PATCH", "/api/v1/dags/demo", b"not json"),
+        ("POST", "/api/v1/connections", b'{"connection_id": "c",,}'),
+        ("PATCH", "/api/v1/variables/v", b"\xff\xfe"),
+    ):
+        response = api.client.request(method, path, content=body, headers=headers)
+        assert response.status_code == 400, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["status"] == 400 and problem["instance"] == path
+        assert "not valid JSON" in problem["detail"], problem
+    for body in (b'"a string"', b"[1]", b""):
+        response = api.client.request("POST", "/api/v1/pools", content=body, headers=headers)
+        assert response.status_code == 400 and response.json()["status"] == 400, (body, response.text)

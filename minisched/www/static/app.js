@@ -20,6 +20,12 @@
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (page) {
           var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
+          if (page.skipped > 0) {
+            var note = document.createElement("span");
+            note.className = "log-skipped";
+            note.textContent = "[the first " + Math.ceil(page.skipped / 1024) + " KiB are not shown: Download has the whole log]\n";
+            log.appendChild(note);
+          }
           if (page.content) { log.appendChild(document.createTextNode(page.content)); }
           token = page.continuation_token;
           if (atBottom) { log.scrollTop = log.scrollHeight; }
