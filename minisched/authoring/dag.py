@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta, tzinfo
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from minisched.authoring.blocks import Block, OpenBlocks
 from minisched.authoring.params import Param, as_params, param_values, params_to_json, validate_conf
 from minisched.authoring.schedules import (
     DataInterval,
@@ -37,7 +37,7 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _AUTHORING_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Both are ContextVars so concurrent loaders (threads) never see each other's DAGs.
-_dag_stack: ContextVar[tuple[DAG, ...]] = ContextVar("minisched_dag_stack", default=())
+_open_dags: OpenBlocks[DAG] = OpenBlocks("minisched_dag_stack")
 _collector: ContextVar[list[DAG] | None] = ContextVar("minisched_dag_collector", default=None)
 
 
@@ -58,8 +58,7 @@ def collect_dags() -> Iterator[list[DAG]]:
 
 def current_dag() -> DAG | None:
     """The DAG of the innermost active ``with DAG(...)`` block, if any."""
-    stack = _dag_stack.get()
-    return stack[-1] if stack else None
+    return _open_dags.innermost()
 
 
 def validate_id(kind: str, value: object) -> str:
@@ -73,7 +72,7 @@ def validate_id(kind: str, value: object) -> str:
     return value
 
 
-class DAG:
+class DAG(Block):
     """A workflow: tasks, their dependencies and when runs of them are created.
 
     Use it as a context manager so operators created inside attach to it::
@@ -81,6 +80,8 @@ class DAG:
         with DAG("etl", schedule="@daily", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)):
             extract >> load
     """
+
+    _open = _open_dags
 
     def __init__(  # noqa: PLR0917 -- Airflow's DAG() takes these positionally too
         self,
@@ -147,22 +148,6 @@ class DAG:
         collector = _collector.get()
         if collector is not None:
             collector.append(self)
-
-    # -- context manager -------------------------------------------------------------
-
-    def __enter__(self) -> DAG:
-        _dag_stack.set((*_dag_stack.get(), self))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack = _dag_stack.get()
-        if stack and stack[-1] is self:
-            _dag_stack.set(stack[:-1])
 
     # -- tasks -------------------------------------------------------------------------
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from minisched.authoring.blocks import Block, OpenBlocks
 from minisched.authoring.dag import DAG, current_dag, validate_id
 from minisched.exceptions import DagDefinitionError
 
@@ -24,20 +23,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _T = TypeVar("_T")
 
-_group_stack: ContextVar[tuple[TaskGroup, ...]] = ContextVar("minisched_task_group_stack", default=())
+_open_groups: OpenBlocks[TaskGroup] = OpenBlocks("minisched_task_group_stack")
 
 
 def current_task_group(dag: DAG | None = None) -> TaskGroup | None:
     """The innermost active ``with TaskGroup(...)`` block (of ``dag``, when given)."""
-    stack = _group_stack.get()
-    group = stack[-1] if stack else None
+    group = _open_groups.innermost()
     if group is not None and dag is not None and group.dag is not dag:
         return None
     return group
 
 
-class TaskGroup:
+class TaskGroup(Block):
     """A group of tasks and groups inside one DAG; see the module docstring."""
+
+    _open = _open_groups
 
     def __init__(  # noqa: PLR0917 -- Airflow's TaskGroup() takes these positionally too
         self,
@@ -87,22 +87,6 @@ class TaskGroup:
     def add(self, task: BaseOperator) -> None:
         """Record ``task`` as a member; operators call this while they are created."""
         self.children[task.task_id] = task
-
-    # -- context manager -------------------------------------------------------------
-
-    def __enter__(self) -> TaskGroup:
-        _group_stack.set((*_group_stack.get(), self))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack = _group_stack.get()
-        if stack and stack[-1] is self:
-            _group_stack.set(stack[:-1])
 
     # -- members -----------------------------------------------------------------------
 

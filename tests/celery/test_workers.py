@@ -23,7 +23,18 @@ from tests.celery.helpers import (
     wait_for,
 )
 from tests.conftest import Env
-from tests.scheduler.helpers import Procs, dag_runs, dag_source, finished_runs, jobs, log_rows, task_instances
+from tests.scheduler.helpers import (
+    Procs,
+    assert_try_1_ended_before_its_retry,
+    dag_runs,
+    dag_source,
+    finished_runs,
+    jobs,
+    log_rows,
+    probe_lines,
+    probed_work,
+    task_instances,
+)
 from tests.scheduler.test_retry_or_failure_callback import callback_kinds_dag, calls_made
 from tests.secrets.conftest import new_key, use_keys
 
@@ -361,30 +372,16 @@ def test_a_stopped_workers_running_try_is_killed_before_its_retry_runs(
     which heartbeats, is SIGSTOPped): the try never overlaps its retry on the other worker."""
     env = celery_env
     probe = tmp_path / "probe.txt"
-    body = f"""
-        def alive(try_number):
-            fd = os.open({str(probe)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-            try:
-                os.write(fd, f"alive {{try_number}}\\n".encode())
-            finally:
-                os.close(fd)
-
-        def work(ti):
-            # The first try would outlive the test unless it is killed; the retry is short.
-            end = time.monotonic() + (600 if ti.try_number == 1 else 1)
-            while time.monotonic() < end:
-                alive(ti.try_number)
-                time.sleep(0.02)
-
+    body = """
         with DAG("stopped", schedule=None, start_date=START):
             PythonOperator(task_id="loop", python_callable=work, retries=1, retry_delay=0)
         """
-    env.write_dag("stopped.py", dag_source(textwrap.dedent(body)))
+    env.write_dag("stopped.py", dag_source(probed_work(probe) + textwrap.dedent(body)))
     run_id = _trigger(env, "stopped")
     first, second = unique("first"), unique("second")
     doomed = start_worker(procs, first, tmp_path / "logs1")
     scheduler = procs.scheduler()
-    wait_for(lambda: "alive 1" in _lines(probe), [scheduler, doomed], "try 1 to run on the first worker")
+    wait_for(lambda: "alive 1" in probe_lines(probe), [scheduler, doomed], "try 1 to run on the first worker")
     survivor = start_worker(procs, second, tmp_path / "logs2")
     os.kill(doomed.pid, signal.SIGSTOP)
     everyone = [scheduler, doomed, survivor]
@@ -392,13 +389,6 @@ def test_a_stopped_workers_running_try_is_killed_before_its_retry_runs(
         (run,) = wait_for(lambda: finished_runs("stopped"), everyone, "the run to end after the retry")
     finally:
         os.kill(doomed.pid, signal.SIGCONT)
-    lines = _lines(probe)
-    retry_began = lines.index("alive 2")
-    late = [index for index, line in enumerate(lines) if line == "alive 1" and index > retry_began]
-    assert not late, f"try 1 was still running after its retry began ({len(late)} lines)"
+    assert_try_1_ended_before_its_retry(probe)
     (ti,) = task_instances("stopped", run_id)
     assert (run.state, ti.state, ti.try_number, ti.hostname) == ("success", "success", 2, second)
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []

@@ -281,3 +281,40 @@ def tokens(probe: Path, what: str) -> Counter[str]:
     """How many `what` (start or end) tokens each task wrote to the probe file."""
     lines = probe.read_text().splitlines() if probe.exists() else []
     return Counter(line.split()[1] for line in lines if line.startswith(f"{what} "))
+
+
+# -- a try that must not outlive its lease -------------------------------------------------------------
+
+
+def probed_work(probe: Path) -> str:
+    """DAG-file functions: `work(ti)` appends `alive N` (N: its try number) to `probe` every 20 ms,
+    for ten minutes in try 1 (it must be killed) and for one second in a retry."""
+    return textwrap.dedent(
+        f"""
+        def alive(try_number):
+            fd = os.open({str(probe)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                os.write(fd, f"alive {{try_number}}\\n".encode())
+            finally:
+                os.close(fd)
+
+        def work(ti):
+            # The first try would outlive the test unless it is killed; the retry is short.
+            end = time.monotonic() + (600 if ti.try_number == 1 else 1)
+            while time.monotonic() < end:
+                alive(ti.try_number)
+                time.sleep(0.02)
+        """
+    )
+
+
+def probe_lines(probe: Path) -> list[str]:
+    return probe.read_text().splitlines() if probe.exists() else []
+
+
+def assert_try_1_ended_before_its_retry(probe: Path) -> None:
+    """No `alive 1` line after the first `alive 2`: the two tries never overlapped."""
+    lines = probe_lines(probe)
+    retry_began = lines.index("alive 2")
+    late = [index for index, line in enumerate(lines) if line == "alive 1" and index > retry_began]
+    assert not late, f"try 1 was still running after its retry began ({len(late)} lines)"

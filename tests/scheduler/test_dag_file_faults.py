@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import BACKENDS, Env
+from tests.dagfiles.helpers import import_errors
 from tests.scheduler.helpers import Proc, Procs, finished_runs, jobs, wait_until
 
 #: Short limits, so that the timeout and memory cases end quickly.
@@ -86,17 +87,13 @@ def _bad_dag(source: str) -> str:
 
 
 def _import_errors() -> dict[str, str]:
+    """The import errors by file; the DAG of the file that never loads is never recorded."""
     from minisched.db.session import create_session
-    from minisched.models import DagModel, ImportError_
+    from minisched.models import DagModel
 
     with create_session() as session:
-        rows = session.execute(select(ImportError_.filename, ImportError_.stacktrace)).all()
         assert session.scalar(select(DagModel.dag_id).where(DagModel.dag_id == "never_loaded")) is None
-    errors: dict[str, str] = {}
-    for filename, stacktrace in rows:
-        assert filename not in errors, f"{filename} has more than one import error"
-        errors[filename] = stacktrace
-    return errors
+    return import_errors()
 
 
 def _heartbeat_advances(proc: Proc) -> None:

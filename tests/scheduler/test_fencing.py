@@ -19,11 +19,14 @@ from sqlalchemy import create_engine, text
 from tests.conftest import BACKENDS, Env
 from tests.scheduler.helpers import (
     Procs,
+    assert_try_1_ended_before_its_retry,
     dag_source,
     finished_runs,
     jobs,
     log_rows,
     probe_dag,
+    probe_lines,
+    probed_work,
     task_instances,
     tokens,
     wait_until,
@@ -142,29 +145,15 @@ def test_sigstopped_schedulers_running_try_is_killed_before_its_retry_starts(
     the old try and its retry never overlap, and the reaper's decision stands."""
     assert env.db.backend == "postgresql"
     probe = tmp_path / "probe.txt"
-    body = f"""
-        def alive(try_number):
-            fd = os.open({str(probe)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-            try:
-                os.write(fd, f"alive {{try_number}}\\n".encode())
-            finally:
-                os.close(fd)
-
-        def work(ti):
-            # The first try would outlive the test unless it is killed; the retry is short.
-            end = time.monotonic() + (600 if ti.try_number == 1 else 1)
-            while time.monotonic() < end:
-                alive(ti.try_number)
-                time.sleep(0.02)
-
+    body = """
         with DAG("long", schedule="@once", start_date=START,
-                 default_args={{"retries": 1, "retry_delay": timedelta(0)}}):
+                 default_args={"retries": 1, "retry_delay": timedelta(0)}):
             PythonOperator(task_id="loop", python_callable=work)
         """
-    env.write_dag("long.py", dag_source(textwrap.dedent(body)))
+    env.write_dag("long.py", dag_source(probed_work(probe) + textwrap.dedent(body)))
     zombie = {"MINISCHED_ZOMBIE_THRESHOLD": "4"}
     first = procs.scheduler(extra_env=zombie)
-    wait_until(lambda: "alive 1" in _probe_lines(probe), message="the first try to run")
+    wait_until(lambda: "alive 1" in probe_lines(probe), message="the first try to run")
     _stop_outside_a_transaction(first.pid, env.db_url)
     try:
         second = procs.scheduler(extra_env=zombie)
@@ -175,13 +164,6 @@ def test_sigstopped_schedulers_running_try_is_killed_before_its_retry_starts(
     assert "declared dead" in first.output(), first.output()
     assert second.stop() == 0, second.output()
 
-    lines = _probe_lines(probe)
-    retry_began = lines.index("alive 2")
-    late = [index for index, line in enumerate(lines) if line == "alive 1" and index > retry_began]
-    assert not late, f"the first try was still running after its retry began ({len(late)} lines)"
+    assert_try_1_ended_before_its_retry(probe)
     [ti] = task_instances("long")
     assert (run.state, ti.state, ti.try_number) == ("success", "success", 2)
-
-
-def _probe_lines(probe: Path) -> list[str]:
-    return probe.read_text().splitlines() if probe.exists() else []

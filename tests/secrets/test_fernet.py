@@ -5,16 +5,10 @@ from __future__ import annotations
 import stat
 
 import pytest
-from sqlalchemy import text
 
-from minisched.db.session import create_session
 from tests.conftest import Env
 from tests.secrets.conftest import new_key, use_keys
-
-
-def _raw(sql: str) -> list[tuple[object, ...]]:
-    with create_session() as session:
-        return [tuple(row) for row in session.execute(text(sql))]
+from tests.secrets.helpers import raw_rows
 
 
 def _ok(env: Env, *args: str) -> str:
@@ -54,7 +48,7 @@ def test_missing_key_names_the_setting(env: Env, monkeypatch: pytest.MonkeyPatch
     use_keys(env, monkeypatch, None)
     error = _one_line_error(env, "variables", "set", "k", "v")
     assert "MINISCHED_FERNET_KEY" in error and "fernet_key" in error
-    assert _raw("SELECT count(*) FROM variable") == [(0,)]
+    assert raw_rows("SELECT count(*) FROM variable") == [(0,)]
 
 
 def test_malformed_key_names_the_setting(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,19 +73,21 @@ def test_rotation_from_a_to_b(env: Env, monkeypatch: pytest.MonkeyPatch) -> None
     use_keys(env, monkeypatch, key_a)
     _ok(env, "connections", "add", "c", "--conn-uri", "http://u:pw-12345@h/?x=y")
     _ok(env, "variables", "set", "v", "value-1")
-    rows_under_a = _raw("SELECT password, extra FROM connection") + _raw("SELECT val, NULL FROM variable")
+    rows_under_a = raw_rows("SELECT password, extra FROM connection") + raw_rows(
+        "SELECT val, NULL FROM variable"
+    )
 
     use_keys(env, monkeypatch, f"{key_b},{key_a}")
     assert _ok(env, "variables", "get", "v") == "value-1\n"  # old rows still read before rotating
     assert _ok(env, "rotate-fernet-key") == "Re-encrypted 2 row(s) with the first Fernet key\n"
     assert set(
-        _raw("SELECT password, extra FROM connection") + _raw("SELECT val, NULL FROM variable")
+        raw_rows("SELECT password, extra FROM connection") + raw_rows("SELECT val, NULL FROM variable")
     ).isdisjoint(rows_under_a)
 
     use_keys(env, monkeypatch, key_b)
     assert _ok(env, "variables", "get", "v") == "value-1\n"
     assert '"password": "pw-12345"' in _ok(env, "connections", "get", "c", "--show-secrets", "-o", "json")
-    assert _raw("SELECT count(*) FROM log WHERE event = 'cli_rotate_fernet_key'") == [(1,)]
+    assert raw_rows("SELECT count(*) FROM log WHERE event = 'cli_rotate_fernet_key'") == [(1,)]
 
     use_keys(env, monkeypatch, key_a)
     assert "cannot decrypt" in _one_line_error(env, "variables", "get", "v")

@@ -7,102 +7,83 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from minisched.db.session import create_session
 from tests.conftest import Env
-
-
-def _raw(sql: str) -> list[tuple[object, ...]]:
-    with create_session() as session:
-        return [tuple(row) for row in session.execute(text(sql))]
-
-
-def _ok(env: Env, *args: str) -> str:
-    result = env.run_cli(*args)
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def _fails(env: Env, *args: str) -> str:
-    result = env.run_cli(*args)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
-    return result.stderr
+from tests.secrets.helpers import cli_fails, cli_ok, raw_rows
 
 
 def test_set_get_list_delete(secrets_env: Env) -> None:
     env = secrets_env
-    assert _ok(env, "variables", "set", "region", "eu-west-1", "--description", "where") == (
+    assert cli_ok(env, "variables", "set", "region", "eu-west-1", "--description", "where") == (
         "Created variable region\n"
     )
-    assert _ok(env, "variables", "set", "region", "us-east-2") == "Updated variable region\n"
-    _ok(env, "variables", "set", "limits", '{"rows": 5}')
-    assert _ok(env, "variables", "get", "region") == "us-east-2\n"
-    assert json.loads(_ok(env, "variables", "get", "limits", "--json")) == {"rows": 5}
-    assert json.loads(_ok(env, "variables", "list", "-o", "json")) == [
+    assert cli_ok(env, "variables", "set", "region", "us-east-2") == "Updated variable region\n"
+    cli_ok(env, "variables", "set", "limits", '{"rows": 5}')
+    assert cli_ok(env, "variables", "get", "region") == "us-east-2\n"
+    assert json.loads(cli_ok(env, "variables", "get", "limits", "--json")) == {"rows": 5}
+    assert json.loads(cli_ok(env, "variables", "list", "-o", "json")) == [
         {"key": "limits", "description": None},
         {"key": "region", "description": "where"},
     ]
-    table = _ok(env, "variables", "list", "--output", "table").splitlines()
+    table = cli_ok(env, "variables", "list", "--output", "table").splitlines()
     assert [[cell.strip() for cell in line.split("|")] for line in (table[0], *table[2:])] == [
         ["key", "description"],
         ["limits", ""],
         ["region", "where"],
     ]
     assert "us-east-2" not in "\n".join(table)  # a listing never shows values
-    _ok(env, "variables", "delete", "region")
-    assert "variable 'region' is not set" in _fails(env, "variables", "get", "region")
-    assert _ok(env, "variables", "get", "region", "--default", "none") == "none\n"
-    assert "does not exist" in _fails(env, "variables", "delete", "region")
-    events = [event for (event,) in _raw("SELECT event FROM log WHERE event LIKE 'cli_variables%'")]
+    cli_ok(env, "variables", "delete", "region")
+    assert "variable 'region' is not set" in cli_fails(env, "variables", "get", "region", one_line=True)
+    assert cli_ok(env, "variables", "get", "region", "--default", "none") == "none\n"
+    assert "does not exist" in cli_fails(env, "variables", "delete", "region", one_line=True)
+    events = [event for (event,) in raw_rows("SELECT event FROM log WHERE event LIKE 'cli_variables%'")]
     assert events == ["cli_variables_set"] * 3 + ["cli_variables_delete"]
 
 
 def test_value_is_encrypted_and_never_audited(secrets_env: Env) -> None:
-    _ok(secrets_env, "variables", "set", "api_token", "tok-secret-123")
-    [(stored,)] = _raw("SELECT val FROM variable")
+    cli_ok(secrets_env, "variables", "set", "api_token", "tok-secret-123")
+    [(stored,)] = raw_rows("SELECT val FROM variable")
     assert "tok-secret-123" not in str(stored) and str(stored).startswith("gAAAA")
-    assert "tok-secret-123" not in str(_raw("SELECT extra FROM log"))
+    assert "tok-secret-123" not in str(raw_rows("SELECT extra FROM log"))
 
 
 def test_environment_variable_comes_first(secrets_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    _ok(secrets_env, "variables", "set", "stage", "db")
+    cli_ok(secrets_env, "variables", "set", "stage", "db")
     secrets_env.vars["MINISCHED_VAR_STAGE"] = "env"
     monkeypatch.setenv("MINISCHED_VAR_STAGE", "env")
-    assert _ok(secrets_env, "variables", "get", "stage") == "env\n"
+    assert cli_ok(secrets_env, "variables", "get", "stage") == "env\n"
 
 
 def test_export_import_round_trip_and_all_or_nothing(secrets_env: Env, tmp_path: Path) -> None:
     env = secrets_env
-    _ok(env, "variables", "set", "plain", "text")
-    _ok(env, "variables", "set", "described", "42", "--description", "the answer")
+    cli_ok(env, "variables", "set", "plain", "text")
+    cli_ok(env, "variables", "set", "described", "42", "--description", "the answer")
     path = tmp_path / "variables.json"
-    _ok(env, "variables", "export", str(path))
+    cli_ok(env, "variables", "export", str(path))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == {
         "described": {"value": "42", "description": "the answer"},
         "plain": "text",
     }
     for key in ("plain", "described"):
-        _ok(env, "variables", "delete", key)
-    _ok(env, "variables", "import", str(path))
-    assert _ok(env, "variables", "get", "described") == "42\n"
-    [(imported,)] = _raw("SELECT extra FROM log WHERE event = 'cli_variables_import'")
+        cli_ok(env, "variables", "delete", key)
+    cli_ok(env, "variables", "import", str(path))
+    assert cli_ok(env, "variables", "get", "described") == "42\n"
+    [(imported,)] = raw_rows("SELECT extra FROM log WHERE event = 'cli_variables_import'")
     assert json.loads(str(imported))["keys"] == ["described", "plain"] and "the answer" not in str(imported)
     assert {"key": "described", "description": "the answer"} in json.loads(
-        _ok(env, "variables", "list", "-o", "json")
+        cli_ok(env, "variables", "list", "-o", "json")
     )
 
     structured = tmp_path / "structured.json"
     structured.write_text(json.dumps({"nums": [1, 2], "flag": True}))
-    _ok(env, "variables", "import", str(structured))
-    assert json.loads(_ok(env, "variables", "get", "nums", "-j")) == [1, 2]
+    cli_ok(env, "variables", "import", str(structured))
+    assert json.loads(cli_ok(env, "variables", "get", "nums", "-j")) == [1, 2]
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"fine": "x", "": "empty key"}))
-    assert "invalid variable key" in _fails(env, "variables", "import", str(bad))
-    assert _raw("SELECT count(*) FROM variable WHERE key = 'fine'") == [(0,)]
-    assert _raw("SELECT count(*) FROM log WHERE event = 'cli_variables_import'") == [
+    assert "invalid variable key" in cli_fails(env, "variables", "import", str(bad), one_line=True)
+    assert raw_rows("SELECT count(*) FROM variable WHERE key = 'fine'") == [(0,)]
+    assert raw_rows("SELECT count(*) FROM log WHERE event = 'cli_variables_import'") == [
         (2,)
     ]  # not the failed one
