@@ -30,7 +30,8 @@ def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back when it raises.
 
     A GET only reads: its session takes no write lock on SQLite, so reads never queue behind the
-    scheduler's writes.
+    scheduler's writes. `SessionDep` ends it before the response is sent (scope "function"): a 200
+    means the change is committed, and a commit that fails is the caller's error, not a lost change.
     """
     from minisched.db.session import create_read_session, create_session
 
@@ -39,7 +40,7 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def get_page(

@@ -76,6 +76,10 @@ def install(app: FastAPI) -> None:
     async def on_conflict(request: Request, exc: Exception) -> Response:
         return problem(409, f"the change conflicts with the stored data: {first_line(exc)}", request)
 
+    async def on_fault(request: Request, exc: Exception) -> Response:
+        # Starlette logs the traceback after this answers; the caller gets no internals.
+        return problem(500, "the server failed to answer this request; its log says why", request)
+
     app.add_exception_handler(MinischedError, on_error)
     # What only the database can judge (NUL characters, too long, out of range, a duplicate key) is
     # the caller's input, not a server fault.
@@ -84,6 +88,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, on_conflict)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_fault)
 
 
 def first_line(exc: Exception) -> str:

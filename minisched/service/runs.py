@@ -123,6 +123,10 @@ def trigger(
         run_id = trigger_dag(dag_id, session=session, logical_date=logical_date, conf=conf)
     except ParamValidationError:
         raise  # a conf the DAG's params refuse is bad input (400), as in Airflow's API
+    except OverflowError:  # the data interval before it would fall before year 1
+        raise InvalidInput(
+            f"logical date {logical_date} is too early: its data interval would start before year 1"
+        ) from None
     except MinischedError as exc:
         raise Conflict(str(exc)) from None
     audit(
