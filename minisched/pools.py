@@ -14,6 +14,8 @@ from minisched.models import DEFAULT_POOL_NAME, Pool, TaskInstance
 from minisched.models.state import ACTIVE_TI_STATES
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
+#: The most slots a pool may have: the column is a 32-bit integer on PostgreSQL (SQLite would take more).
+MAX_SLOTS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ def set_pool(
     """Create the pool or change its slots (and description, when given); True when it was created."""
     if not POOL_NAME.match(name):
         raise MinischedError(f"invalid pool name {name!r}: use up to 256 letters, digits, '_', '.' or '-'")
-    if slots < 0:
-        raise MinischedError(f"a pool cannot have {slots} slots; use 0 or more")
+    if not 0 <= slots <= MAX_SLOTS:
+        raise MinischedError(f"a pool cannot have {slots} slots; use 0 to {MAX_SLOTS}")
     values: dict[str, object] = {"slots": slots}
     if description is not None:
         values["description"] = description

@@ -41,6 +41,8 @@ def trigger(
     from minisched.inputs import parse_conf, parse_datetime
 
     actor = for_change(request, csrf_token)
+    with create_read_session() as session:
+        dags.get_dag(dag_id, session=session)  # an unknown DAG is a 404 page, not a form error
     errors: list[str] = []
     parsed_conf = parsed_date = None
     try:

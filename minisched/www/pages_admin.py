@@ -22,11 +22,16 @@ PER_PAGE = 50
 
 
 @router.get("/pools", response_class=HTMLResponse)
-def pools_page(request: Request, *, error: str | None = None) -> HTMLResponse:
+def pools_page(request: Request) -> HTMLResponse:
+    return _pools(request)
+
+
+def _pools(request: Request, error: str | None = None) -> HTMLResponse:
+    """The pools page; with the error of a refused form (a 400), never one taken from the URL."""
     ctx = viewer(request)
     with create_read_session() as session:
         rows, _ = pools.list_pools(session=session, page=Page(limit=1000))
-    return page("pools.html", **ctx, nav="pools", pools=rows, error=error)
+    return page("pools.html", 400 if error else 200, **ctx, nav="pools", pools=rows, error=error)
 
 
 @router.post("/pools")
@@ -45,7 +50,7 @@ def save_pool(
                 name.strip(), slots, actor=actor, session=session, description=description or None
             )
     except MinischedError as exc:
-        return pools_page(request, error=str(exc))
+        return _pools(request, error=str(exc))
     return back_to("/pools", "/pools")
 
 
@@ -56,7 +61,7 @@ def delete_pool(request: Request, *, name: str, csrf_token: Annotated[str | None
         with create_session() as session:
             pools.remove_pool(name, actor=actor, session=session)
     except MinischedError as exc:
-        return pools_page(request, error=str(exc))
+        return _pools(request, error=str(exc))
     return RedirectResponse("/pools", status_code=303)
 
 

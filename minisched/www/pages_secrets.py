@@ -28,11 +28,17 @@ def _admin_context(request: Request) -> dict[str, Any]:
 
 
 @router.get("/connections", response_class=HTMLResponse)
-def connections_page(request: Request, *, error: str | None = None) -> HTMLResponse:
+def connections_page(request: Request) -> HTMLResponse:
+    return _connections(request)
+
+
+def _connections(request: Request, error: str | None = None) -> HTMLResponse:
+    """The connections page; with the error of a refused form (a 400), never one taken from the URL."""
     ctx = _admin_context(request)
     with create_read_session() as session:
         rows, total = secrets.list_connections(session=session, page=Page(limit=MAX_LIMIT))
-    return page("connections.html", **ctx, nav="connections", rows=rows, total=total, error=error)
+    status = 400 if error else 200
+    return page("connections.html", status, **ctx, nav="connections", rows=rows, total=total, error=error)
 
 
 @router.post("/connections")
@@ -64,7 +70,7 @@ def add_connection(
         with create_session() as session:
             secrets.save_connection(fields, actor=actor, session=session, must_be_new=True)
     except MinischedError as exc:
-        return connections_page(request, error=str(exc))
+        return _connections(request, error=str(exc))
     return RedirectResponse("/connections", status_code=303)
 
 
@@ -79,15 +85,26 @@ def delete_connection(
 
 
 @router.get("/variables", response_class=HTMLResponse)
-def variables_page(request: Request, *, error: str | None = None, edit: str | None = None) -> HTMLResponse:
+def variables_page(request: Request, *, edit: str | None = None) -> HTMLResponse:
     """The variables, and the form to set one (filled in with `edit`'s key, description and value,
     unless the value is sensitive)."""
+    return _variables(request, edit=edit)
+
+
+def _variables(request: Request, error: str | None = None, edit: str | None = None) -> HTMLResponse:
     ctx = _admin_context(request)
     with create_read_session() as session:
         rows, total = secrets.list_variables(session=session, page=Page(limit=MAX_LIMIT))
         editing = secrets.get_variable(edit, session=session) if edit else None
     return page(
-        "variables.html", **ctx, nav="variables", rows=rows, total=total, error=error, editing=editing
+        "variables.html",
+        400 if error else 200,
+        **ctx,
+        nav="variables",
+        rows=rows,
+        total=total,
+        error=error,
+        editing=editing,
     )
 
 
@@ -107,7 +124,7 @@ def set_variable(
                 key.strip(), value, description or None, actor=actor, session=session, must_be_new=None
             )
     except MinischedError as exc:
-        return variables_page(request, error=str(exc))
+        return _variables(request, error=str(exc))
     return RedirectResponse("/variables", status_code=303)
 
 
