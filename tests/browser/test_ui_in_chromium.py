@@ -146,3 +146,59 @@ def test_operate_a_dag_from_the_browser(env: Env, procs: Procs, browser_page: An
     page.goto(f"{base}/audit")
     assert "ui_clear" in page.inner_text("table") and "alice" in page.inner_text("table")
     page.screenshot(path=str(shots / "11-audit.png"), full_page=True)
+
+
+FOLLOWED_DAG = """
+from datetime import datetime, timezone
+from minisched import DAG, BashOperator
+
+with DAG("follow", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)):
+    BashOperator(
+        task_id="talk",
+        bash_command=(
+            "echo first-line; until [ -f {go1} ]; do sleep 0.1; done; "
+            "echo second-line; until [ -f {go2} ]; do sleep 0.1; done; echo last-line"
+        ),
+    )
+"""
+
+
+def test_the_log_view_follows_a_running_try(env: Env, procs: Procs, browser_page: Any) -> None:
+    """Lines a try writes after the page opened appear in it while the try still runs (no reload:
+    a page that follows a log does not refresh itself), and the page settles once the try ends."""
+    from urllib.parse import quote
+
+    page = browser_page
+    go1, go2 = env.home / "go1", env.home / "go2"
+    env.write_dag("follow.py", FOLLOWED_DAG.format(go1=go1, go2=go2))
+    token = env.run_cli("tokens", "create", "--name", "bob", "--role", "op").stdout.split()[0]
+    base = _start_webserver(procs)
+    procs.scheduler()
+    api = httpx.Client(base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while api.get("/dags/follow").status_code != 200:
+        assert time.monotonic() < deadline, "the DAG was never parsed"
+        time.sleep(0.2)
+    run_id = api.post("/dags/follow/dagRuns", json={}).json()["dag_run_id"]
+    instance = f"/dags/follow/dagRuns/{quote(run_id, safe='')}/taskInstances/talk"
+    while api.get(instance).json()["state"] != "running":
+        assert time.monotonic() < deadline, api.get(instance).text
+        time.sleep(0.2)
+
+    page.goto(f"{base}/login")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.goto(f"{base}/dags/follow/runs/{quote(run_id, safe='')}/tasks/talk")
+    page.wait_for_function("document.getElementById('log').textContent.includes('first-line')")
+    assert "second-line" not in page.inner_text("#log")
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads
+    go1.touch()
+    page.wait_for_function("document.getElementById('log').textContent.includes('second-line')")
+    assert api.get(instance).json()["state"] == "running"  # shown while the try still runs
+    assert page.evaluate("window.sameDocument === true"), "the page reloaded instead of following"
+    shots = ARTIFACTS / f"browser-{env.db.backend}"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "12-log-following.png"))
+    go2.touch()
+    page.wait_for_selector('h1 .badge:has-text("success")')
+    page.wait_for_function("document.getElementById('log').textContent.includes('last-line')")
