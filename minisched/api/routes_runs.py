@@ -39,7 +39,14 @@ def get_dag_runs(
 
 @router.post("/dags/{dag_id}/dagRuns", response_model=schemas.DAGRun)
 def post_dag_run(dag_id: str, body: schemas.TriggerDAGRun, session: SessionDep, actor: Op) -> schemas.DAGRun:
-    run = runs.trigger(dag_id, actor=actor, session=session, logical_date=body.logical_date, conf=body.conf)
+    run = runs.trigger(
+        dag_id,
+        actor=actor,
+        session=session,
+        logical_date=body.logical_date,
+        conf=body.conf,
+        run_id=body.dag_run_id,
+    )
     return convert.dag_run(run)
 
 

@@ -130,6 +130,13 @@ class DAGRunCollection(BaseModel):
 
 
 class TriggerDAGRun(Strict):
+    dag_run_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=250,
+        pattern=r"^[A-Za-z0-9_.~:+-]+$",
+        description="The new run's id (Airflow's allowed pattern); default manual__<logical date>.",
+    )
     logical_date: datetime | None = None
     conf: dict[str, Any] | None = None
 

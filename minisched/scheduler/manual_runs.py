@@ -53,8 +53,10 @@ def trigger_dag(
     session: Session = NEW_SESSION,
     logical_date: datetime | None = None,
     conf: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> str:
-    """Create a queued manual run (with its task instances); returns its run_id.
+    """Create a queued manual run (with its task instances); returns its run_id (`run_id`, else
+    manual__<logical date>).
 
     The DAG's params, overridden by ``conf``, must validate first (Airflow's trigger check);
     otherwise nothing is created.
@@ -68,6 +70,7 @@ def trigger_dag(
         when,
         dag.schedule.infer_manual_data_interval(when),
         conf=conf,
+        run_id=run_id,
     )
     if not create_dag_runs([run], {dag_id: dag}, session=session, now=utcnow()):
         raise MinischedError(

@@ -108,8 +108,10 @@ def trigger(
     session: Session,
     logical_date: datetime | None = None,
     conf: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> DagRun:
-    """A queued manual run, as `minisched dags trigger`; a clash with an existing run is a Conflict."""
+    """A queued manual run, as `minisched dags trigger` (`run_id` defaults to manual__<logical date>);
+    a clash with an existing run is a Conflict."""
     from minisched.exceptions import ParamValidationError
     from minisched.inputs import check_conf
     from minisched.scheduler.manual_runs import trigger_dag
@@ -120,7 +122,7 @@ def trigger(
     get_structure(dag_id, session=session)
     logical_date = as_utc_or_none(logical_date)
     try:
-        run_id = trigger_dag(dag_id, session=session, logical_date=logical_date, conf=conf)
+        run_id = trigger_dag(dag_id, session=session, logical_date=logical_date, conf=conf, run_id=run_id)
     except ParamValidationError:
         raise  # a conf the DAG's params refuse is bad input (400), as in Airflow's API
     except OverflowError:  # the data interval before it would fall before year 1

@@ -274,3 +274,22 @@ def test_a_body_that_is_not_json_is_a_400_problem(api: Api) -> None:
     for body in (b'"a string"', b"[1]", b""):
         response = api.client.request("POST", "/api/v1/pools", content=body, headers=headers)
         assert response.status_code == 400 and response.json()["status"] == 400, (body, response.text)
+
+
+def test_trigger_with_a_run_id_of_its_own(api: Api) -> None:
+    """Airflow's TriggerDAGRun takes `dag_run_id`: scripts name runs to find them again."""
+    write_dag(api.env)
+    body = {"dag_run_id": "nightly-fix_2024.05:1+a~b", "logical_date": "2024-05-01T00:00:00Z"}
+    run = json_of(api.client.post("/api/v1/dags/demo/dagRuns", json=body, headers=api.headers("op")))
+    assert run["dag_run_id"] == "nightly-fix_2024.05:1+a~b"
+    assert json_of(api.get("/dags/demo/dagRuns/nightly-fix_2024.05%3A1%2Ba~b"))["conf"] == {}
+    again = {"dag_run_id": "nightly-fix_2024.05:1+a~b", "logical_date": "2024-06-01T00:00:00Z"}
+    clash = api.client.post("/api/v1/dags/demo/dagRuns", json=again, headers=api.headers("op"))
+    assert clash.status_code == 409 and "nightly-fix" in clash.json()["detail"]
+    for bad in ("a/b", "../x", "", "x" * 251, "naïve"):
+        refused = api.client.post(
+            "/api/v1/dags/demo/dagRuns", json={"dag_run_id": bad}, headers=api.headers("op")
+        )
+        assert refused.status_code == 400 and "dag_run_id" in refused.json()["detail"], bad
+    assert json_of(api.get("/dags/demo/dagRuns"))["total_entries"] == 1
+    assert [row[2] for row in audit_rows("api_trigger")] == ["nightly-fix_2024.05:1+a~b"]
