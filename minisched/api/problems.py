@@ -64,6 +64,9 @@ def install(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        wrong_type = not_json(request.headers.get("content-type"))
+        if wrong_type is not None and any(error.get("loc", ())[:1] == ("body",) for error in exc.errors()):
+            return problem(400, f"the request body must be JSON ({wrong_type}", request)
         return problem(400, describe_validation(exc), request)
 
     async def on_http(request: Request, exc: Exception) -> Response:
@@ -89,6 +92,15 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_fault)
+
+
+def not_json(content_type: str | None) -> str | None:
+    """Why a body of this content type is not read as JSON, or None when it is JSON."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return None
+    given = f"it was sent as {media}" if media else "it was sent without a Content-Type"
+    return f"{given}; send Content-Type: application/json)"
 
 
 def first_line(exc: Exception) -> str:

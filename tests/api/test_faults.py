@@ -57,3 +57,18 @@ def test_a_logical_date_whose_interval_starts_before_year_1_is_a_400(api: Api) -
     assert response.status_code == 400, response.text
     assert "too early" in response.json()["detail"]
     assert api.get("/dags/daily/dagRuns").json()["total_entries"] == 0  # type: ignore[attr-defined]
+
+
+def test_a_body_sent_as_another_content_type_is_a_400_that_says_to_send_json(api: Api) -> None:
+    write_dag(api.env)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {**api.headers("op"), **({"Content-Type": content_type} if content_type else {})}
+        response = api.client.patch("/api/v1/dags/demo", content=b'{"is_paused": true}', headers=headers)
+        assert response.status_code == 400, (content_type, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        detail = response.json()["detail"]
+        assert "must be JSON" in detail and "Content-Type: application/json" in detail, detail
+        assert (content_type or "without a Content-Type") in detail
+    merge = {**api.headers("op"), "Content-Type": "application/merge-patch+json"}
+    accepted = api.client.patch("/api/v1/dags/demo", content=b'{"is_paused": true}', headers=merge)
+    assert accepted.status_code == 200, accepted.text
