@@ -38,12 +38,10 @@ def _dag_collection(
     page: Page, paused: bool | None, dag_id_pattern: str | None, only_active: bool
 ) -> Response:
     with create_read_session() as session:
-        rows, total = dags.list_dags(
+        rows, total = dags.list_raw_dags(
             session=session, page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
         )
-    return convert.json_response(
-        {"dags": [convert.dag_document(row) for row in rows], "total_entries": total}
-    )
+    return Response(convert.dag_list_json(rows, total), media_type="application/json")
 
 
 @router.get("/dags/{dag_id}", response_model=schemas.DAG)
