@@ -11,7 +11,7 @@ from starlette.responses import Response
 from minisched.api import convert, schemas
 from minisched.api.deps import Op, PageDep, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
-from minisched.db.session import create_read_session
+from minisched.db.session import read_connection
 from minisched.service import dags
 from minisched.service.errors import InvalidInput, NotFound
 from minisched.service.paging import Page
@@ -37,9 +37,9 @@ async def get_dags(
 def _dag_collection(
     page: Page, paused: bool | None, dag_id_pattern: str | None, only_active: bool
 ) -> Response:
-    with create_read_session() as session:
+    with read_connection() as connection:
         rows, total = dags.list_raw_dags(
-            session=session, page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
+            connection, page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
         )
     return Response(convert.dag_list_json(rows, total), media_type="application/json")
 

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select, type_coerce, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, exists, func, select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -90,20 +90,21 @@ def list_dags(
 ) -> tuple[list[DagInfo], int]:
     """One page of DAGs and how many match in all: two statements whatever the page size."""
     rows, count = list_raw_dags(
-        session=session, page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
+        session.connection(), page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
     )
     return [dag_info(row) for row in rows], count
 
 
 def list_raw_dags(
+    connection: Connection,
     *,
-    session: Session,
     page: Page,
     paused: bool | None = None,
     dag_id_pattern: str | None = None,
     only_active: bool = True,
 ) -> tuple[list[RawDag], int]:
-    """`list_dags` with the rows as the driver returned them (`dag_info` converts one).
+    """`list_dags` on a Core connection (`read_connection`), with the rows as the driver returned
+    them (`dag_info` converts one).
 
     Rows, not ORM objects, fetched by the Core: a list page is read-only, and building 100 mapped
     objects costs more than the query.
@@ -111,7 +112,6 @@ def list_raw_dags(
     order_clauses(page, ORDER_COLUMNS, "dag_id")  # checks the page before anything is cached
     total, query = _dag_list_statements(page.order_by, paused, only_active, bool(dag_id_pattern))
     params = {"limit": page.limit, "offset": page.offset, "dag_id_like": _contains(dag_id_pattern or "")}
-    connection = session.connection()
     count: int = connection.execute(total, params).scalar_one()
     return [tuple(row) for row in connection.execute(query, params).all()], count
 
