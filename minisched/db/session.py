@@ -91,6 +91,10 @@ def is_postgresql(session: Session | None = None) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+def is_sqlite() -> bool:
+    return get_engine().dialect.name == "sqlite"
+
+
 @contextmanager
 def create_session() -> Iterator[Session]:
     """A session that commits when the block succeeds, rolls back when it raises, and always closes."""
