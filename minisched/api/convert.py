@@ -14,7 +14,7 @@ from minisched.authoring.serialize import SerializedTask
 from minisched.models import DagRun, ImportError_, Log, TaskInstance
 from minisched.pools import PoolUsage
 from minisched.scheduler.clear import ClearableTi
-from minisched.service.dags import DagInfo
+from minisched.service.dags import DagInfo, RawDag, dag_info
 
 
 def dag_document(info: DagInfo) -> dict[str, Any]:
@@ -52,6 +52,31 @@ def dag_document(info: DagInfo) -> dict[str, Any]:
         "next_dagrun_data_interval_end": info.next_dagrun_data_interval_end,
         "next_dagrun_create_after": info.next_dagrun_create_after,
     }
+
+
+#: The JSON of each DAG row seen lately, by the row's raw values (`dags.RawDag`): a DAG's document is
+#: a function of its row alone, so an unchanged row is not converted again, and a changed one (new
+#: `next_dagrun`, paused, re-parsed...) is a new key. Emptied when full.
+_DAG_JSON: dict[RawDag, bytes] = {}
+MAX_REMEMBERED_DAGS = 10_000
+
+
+def dag_list_json(rows: list[RawDag], total: int) -> bytes:
+    """`{"dags": [...], "total_entries": total}` as `json_response` writes it, made of each row's JSON.
+
+    Converting a page of 100 rows (datetimes parsed, documents built, then serialized) cost twice
+    what the query does on SQLite; a row already seen costs one dict lookup (issue 13).
+    """
+    remembered = _DAG_JSON
+    parts = []
+    for row in rows:
+        part = remembered.get(row)
+        if part is None:
+            if len(remembered) >= MAX_REMEMBERED_DAGS:
+                remembered.clear()
+            part = remembered[row] = _dumps(dag_document(dag_info(row)))
+        parts.append(part)
+    return b'{"dags":[' + b",".join(parts) + b'],"total_entries":' + str(total).encode() + b"}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -92,9 +117,13 @@ def json_response(document: Any) -> Response:
     orjson writes datetimes as pydantic does (UTC as `Z`, microseconds only when non-zero) and is
     3x faster than pydantic_core's `to_json` on a page of DAGs (0.2 ms against 0.6 ms).
     """
+    return Response(_dumps(document), media_type="application/json")
+
+
+def _dumps(document: Any) -> bytes:
     import orjson
 
-    return Response(orjson.dumps(document, option=orjson.OPT_UTC_Z), media_type="application/json")
+    return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
 
 def time_delta(value: timedelta | None) -> schemas.TimeDelta | None:

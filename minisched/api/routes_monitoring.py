@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from minisched.api import convert, schemas
 from minisched.api.deps import PageDep, RowId, SessionDep, Viewer
@@ -29,10 +29,10 @@ def get_health() -> schemas.HealthInfo:
 
 
 @router.get("/version", response_model=schemas.VersionInfo, tags=["Monitoring"])
-def get_version() -> schemas.VersionInfo:
-    from importlib.metadata import version
-
-    return schemas.VersionInfo(version=version("minisched"))
+async def get_version(request: Request) -> schemas.VersionInfo:
+    # The version `create_app` read once: reading the package metadata for each request cost more
+    # than the rest of it, and a sync handler adds a trip to a worker thread.
+    return schemas.VersionInfo(version=request.app.version)
 
 
 @router.get("/importErrors", response_model=schemas.ImportErrorCollection, tags=["ImportError"])

@@ -6,6 +6,7 @@ for new DAGs and recomputed only when a DAG's schedule changed or it comes back 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,8 @@ _DAG_COLUMNS = (
     "max_active_tasks",
     "is_active",
     "last_parsed_time",
+    "owners",
+    "tags",
 )
 
 
@@ -226,6 +229,8 @@ def _dag_row(data: SerializedData, now: datetime) -> dict[str, Any]:
         "max_active_tasks": data["max_active_tasks"],
         "is_active": True,
         "last_parsed_time": now,
+        "owners": data.get("owner"),
+        "tags": json.dumps(list(data.get("tags") or ())),
         "is_paused": _paused_at_creation(data),
     }
 

@@ -35,7 +35,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         """On SQLite, the stored text is parsed as UTC in one C call: every datetime read from SQLite
         goes through here, and the generic path (parse, then `replace(tzinfo=UTC)`) costs 20x more."""
         if dialect.name == "sqlite":
-            return _read_sqlite_text
+            return as_utc
         return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -45,8 +45,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
 
 
-def _read_sqlite_text(value: Any) -> datetime | None:
-    """Naive UTC text as SQLAlchemy writes it (`2024-01-01 00:00:00.000000`) -> an aware datetime."""
+def as_utc(value: Any) -> datetime | None:
+    """A UtcDateTime column's value as a driver returns it -> an aware UTC datetime: naive UTC text as
+    SQLAlchemy writes it on SQLite (`2024-01-01 00:00:00.000000`), or a datetime (PostgreSQL)."""
     if value is None:
         return None
     if isinstance(value, str):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import json
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, exists, func, select, type_coerce, update
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from minisched.authoring.serialize import SerializedDag
-from minisched.models import DagModel, ImportError_, SerializedDagModel
+from minisched.models import DagModel, ImportError_
+from minisched.models.types import as_utc
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.service.actor import Actor, audit
 from minisched.service.errors import NotFound
@@ -49,7 +51,7 @@ class DagInfo(NamedTuple):
     has_import_errors: bool
 
 
-#: The `dag` columns a DagInfo starts with, in its field order.
+#: The `dag` columns a DagInfo is made of, in its field order, then whether the DAG's file is broken.
 _DAG_COLUMNS = (
     DagModel.dag_id,
     DagModel.fileloc,
@@ -65,19 +67,17 @@ _DAG_COLUMNS = (
     DagModel.next_dagrun_data_interval_end,
     DagModel.next_dagrun_create_after,
     DagModel.last_parsed_time,
+    DagModel.owners,
+    DagModel.tags,
+    exists().where(ImportError_.filename == DagModel.fileloc),
 )
-#: Each DAG with its owner and tags (two keys of its stored JSON, not the whole document: a big DAG's
-#: JSON costs more to read than its row) and whether its file is broken, in one statement.
-_DAG_INFO = (
-    select(
-        *_DAG_COLUMNS,
-        SerializedDagModel.data["owner"].as_string(),
-        SerializedDagModel.data["tags"],
-        exists().where(ImportError_.filename == DagModel.fileloc),
-    )
-    .select_from(DagModel)
-    .outerjoin(SerializedDagModel, SerializedDagModel.dag_id == DagModel.dag_id)
-)
+#: Those columns as the driver returns them, untyped (SQLite: datetimes as text, booleans as 0/1):
+#: a `RawDag`, made a DagInfo by `dag_info` only when needed. The API's DAG list keeps each row's
+#: JSON by its raw values and converts only rows it has not seen (api/convert.py).
+_DAG_INFO = select(*(type_coerce(column, NullType()) for column in _DAG_COLUMNS)).select_from(DagModel)
+
+#: A row of `_DAG_INFO`: hashable, and equal for two reads of an unchanged DAG.
+RawDag = tuple[Any, ...]
 
 
 def list_dags(
@@ -88,7 +88,23 @@ def list_dags(
     dag_id_pattern: str | None = None,
     only_active: bool = True,
 ) -> tuple[list[DagInfo], int]:
-    """One page of DAGs and how many match in all: two statements whatever the page size.
+    """One page of DAGs and how many match in all: two statements whatever the page size."""
+    rows, count = list_raw_dags(
+        session.connection(), page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
+    )
+    return [dag_info(row) for row in rows], count
+
+
+def list_raw_dags(
+    connection: Connection,
+    *,
+    page: Page,
+    paused: bool | None = None,
+    dag_id_pattern: str | None = None,
+    only_active: bool = True,
+) -> tuple[list[RawDag], int]:
+    """`list_dags` on a Core connection (`read_connection`), with the rows as the driver returned
+    them (`dag_info` converts one).
 
     Rows, not ORM objects, fetched by the Core: a list page is read-only, and building 100 mapped
     objects costs more than the query.
@@ -96,9 +112,8 @@ def list_dags(
     order_clauses(page, ORDER_COLUMNS, "dag_id")  # checks the page before anything is cached
     total, query = _dag_list_statements(page.order_by, paused, only_active, bool(dag_id_pattern))
     params = {"limit": page.limit, "offset": page.offset, "dag_id_like": _contains(dag_id_pattern or "")}
-    connection = session.connection()
     count: int = connection.execute(total, params).scalar_one()
-    return [_info(row) for row in connection.execute(query, params).all()], count
+    return [tuple(row) for row in connection.execute(query, params).all()], count
 
 
 @functools.lru_cache(maxsize=128)
@@ -121,8 +136,11 @@ def _dag_list_statements(
     matching = select(DagModel.dag_id).where(*conditions)
     total = select(func.count()).select_from(matching.subquery())
     # The page's ids first, then the details of those only: sorted together, every matching row's
-    # JSON would be read before the sort.
-    order = order_clauses(Page(order_by=order_by), ORDER_COLUMNS, "dag_id", (DagModel.dag_id,))
+    # import-error check would run before the sort.
+    # Ties broken by dag_id, which is unique: itself needs none (a second `dag_id` in the ORDER BY
+    # kept SQLite from reading the index in order).
+    ties = () if (order_by or "dag_id").removeprefix("-") == "dag_id" else (DagModel.dag_id,)
+    order = order_clauses(Page(order_by=order_by), ORDER_COLUMNS, "dag_id", ties)
     shown = matching.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
     return total, _DAG_INFO.where(DagModel.dag_id.in_(shown)).order_by(*order)
 
@@ -137,7 +155,7 @@ def get_dag(dag_id: str, *, session: Session) -> DagInfo:
     row = session.execute(_DAG_INFO.where(DagModel.dag_id == dag_id)).first()
     if row is None:
         raise dag_not_found(dag_id)
-    return _info(row)
+    return dag_info(tuple(row))
 
 
 def get_structure(dag_id: str, *, session: Session) -> SerializedDag:
@@ -168,10 +186,26 @@ def set_paused(dag_id: str, paused: bool, *, actor: Actor, session: Session) -> 
     return get_dag(dag_id, session=session)
 
 
-def _info(row: Sequence[Any]) -> DagInfo:
-    # Positional: the row holds the `dag` columns in DagInfo's field order (a page makes 100 of these).
-    *columns, owner, tags, broken = row
-    owners = tuple(o.strip() for o in owner.split(",")) if owner else ()
-    return DagInfo._make(
-        (*columns, owners, tuple(map(str, tags)) if isinstance(tags, list) else (), bool(broken))
+def dag_info(row: RawDag) -> DagInfo:
+    """A row of `_DAG_INFO` (driver values, in DagInfo's field order) -> a DagInfo."""
+    (dag_id, fileloc, paused, active, schedule, timezone, description, runs, tasks) = row[:9]
+    next_run, start, end, create_after, parsed, owner, tags, broken = row[9:]
+    return DagInfo(
+        dag_id,
+        fileloc,
+        bool(paused),
+        bool(active),
+        schedule,
+        timezone,
+        description,
+        runs,
+        tasks,
+        as_utc(next_run),
+        as_utc(start),
+        as_utc(end),
+        as_utc(create_after),
+        as_utc(parsed),
+        owners=tuple(o.strip() for o in owner.split(",")) if owner else (),
+        tags=tuple(map(str, json.loads(tags))) if tags else (),
+        has_import_errors=bool(broken),
     )

@@ -13,7 +13,7 @@ from minisched.db.engine import make_engine
 from minisched.models import Base
 from tests.conftest import Env
 
-HEAD = "0009_dag_callback_request"
+HEAD = "0010_dag_owners_tags"
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -195,6 +195,30 @@ def test_upgrade_downgrade_round_trips_keep_the_rows(bare_env: Env) -> None:
     migrate.upgrade(url)
     assert migrate.current_revision(url) == HEAD
     assert _rows(url, CORE_COUNTS) == [(0, 0, 0, 0, 0, 0)]
+
+
+def test_dag_owners_and_tags_are_filled_from_the_serialized_dags(bare_env: Env) -> None:
+    url = bare_env.db_url
+    migrate.upgrade(url, "0009_dag_callback_request")
+    data = {"owner": "ann, bob", "tags": ["etl", "daily"], "tasks": []}
+    _execute(
+        url,
+        CORE_ROWS[0],
+        (CORE_ROWS[0][0].replace("'d1', '/f.py'", "'d2', '/g.py'"), {}),
+        (
+            "INSERT INTO serialized_dag (dag_id, fileloc, data, dag_hash, last_updated) "
+            "VALUES ('d1', '/f.py', :data, 'h', :now)",
+            {"data": json.dumps(data), "now": NOW},
+        ),
+    )
+    migrate.upgrade(url)
+    rows = _rows(url, "SELECT dag_id, owners, tags FROM dag ORDER BY dag_id")
+    assert [(dag_id, owners, json.loads(tags) if tags else tags) for dag_id, owners, tags in rows] == [
+        ("d1", "ann, bob", ["etl", "daily"]),
+        ("d2", None, None),  # never parsed: nothing to copy
+    ]
+    migrate.downgrade(url, "0009_dag_callback_request")
+    assert _rows(url, "SELECT count(*) FROM dag") == [(2,)]
 
 
 def test_foreign_keys_cascade_from_dag_run_to_task_instances_and_xcom(env: Env) -> None:
