@@ -25,11 +25,16 @@ def log_path_for(
 ) -> Path:
     """`<logs>/dag_id=<d>/run_id=<r>/task_id=<t>/attempt=<n>.log`; run ids keep their ':' and '+'.
     A mapped instance's logs go one folder deeper, in `map_index=<i>/` (Airflow's layout)."""
-    folder = Path(logs_folder) / f"dag_id={_path_part(dag_id)}" / f"run_id={_path_part(run_id)}"
-    folder = folder / f"task_id={_path_part(task_id)}"
+    # One string joined, one Path parsed: the loop computes this for every try it hands out.
+    folder = os.path.join(
+        logs_folder,
+        f"dag_id={_path_part(dag_id)}",
+        f"run_id={_path_part(run_id)}",
+        f"task_id={_path_part(task_id)}",
+    )
     if map_index >= 0:
-        folder = folder / f"map_index={map_index}"
-    return folder / f"attempt={try_number}.log"
+        folder = os.path.join(folder, f"map_index={map_index}")
+    return Path(folder, f"attempt={try_number}.log")
 
 
 def _path_part(value: str) -> str:
