@@ -55,7 +55,12 @@ def append_log_line(log_path: str | os.PathLike[str], message: str) -> None:
 def open_log(log_path: str | os.PathLike[str]) -> BinaryIO:
     """Open a try's log for appending. Whatever the umask, the file is 0600 and the
     folders made for it 0700: a log holds what the task printed, secrets included."""
-    return os.fdopen(_open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+    return os.fdopen(open_log_fd(log_path), "ab")
+
+
+def open_log_fd(log_path: str | os.PathLike[str]) -> int:
+    """`open_log`, as a bare file descriptor."""
+    return _open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
 def _open_private(path: str | os.PathLike[str], flags: int) -> int:
