@@ -201,3 +201,38 @@ def test_dags_test_puts_back_what_a_try_redirected(env: Env) -> None:
         assert line in speak
     assert "meddle's own line" not in speak
     assert "by speak" not in done.stdout + done.stderr
+
+
+ASYNC_TASK = textwrap.dedent(
+    """
+    import asyncio
+    from importlib import metadata
+
+    async def answer():
+        await asyncio.sleep(0)
+        return 42
+
+    def uses_asyncio():
+        print(f"asyncio says {asyncio.run(answer())}; click {metadata.version('click')}")
+
+    with DAG("async_task", schedule=None, start_date=START):
+        PythonOperator(task_id="uses_asyncio", python_callable=uses_asyncio)
+    """
+)
+
+
+def test_dags_test_task_imports_a_deferred_module(env: Env) -> None:
+    """`dags test` defers asyncio and importlib.metadata (SQLAlchemy imports them, the command does not
+    use them): a task that does use them gets the real modules."""
+    env.write_dag("async_task.py", dag_source(ASYNC_TASK))
+    done = env.run_process("dags", "test", "async_task", "2024-03-01")
+    assert done.returncode == 0, done.stderr
+    [run] = dag_runs("async_task")
+    log = (
+        env.logs_folder
+        / "dag_id=async_task"
+        / f"run_id={run.run_id}"
+        / "task_id=uses_asyncio"
+        / "attempt=1.log"
+    )
+    assert "asyncio says 42; click " in log.read_text()
