@@ -161,3 +161,78 @@ def test_errors_from_a_real_process_have_no_traceback(env: Env, tmp_path: Path) 
         and "not found" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+MEDDLING = textwrap.dedent(
+    """
+    import logging, os, sys
+
+    def meddle():
+        print("meddle's own line")
+        sys.stdout = sys.stderr = open(os.devnull, "w")
+        logging.getLogger().handlers = []
+        logging.getLogger().setLevel(logging.ERROR)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+
+    def speak():
+        print("printed by speak")
+        logging.getLogger("speak").info("logged by speak")
+        os.system("echo echoed by speak")
+
+    with DAG("meddling", schedule=None, start_date=START):
+        # Not chained: both tries are handed over in one batch, meddle's first.
+        PythonOperator(task_id="meddle", python_callable=meddle)
+        PythonOperator(task_id="speak", python_callable=speak)
+    """
+)
+
+
+def test_dags_test_puts_back_what_a_try_redirected(env: Env) -> None:
+    """`dags test` points fds 1/2, sys.stdout and logging at the capture once for all its tries: what
+    one task changes of them is undone before the next, whose output still reaches its own log."""
+    env.write_dag("meddling.py", dag_source(MEDDLING))
+    done = env.run_process("dags", "test", "meddling", "2024-03-01")
+    assert done.returncode == 0, done.stderr
+    [run] = dag_runs("meddling")
+    folder = env.logs_folder / "dag_id=meddling" / f"run_id={run.run_id}"
+    assert "meddle's own line" in (folder / "task_id=meddle" / "attempt=1.log").read_text()
+    speak = (folder / "task_id=speak" / "attempt=1.log").read_text()
+    for line in ("printed by speak", "logged by speak", "echoed by speak"):
+        assert line in speak
+    assert "meddle's own line" not in speak
+    assert "by speak" not in done.stdout + done.stderr
+
+
+ASYNC_TASK = textwrap.dedent(
+    """
+    import asyncio
+    from importlib import metadata
+
+    async def answer():
+        await asyncio.sleep(0)
+        return 42
+
+    def uses_asyncio():
+        print(f"asyncio says {asyncio.run(answer())}; click {metadata.version('click')}")
+
+    with DAG("async_task", schedule=None, start_date=START):
+        PythonOperator(task_id="uses_asyncio", python_callable=uses_asyncio)
+    """
+)
+
+
+def test_dags_test_task_imports_a_deferred_module(env: Env) -> None:
+    """`dags test` defers asyncio and importlib.metadata (SQLAlchemy imports them, the command does not
+    use them): a task that does use them gets the real modules."""
+    env.write_dag("async_task.py", dag_source(ASYNC_TASK))
+    done = env.run_process("dags", "test", "async_task", "2024-03-01")
+    assert done.returncode == 0, done.stderr
+    [run] = dag_runs("async_task")
+    log = (
+        env.logs_folder
+        / "dag_id=async_task"
+        / f"run_id={run.run_id}"
+        / "task_id=uses_asyncio"
+        / "attempt=1.log"
+    )
+    assert "asyncio says 42; click " in log.read_text()

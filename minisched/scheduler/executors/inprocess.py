@@ -6,6 +6,7 @@ process hand-over either, so the recording code is measured on its own.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from minisched.scheduler.executors.base import BaseExecutor, TryRequest, TryResult, TryStarted
@@ -25,14 +26,16 @@ class InProcessExecutor(BaseExecutor):
         self._dag_cache = DagFileCache()
 
     def submit(self, tries: Sequence[TryRequest]) -> None:
-        from minisched.scheduler.executors.task_runner import DagFileCache, run_try
+        from minisched.scheduler.executors.task_runner import DagFileCache, run_try, tries_in_turn
         from minisched.settings import environ_of_a_try
 
         cache = self._dag_cache if isinstance(self._dag_cache, DagFileCache) else None
         # What a worker's try would see: no database URL, no keys. Set once for the batch, not per try:
         # nothing between two tries here needs the credentials, and rebuilding the environment per try
-        # was a fifth of a 1,000-task `dags test`'s CPU.
-        with environ_of_a_try():
+        # was a fifth of a 1,000-task `dags test`'s CPU. The output redirections likewise, for more than
+        # one try (for one, the batch's checks would cost more than they save).
+        batch = tries_in_turn() if len(tries) > 1 else contextlib.nullcontext()
+        with environ_of_a_try(), batch:
             for request in tries:
                 result = run_try(request, dag_cache=cache)
                 self._started_events.append(TryStarted.of(request, result.start_date, result.pid))

@@ -29,42 +29,48 @@ agree within `zombie_threshold / 2` and the supervisor not to be stopped itself 
 database outage longer than half the threshold therefore kills the running tries: past that point
 another scheduler could reap them the moment the database is back.
 
-The lease lives in shared memory (a `multiprocessing` value), so a worker forked by the scheduler reads
-the scheduler's latest renewal without any message. A process that never took a lease (tests, `dags
-test`, a worker forked by a process without a scheduler loop) is not fenced.
+The lease lives in shared memory (an anonymous shared mapping holding one double), so a worker forked
+by the scheduler reads the scheduler's latest renewal without any message. A process that never took a
+lease (tests, `dags test`, a worker forked by a process without a scheduler loop) is not fenced.
 """
 
 from __future__ import annotations
 
-import ctypes
 import mmap
-import multiprocessing
+import struct
 import time
-from typing import Any
 
-#: 0.0: no lease in force. Otherwise the monotonic time at which the lease runs out.
-_deadline: Any = multiprocessing.RawValue(ctypes.c_double, 0.0)
+_DOUBLE = struct.Struct("d")
+#: 0.0: no lease in force. Otherwise the monotonic time at which the lease runs out. An anonymous
+#: mapping is shared with the processes forked afterwards, as a `multiprocessing.RawValue` was (which
+#: cost every command that imports this module ctypes, multiprocessing and ~40 ms of CPU).
+_memory = mmap.mmap(-1, _DOUBLE.size)
+
+
+def _deadline() -> float:
+    value: float = _DOUBLE.unpack_from(_memory)[0]
+    return value
 
 
 def renew(until: float) -> None:
     """Hold the lease until the monotonic time `until` (never shortens a lease in force)."""
-    _deadline.value = max(_deadline.value, until)
+    _DOUBLE.pack_into(_memory, 0, max(_deadline(), until))
 
 
 def release() -> None:
     """No lease in force any more: the scheduler loop in this process has ended."""
-    _deadline.value = 0.0
+    _DOUBLE.pack_into(_memory, 0, 0.0)
 
 
 def held() -> bool:
     """Whether a try may start now: no lease was ever taken here, or it has not run out."""
-    deadline: float = _deadline.value
+    deadline = _deadline()
     return deadline == 0.0 or time.monotonic() < deadline
 
 
 def remaining() -> float | None:
     """Seconds until the lease runs out (0.0 once it has); None when no lease is in force."""
-    deadline: float = _deadline.value
+    deadline = _deadline()
     return None if deadline == 0.0 else max(0.0, deadline - time.monotonic())
 
 

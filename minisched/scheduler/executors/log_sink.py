@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from minisched.masking import mask_registered
-from minisched.scheduler.executors.logs import open_log, stamped
+from minisched.scheduler.executors.logs import open_log_fd, stamped
 from minisched.settings import mask_secrets
 
 if TYPE_CHECKING:
@@ -27,13 +27,15 @@ MAX_LINE = 64 * 1024
 
 class LogSink:
     def __init__(self, log_path: str | os.PathLike[str], max_bytes: int) -> None:
-        self._file = open_log(log_path)
+        # A bare descriptor: every write goes straight to the file anyway (a running try's log is read
+        # while it grows), and a buffered file object cost 4 system calls more to open.
+        self._fd = open_log_fd(log_path)
         self._max_bytes = self._room = max_bytes
         self._partial = b""
         self.discarded = 0
 
     def fileno(self) -> int:
-        return self._file.fileno()
+        return self._fd
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of output; complete lines are written now, a partial one waits."""
@@ -53,20 +55,19 @@ class LogSink:
                 self._partial = b""
             if self.discarded:
                 note = f"{self.discarded} more bytes of output were discarded"
-                self._file.write(stamped(note).encode())
-            self._file.flush()
+                self._write_all(stamped(note).encode())
             self._trim_direct_writes()
         finally:
-            self._file.close()
+            os.close(self._fd)
 
     def _trim_direct_writes(self) -> None:
         """Cap what forked copies of the try's process wrote through their own copy of the sink."""
-        size = os.fstat(self._file.fileno()).st_size
+        size = os.fstat(self._fd).st_size
         slack = 4 * len(self._marker()) + MAX_LINE
         if size > self._max_bytes + slack:
-            os.ftruncate(self._file.fileno(), self._max_bytes)
+            os.ftruncate(self._fd, self._max_bytes)
             note = stamped(f"{size - self._max_bytes} bytes written by forked processes were discarded")
-            self._file.write(b"\n" + self._marker() + note.encode())
+            self._write_all(b"\n" + self._marker() + note.encode())
 
     def _write(self, raw: bytes) -> None:
         if self.discarded:
@@ -76,12 +77,16 @@ class LogSink:
         masked = text.encode("utf-8", "surrogateescape")
         if len(masked) <= self._room:
             self._room -= len(masked)
-            self._file.write(masked)
+            self._write_all(masked)
         else:
             kept = masked[: self._room]
             self.discarded = len(masked) - len(kept)
-            self._file.write(kept + (b"\n" if kept and not kept.endswith(b"\n") else b"") + self._marker())
-        self._file.flush()
+            self._write_all(kept + (b"\n" if kept and not kept.endswith(b"\n") else b"") + self._marker())
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
 
     def _marker(self) -> bytes:
         message = (

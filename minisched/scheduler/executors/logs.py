@@ -25,11 +25,16 @@ def log_path_for(
 ) -> Path:
     """`<logs>/dag_id=<d>/run_id=<r>/task_id=<t>/attempt=<n>.log`; run ids keep their ':' and '+'.
     A mapped instance's logs go one folder deeper, in `map_index=<i>/` (Airflow's layout)."""
-    folder = Path(logs_folder) / f"dag_id={_path_part(dag_id)}" / f"run_id={_path_part(run_id)}"
-    folder = folder / f"task_id={_path_part(task_id)}"
+    # One string joined, one Path parsed: the loop computes this for every try it hands out.
+    folder = os.path.join(
+        logs_folder,
+        f"dag_id={_path_part(dag_id)}",
+        f"run_id={_path_part(run_id)}",
+        f"task_id={_path_part(task_id)}",
+    )
     if map_index >= 0:
-        folder = folder / f"map_index={map_index}"
-    return folder / f"attempt={try_number}.log"
+        folder = os.path.join(folder, f"map_index={map_index}")
+    return Path(folder, f"attempt={try_number}.log")
 
 
 def _path_part(value: str) -> str:
@@ -50,7 +55,12 @@ def append_log_line(log_path: str | os.PathLike[str], message: str) -> None:
 def open_log(log_path: str | os.PathLike[str]) -> BinaryIO:
     """Open a try's log for appending. Whatever the umask, the file is 0600 and the
     folders made for it 0700: a log holds what the task printed, secrets included."""
-    return os.fdopen(_open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+    return os.fdopen(open_log_fd(log_path), "ab")
+
+
+def open_log_fd(log_path: str | os.PathLike[str]) -> int:
+    """`open_log`, as a bare file descriptor."""
+    return _open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
 def _open_private(path: str | os.PathLike[str], flags: int) -> int:
@@ -59,19 +69,25 @@ def _open_private(path: str | os.PathLike[str], flags: int) -> int:
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:
-        _make_private_dirs(Path(path).parent)
+        _make_private_dirs(os.path.dirname(os.fspath(path)))
         return os.open(path, flags, 0o600)
 
 
-def _make_private_dirs(folder: Path) -> None:
-    # Path.mkdir(parents=True) gives the parents the umask's default mode; each level gets 0700 here.
-    missing: list[Path] = []
-    while not folder.is_dir():
-        missing.append(folder)
-        folder = folder.parent
-    for level in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another worker
-            level.mkdir(mode=0o700)
+def _make_private_dirs(folder: str) -> None:
+    """Make `folder` and its missing parents, each 0700 (Path.mkdir(parents=True) gives the parents the
+    umask's default mode). mkdir first, parents only when it says they are missing: a try's folder is
+    new (one mkdir), its run's folder usually is not (no stat to find that out)."""
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:  # made meanwhile by another worker
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(folder)
+        if not parent or parent == folder:
+            raise
+        _make_private_dirs(parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
 
 
 def record_path_for(log_path: str | os.PathLike[str]) -> Path:
@@ -95,15 +111,25 @@ def write_try_record(
     a rename per write (file creation is most of a no-op try's CPU): a reader that meets a line still
     being written takes the line before it, as it took the old file before a rename.
     """
-    data = (json.dumps(record) + "\n").encode()
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if begin else 0)
-    fd = _open_private(_record_path(log_path), flags)
+    fd = open_try_record(log_path, begin=begin)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        append_try_record(fd, record)
     finally:
         os.close(fd)
+
+
+def open_try_record(log_path: str | os.PathLike[str], *, begin: bool = False) -> int:
+    """The try's record file opened for appending (`begin` empties it): a worker keeps it open from
+    the try's first line to its last, one file opening per try instead of two."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if begin else 0)
+    return _open_private(_record_path(log_path), flags)
+
+
+def append_try_record(fd: int, record: dict[str, Any]) -> None:
+    """Add `record` as one JSON line to the record file open as `fd` (see `write_try_record`)."""
+    view = memoryview((json.dumps(record) + "\n").encode())
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def read_try_record(log_path: str | os.PathLike[str]) -> dict[str, Any] | None:
