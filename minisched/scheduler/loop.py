@@ -352,7 +352,7 @@ class SchedulerLoop:
         executor hands queued tries to idle workers, so they do not wait for the whole transaction."""
         assert self.job_id is not None
         self.cache.begin_step()
-        with create_session() as session, buffered_events(session):
+        with create_session(core=True) as session, buffered_events(session):
             tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
             it = _Iteration(now=utcnow(), tick=tick, reports=reports)
             self._record_reports(session, it)
