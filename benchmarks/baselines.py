@@ -8,6 +8,11 @@ Every timing figure is also given as a ratio to one of two baselines measured in
   (what handing one task to a worker and hearing back costs, with nothing else done).
 
 Each is sampled at the start of the run and again at the end; the median of all samples is used.
+
+A figure whose target is a ratio (the chain hop, `bench_latency`) is compared instead with round
+trips sampled right before and after each of its own repeats (`PoolSampler`): a whole run lasts many
+minutes, and the machine's load can change several times over in that while, so a baseline taken
+minutes away measured another machine.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
+from types import TracebackType
 
 POOL_PROCESSES = 2
 
@@ -60,15 +67,50 @@ def _noop(value: int) -> int:
 
 def pool_round_trips(calls: int, *, batches: int) -> list[float]:
     """Seconds per round trip of `calls` sequential `apply(noop)` calls, one figure per batch."""
-    per_batch = max(1, calls // batches)
-    context = multiprocessing.get_context("fork")
-    with context.Pool(POOL_PROCESSES) as pool:
+    with PoolSampler(calls, batches=batches) as sampler:
+        return sampler.sample()
+
+
+class PoolSampler:
+    """A 2-process pool kept open, so that its no-op round trip can be sampled between the steps of a
+    benchmark, under the load those steps see: `sample()` before and after each repeat, alternating.
+
+    Each sample is `calls` sequential `apply(noop)` calls in `batches`, after a few untimed calls (the
+    workers slept since the last sample), one figure (seconds per round trip) per batch. The pool is
+    the same as the run-wide baseline's: nothing in it is slowed down or sped up.
+    """
+
+    WARM_UP = 20
+
+    def __init__(self, calls: int = 200, *, batches: int = 4) -> None:
+        self.per_batch = max(1, calls // batches)
+        self.batches = batches
+        self._pool: Pool | None = None
+
+    def __enter__(self) -> PoolSampler:
+        self._pool = multiprocessing.get_context("fork").Pool(POOL_PROCESSES)
         for i in range(50):  # both workers up and warm
+            self._pool.apply(_noop, (i,))
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def sample(self) -> list[float]:
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("PoolSampler.sample() outside its `with` block")
+        for i in range(self.WARM_UP):
             pool.apply(_noop, (i,))
         samples = []
-        for _ in range(batches):
+        for _ in range(self.batches):
             started = time.perf_counter()
-            for i in range(per_batch):
+            for i in range(self.per_batch):
                 pool.apply(_noop, (i,))
-            samples.append((time.perf_counter() - started) / per_batch)
-    return samples
+            samples.append((time.perf_counter() - started) / self.per_batch)
+        return samples

@@ -112,7 +112,12 @@ def profile(shape: Shape, tasks: int, executor_name: str, parallelism: int, cpro
     print(f"  database driver (cursor.execute): {driver[0]:.3f}s CPU = {driver[0] / cpu * 100:.0f}% of it")
     if cprofile:
         stats = pstats.Stats(profiler)
-        stats.sort_stats("cumulative").print_stats("minisched/", cprofile)
+        # PROFILE_SORT=tottime PROFILE_FILTER= : where the time goes inside SQLAlchemy and the OS too
+        sort, only = (
+            os.environ.get("PROFILE_SORT", "cumulative"),
+            os.environ.get("PROFILE_FILTER", "minisched/"),
+        )
+        stats.sort_stats(sort).print_stats(only, cprofile)
 
 
 def main() -> None:

@@ -106,13 +106,15 @@ FIGURES = [
     "latency.chains.start_gap_median",
     "latency.chain.edge_median",
     "latency.chain.edge_p99",
+    "latency.chain.pool_round_trip",
+    "latency.chain.hop_round_trips_per_run",
 ]
 
 
 #: Timing figures and the in-run baseline each must also be given as a ratio to.
 BASELINE_RATIOS = {
     "scheduler.parallel.large.tasks_per_s": "% of pool rate",
-    "latency.chain.edge_median": "round trips",
+    "latency.chain.edge_median": "round trips (interleaved)",
     "dags_test.parallel.small.wall_s": "x python -c pass",
     "startup.help": "x python -c pass",
 }

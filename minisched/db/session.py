@@ -6,7 +6,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
@@ -23,15 +23,34 @@ NEW_SESSION: Session = cast(Session, None)
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
 _read_session_factory: sessionmaker[Session] | None = None
+_core_session_factory: sessionmaker[Session] | None = None
+
+
+class CoreSession(Session):
+    """A Session whose `execute` of a Core statement (on tables, not mapped classes; no options)
+    goes straight to the transaction's connection: the same statement, parameters, result and
+    transaction, without the ORM's per-statement set-up (~15-20% of a statement's CPU on SQLite).
+
+    For the scheduler loop, whose hot statements are all Core (`scheduler.statements`). ORM
+    statements (`select(Model)`) and calls with execution options take the ORM's path as before.
+    """
+
+    def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if not kw and statement._propagate_attrs.get("compile_state_plugin") != "orm":
+            return self.connection().execute(statement, params)
+        return super().execute(statement, params, **kw)
 
 
 def configure_orm(db_url: str | None = None, *, pre_ping: bool = True) -> Engine:
     """(Re)create the engine and session factories for `db_url` (default: the configured URL); see
     `make_engine` for `pre_ping`."""
-    global _engine, _session_factory, _read_session_factory
+    global _engine, _session_factory, _read_session_factory, _core_session_factory
     dispose_orm()
     _engine = make_engine(db_url or get_settings().db_url, pre_ping=pre_ping)
     _session_factory = sessionmaker(bind=_engine, expire_on_commit=False, autoflush=False)
+    _core_session_factory = sessionmaker(
+        bind=_engine, expire_on_commit=False, autoflush=False, class_=CoreSession
+    )
     _read_session_factory = sessionmaker(
         bind=read_only_engine(_engine), expire_on_commit=False, autoflush=False
     )
@@ -41,12 +60,13 @@ def configure_orm(db_url: str | None = None, *, pre_ping: bool = True) -> Engine
 
 
 def dispose_orm() -> None:
-    global _engine, _session_factory, _read_session_factory
+    global _engine, _session_factory, _read_session_factory, _core_session_factory
     if _engine is not None:
         _engine.dispose()
     _engine = None
     _session_factory = None
     _read_session_factory = None
+    _core_session_factory = None
 
 
 def get_engine() -> Engine:
@@ -55,11 +75,13 @@ def get_engine() -> Engine:
     return _engine
 
 
-def new_session() -> Session:
+def new_session(*, core: bool = False) -> Session:
+    """A session; `core=True`: a `CoreSession` (Core statements skip the ORM's execution path)."""
     if _session_factory is None:
         configure_orm()
-    assert _session_factory is not None
-    return _session_factory()
+    factory = _core_session_factory if core else _session_factory
+    assert factory is not None
+    return factory()
 
 
 def new_read_session() -> Session:
@@ -96,9 +118,10 @@ def is_sqlite() -> bool:
 
 
 @contextmanager
-def create_session() -> Iterator[Session]:
-    """A session that commits when the block succeeds, rolls back when it raises, and always closes."""
-    session = new_session()
+def create_session(*, core: bool = False) -> Iterator[Session]:
+    """A session that commits when the block succeeds, rolls back when it raises, and always closes;
+    `core=True`: a `CoreSession`, for the scheduler loop's transactions."""
+    session = new_session(core=core)
     try:
         yield session
         session.commit()

@@ -110,10 +110,14 @@ class _Iteration:
 
     @property
     def busy(self) -> bool:
-        """Work was done, so more may follow at once: the next poll does not wait."""
-        return bool(
-            self.reports.results or self.queued or self.ended or self.created or self.decided.touched_runs
-        )
+        """Runs ended or were created, so queued runs may start at once: the next poll does not wait.
+
+        Recording results and queuing tries is not such work: what it decides is done in the same
+        iteration, and what follows is the next report, which `poll` returns the moment it arrives. An
+        iteration run at once instead (mostly to record that the tries just handed over started) held
+        the CPU and the database when the next result came, and cost a transaction of its own per try.
+        """
+        return bool(self.ended or self.created)
 
 
 class _Every:
@@ -202,6 +206,9 @@ class SchedulerLoop:
         self._queued_runs = _Every(
             options.idle_sleep if options.only_runs is None else options.full_sweep_interval
         )
+        # Scheduled runs fall due by the clock: looking once per idle sleep is as soon as an idle loop
+        # looks, and a busy loop (a chain: one iteration per task) does not pay the query every time.
+        self._due_runs = _Every(options.idle_sleep)
         #: Reports not yet committed: if the transaction fails for good, the shutdown records them.
         self._unrecorded = _Reports()
         self._outage = DatabaseOutage(options.db_outage_grace)
@@ -345,7 +352,7 @@ class SchedulerLoop:
         executor hands queued tries to idle workers, so they do not wait for the whole transaction."""
         assert self.job_id is not None
         self.cache.begin_step()
-        with create_session() as session, buffered_events(session):
+        with create_session(core=True) as session, buffered_events(session):
             tick = time.monotonic()  # before `now`: the lease counts from no later than the heartbeat
             it = _Iteration(now=utcnow(), tick=tick, reports=reports)
             self._record_reports(session, it)
@@ -387,11 +394,13 @@ class SchedulerLoop:
                 it.dag_callbacks_waiting = dag_callbacks_waiting(session=session, now=it.now)
             it.changed = _merge(it.changed, recovered)
             it.timers.append(self._recovery)
-        if only is None:
+        if only is None and self._due_runs.due(it.tick):
             new_runs = create_scheduled_runs(
                 session=session, cache=self.cache, now=it.now, job_id=self.job_id, lock_rows=self._lock_rows
             )
             it.created = [(run.dag_id, run.effective_run_id) for run in new_runs]
+            if not it.created:  # more may be due at once (it creates at most MAX_DAGS_PER_LOOP)
+                it.timers.append(self._due_runs)
         if it.created or self.state.runs_changed or self._queued_runs.due(it.tick):
             it.full.update(start_queued_runs(session=session, now=it.now, only_runs=only))
             it.timers.append(self._queued_runs)
