@@ -99,3 +99,23 @@ def test_a_page_of_dags_costs_the_same_statements_for_one_or_many(api: Api) -> N
         body = api.get("/dags").json()  # type: ignore[attr-defined]
     assert len(body["dags"]) == 100 and body["total_entries"] == 151
     assert few.statements == many.statements
+
+
+def test_the_list_shows_each_change_to_a_dag_at_once(api: Api) -> None:
+    """The list keeps each row's JSON by the row's values: a changed row must never show its old JSON."""
+    api.env.write_dag("varied.py", VARIED)
+    assert api.env.run_cli("dags", "list").exit_code == 0
+
+    def cron_dag() -> dict[str, Any]:
+        body = api.get("/dags?dag_id_pattern=cron").json()  # type: ignore[attr-defined]
+        return body["dags"][0]  # type: ignore[no-any-return]
+
+    before = cron_dag()
+    assert before["is_paused"] is False and before["owners"] == ["ann", "bob"]
+    patched = api.client.patch("/api/v1/dags/cron_dag", json={"is_paused": True}, headers=api.headers("op"))
+    assert patched.status_code == 200
+    assert cron_dag() == {**before, "is_paused": True}
+    api.env.write_dag("varied.py", VARIED.replace('tags=["b", "a"]', 'tags=["c"]').replace("ann, bob", "cy"))
+    assert api.env.run_cli("dags", "list").exit_code == 0
+    after = cron_dag()
+    assert (after["tags"], after["owners"], after["is_paused"]) == ([{"name": "c"}], ["cy"], True)
