@@ -322,3 +322,21 @@ def test_variables_form_creates_edits_and_deletes_any_key(
     assert browser.post(delete.group(1), {}).status_code == 303
     assert "No variables yet." in browser.client.get("/variables").text
     assert _events("ui_variable_delete") == [("admin-user", None)]
+
+
+def test_the_grid_shows_25_runs_a_page_with_older(browser: Browser) -> None:
+    write_dag(browser.env)
+    headers = {"Authorization": f"Bearer {browser.tokens['op']}"}
+    for day in range(1, 27):
+        body = {"logical_date": f"2024-01-{day:02d}T00:00:00Z"}
+        assert browser.client.post("/api/v1/dags/demo/dagRuns", json=body, headers=headers).status_code == 200
+    browser.login("viewer")
+    newest = browser.client.get("/dags/demo").text
+    runs = set(re.findall(r'data-run-id="([^"]+)"', newest))
+    assert len(runs) == 25 and "manual__2024-01-26T00:00:00+00:00" in runs
+    assert "manual__2024-01-01T00:00:00+00:00" not in runs and "26 in all" in newest
+    older = re.search(r'href="([^"]*offset=25)"[^>]*>older', newest)
+    assert older, newest
+    oldest = browser.client.get(older.group(1).replace("&amp;", "&")).text
+    assert set(re.findall(r'data-run-id="([^"]+)"', oldest)) == {"manual__2024-01-01T00:00:00+00:00"}
+    assert "newer" in oldest and ">older" not in oldest
