@@ -124,3 +124,19 @@ def test_import_errors_and_event_logs(api: Api) -> None:
     events = json_of(api.get("/eventLogs?event=api_pause"))
     assert events["total_entries"] == 1
     assert events["event_logs"][0]["owner"] == "op-user" and events["event_logs"][0]["dag_id"] == "demo"
+
+
+def test_refusals_name_the_api_fields_and_the_cli_its_flags(api: Api) -> None:
+    write_dag(api.env)
+    body = {"logical_date": "2024-03-01T00:00:00+00:00"}
+    assert api.client.post("/api/v1/dags/demo/dagRuns", json=body, headers=api.headers()).status_code == 200
+    again = api.client.post("/api/v1/dags/demo/dagRuns", json=body, headers=api.headers())
+    assert again.status_code in (400, 409) and "pick another logical_date" in again.json()["detail"]
+    dates = {"dry_run": True, "start_date": "2024-02-01T00:00:00Z", "end_date": "2024-01-01T00:00:00Z"}
+    backwards = api.client.post("/api/v1/dags/demo/clearTaskInstances", json=dates, headers=api.headers())
+    assert backwards.status_code == 400 and "end_date 2024-01-01" in backwards.json()["detail"]
+    assert "--" not in again.json()["detail"] + backwards.json()["detail"]
+    cli_again = api.env.run_cli("dags", "trigger", "demo", "--logical-date", "2024-03-01")
+    assert cli_again.exit_code != 0 and "pick another --logical-date" in cli_again.output
+    cli_clear = api.env.run_cli("tasks", "clear", "demo", "-s", "2024-02-01", "-e", "2024-01-01", "-y")
+    assert cli_clear.exit_code != 0 and "--end-date 2024-01-01" in cli_clear.output
