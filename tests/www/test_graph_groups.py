@@ -79,3 +79,20 @@ def test_task_groups_are_boxes_around_their_own_tasks(browser: Browser) -> None:
     # Left to right: the group's upstream before it, its downstream after it.
     assert nodes["start"][2] < _rect(boxes["extract"])[0]
     assert _rect(boxes["extract"])[2] < _rect(boxes["load"])[0]
+
+
+def test_a_task_in_a_group_shows_its_own_name_and_keeps_its_id_in_the_title(browser: Browser) -> None:
+    browser.env.write_dag("grouped.py", GROUPED_DAG)
+    assert browser.env.run_cli("dags", "list").exit_code == 0
+    browser.login()
+    response = browser.client.get("/dags/grouped?tab=graph")
+    svg = ET.fromstring(response.text[response.text.index("<svg") : response.text.index("</svg>") + 6])
+    nodes = {g.attrib["data-task-id"]: g for g in svg.iter(f"{SVG}g") if g.attrib.get("class") == "node"}
+    labels = {
+        task_id: next(t.text for t in g.iter(f"{SVG}text") if t.attrib.get("class") == "task-label")
+        for task_id, g in nodes.items()
+    }
+    assert labels["extract.clean.dedupe"] == "dedupe" and labels["load.warehouse"] == "warehouse"
+    assert labels["extract.users"] == "users" and labels["start"] == "start"
+    title = nodes["extract.clean.dedupe"].find(f"{SVG}title")
+    assert title is not None and (title.text or "").startswith("extract.clean.dedupe ")
