@@ -10,6 +10,24 @@ class MinischedError(Exception):
     """Base class of every error minisched raises on purpose."""
 
 
+class InputError(MinischedError):
+    """A refused input, its message naming each input by its API field name (`logical_date`).
+
+    Shared by the API, the UI and the CLI; each says the name its user typed (`for_cli` gives the flags).
+    """
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+    def for_cli(self) -> str:
+        """The message with each field name as the command-line flag (`--logical-date`)."""
+        text = str(self)
+        for field in self.fields:
+            text = text.replace(field, "--" + field.replace("_", "-"))
+        return text
+
+
 class DagDefinitionError(MinischedError, ValueError):
     """A DAG file describes something invalid (bad id, cycle, naive date, bad cron, ...).
 

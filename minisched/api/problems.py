@@ -118,5 +118,9 @@ def describe_validation(exc: RequestValidationError) -> str:
             parts.append(f"the request body is not valid JSON: {cause} at character {position}")
             continue
         where = ".".join(str(part) for part in error.get("loc", ()))
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        message = f"{where}: {error.get('msg', 'invalid')}"
+        if error.get("loc", ("body",))[0] in ("query", "path") and isinstance(error.get("input"), str):
+            # Name the value that was refused: a query string is easy to get wrong.
+            message += f" (got {error['input']!r})"
+        parts.append(message)
     return "; ".join(parts) or "invalid request"

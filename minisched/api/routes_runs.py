@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from minisched.api import convert, schemas
 from minisched.api.deps import Op, PageDep, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
+from minisched.models.state import DagRunState
 from minisched.service import runs
 
 router = APIRouter(tags=["DAGRun"], responses=ERROR_RESPONSES)
@@ -22,7 +23,7 @@ def get_dag_runs(
     session: SessionDep,
     page: PageDep,
     _actor: Viewer,
-    state: Annotated[list[str] | None, Query(description="Only runs in these states.")] = None,
+    state: Annotated[list[DagRunState] | None, Query(description="Only runs in these states.")] = None,
     execution_date_gte: datetime | None = None,
     execution_date_lte: datetime | None = None,
 ) -> schemas.DAGRunCollection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -14,10 +14,25 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from minisched.api import convert, schemas
 from minisched.api.deps import Op, PageDep, RowId, SessionDep, Viewer
 from minisched.api.problems import ERROR_RESPONSES
+from minisched.models.state import TaskInstanceState
 from minisched.models.xcom import XCom
 from minisched.service import logs, task_instances
 
 MapIndex = Annotated[int, PathParam(ge=0, le=2**31 - 1)]
+#: The `state` filter: a task instance state, or 'none' for one that has no state yet.
+StateFilter = Literal[
+    "none",
+    "scheduled",
+    "queued",
+    "running",
+    "success",
+    "failed",
+    "up_for_retry",
+    "upstream_failed",
+    "skipped",
+    "removed",
+]
+assert set(get_args(StateFilter)) == {"none", *TaskInstanceState}, "StateFilter must list every state"
 router = APIRouter(tags=["TaskInstance"], responses=ERROR_RESPONSES)
 RUN = "/dags/{dag_id}/dagRuns/{dag_run_id}"
 
@@ -29,7 +44,9 @@ def get_task_instances(
     session: SessionDep,
     page: PageDep,
     _actor: Viewer,
-    state: Annotated[list[str] | None, Query(description="Only these states ('none' for no state).")] = None,
+    state: Annotated[
+        list[StateFilter] | None, Query(description="Only these states ('none' for no state).")
+    ] = None,
 ) -> schemas.TaskInstanceCollection:
     rows, total = task_instances.list_task_instances(
         dag_id, dag_run_id, session=session, page=page, states=state or ()

@@ -41,13 +41,15 @@ class MinischedGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from minisched.exceptions import MinischedError
+        from minisched.exceptions import InputError, MinischedError
         from minisched.settings import ConfigError, mask_secrets
 
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except InputError as exc:
+            _fail(mask_secrets(exc.for_cli()))
         except (MinischedError, ConfigError) as exc:
             _fail(mask_secrets(str(exc)))
         except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.session import NEW_SESSION, create_session, provide_session
-from minisched.exceptions import MinischedError
+from minisched.exceptions import InputError, MinischedError
 from minisched.models import DagRun, DagRunState, DagRunType, JobState, RunKey
 from minisched.models.job import BACKFILL_JOB_TYPE
 from minisched.models.state import FINISHED_RUN_STATES
@@ -129,7 +129,9 @@ def plan_backfill(
     belong to `job_id` (the backfill's job): a scheduler leaves them alone while that job lives.
     """
     if end < start:
-        raise MinischedError(f"--end-date {end.isoformat()} is before --start-date {start.isoformat()}")
+        raise InputError(
+            f"end_date {end.isoformat()} is before start_date {start.isoformat()}", "end_date", "start_date"
+        )
     dag = load_dag(dag_id, session=session)
     intervals = dag.schedule.intervals_between(start, end)
     if not intervals:

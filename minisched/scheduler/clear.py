@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.audit import event_row, record_events
-from minisched.exceptions import MinischedError
+from minisched.exceptions import InputError, MinischedError
 from minisched.models import DagRun, DagRunState, TaskInstance, TaskInstanceState, XCom
 from minisched.models.state import ACTIVE_TI_STATES, FINISHED_RUN_STATES
 from minisched.models.types import utcnow
@@ -106,8 +106,10 @@ def plan_clear(
 ) -> ClearPlan:
     """The task instances that would be cleared, and those left alone because their try is in flight."""
     if runs.start and runs.end and runs.end < runs.start:
-        raise MinischedError(
-            f"--end-date {runs.end.isoformat()} is before --start-date {runs.start.isoformat()}"
+        raise InputError(
+            f"end_date {runs.end.isoformat()} is before start_date {runs.start.isoformat()}",
+            "end_date",
+            "start_date",
         )
     query = (
         select(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from minisched.authoring.serialize import SerializedDag
 from minisched.db.retry import run_with_retries
 from minisched.db.session import NEW_SESSION, create_session, provide_session
-from minisched.exceptions import MinischedError
+from minisched.exceptions import InputError, MinischedError
 from minisched.models import DagModel, DagRun, DagRunState, DagRunType, ImportError_, RunKey, TaskInstance
 from minisched.models.job import DAG_TEST_JOB_TYPE
 from minisched.models.types import utcnow
@@ -73,9 +73,10 @@ def trigger_dag(
         run_id=run_id,
     )
     if not create_dag_runs([run], {dag_id: dag}, session=session, now=utcnow()):
-        raise MinischedError(
+        raise InputError(
             f"DAG {dag_id!r} already has a run at logical date {when.isoformat()} "
-            f"(or with run_id {run.effective_run_id}); pick another --logical-date"
+            f"(or with run_id {run.effective_run_id}); pick another logical_date",
+            "logical_date",
         )
     return run.effective_run_id
 

@@ -17,6 +17,8 @@ from minisched.authoring.serialize import SerializedDag
 NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 170, 34, 70, 14, 16
 #: Room inside a group's box: around its members, and above them for its label.
 PAD, LABEL_H = 12, 22
+#: Room one character of a group's label takes (12px bold sans-serif, wide glyphs included).
+LABEL_CHAR_W = 8
 
 #: A member of a container: ("task", task_id) or ("group", group_id).
 Member = tuple[str, str]
@@ -113,7 +115,7 @@ class _Tree:
                 y += sizes[member][1] + GAP_Y
             x += max(sizes[m][0] for m in column) + GAP_X
         block.width = max(x - GAP_X, 0)
-        return block if container is None else _framed(block)
+        return block if container is None else _framed(block, self.labels[container])
 
     def _columns(self, container: str | None, members: list[Member]) -> list[list[Member]]:
         rank = {member: index for index, member in enumerate(members)}
@@ -148,10 +150,10 @@ class _Tree:
         block.boxes.extend(_moved(box, x, y) for box in inner.boxes)
 
 
-def _framed(block: _Block) -> _Block:
-    """A group's content with room around it and its label above."""
+def _framed(block: _Block, label: str) -> _Block:
+    """A group's content with room around it and its label above; wide enough for that label."""
     return _Block(
-        max(block.width, NODE_W // 2) + 2 * PAD,
+        max(block.width, NODE_W // 2, len(label) * LABEL_CHAR_W) + 2 * PAD,
         block.height + LABEL_H + PAD,
         {task_id: (x + PAD, y + LABEL_H) for task_id, (x, y) in block.tasks.items()},
         [_moved(box, PAD, LABEL_H) for box in block.boxes],

@@ -61,7 +61,7 @@ def trigger(
                 )
             return RedirectResponse(run_path(dag_id, run.run_id), status_code=303)
         except MinischedError as exc:
-            errors.append(str(exc).replace("--logical-date", "logical date"))
+            errors.append(str(exc).replace("logical_date", "logical date"))
     ctx = viewer(request)
     return page(
         "trigger.html",

@@ -32,13 +32,28 @@ def connections_page(request: Request) -> HTMLResponse:
     return _connections(request)
 
 
-def _connections(request: Request, error: str | None = None) -> HTMLResponse:
-    """The connections page; with the error of a refused form (a 400), never one taken from the URL."""
+def _connections(
+    request: Request, error: str | None = None, form: dict[str, str] | None = None
+) -> HTMLResponse:
+    """The connections page; with the error of a refused form (a 400), never one taken from the URL.
+
+    A refused form comes back filled with what was typed (`form`), so nothing is lost; the password
+    is never echoed into the page.
+    """
     ctx = _admin_context(request)
     with create_read_session() as session:
         rows, total = secrets.list_connections(session=session, page=Page(limit=MAX_LIMIT))
     status = 400 if error else 200
-    return page("connections.html", status, **ctx, nav="connections", rows=rows, total=total, error=error)
+    return page(
+        "connections.html",
+        status,
+        **ctx,
+        nav="connections",
+        rows=rows,
+        total=total,
+        error=error,
+        form=form or {},
+    )
 
 
 @router.post("/connections")
@@ -70,7 +85,9 @@ def add_connection(
         with create_session() as session:
             secrets.save_connection(fields, actor=actor, session=session, must_be_new=True)
     except MinischedError as exc:
-        return _connections(request, error=str(exc))
+        typed = {key: value or "" for key, value in fields.items() if key != "password"}
+        typed["had_password"] = "yes" if password else ""
+        return _connections(request, error=str(exc), form=typed)
     return RedirectResponse("/connections", status_code=303)
 
 

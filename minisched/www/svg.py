@@ -41,8 +41,12 @@ def graph_svg(
                 f'<path class="edge" d="M {sx} {sy} C {sx + bend} {sy}, {ex - bend} {ey}, {ex - 2} {ey}" '
                 'fill="none" stroke="#8a94a6" stroke-width="1.4" marker-end="url(#arrow)"/>'
             )
+    groups = sorted((group.group_id for group in dag.task_groups), key=len, reverse=True)
     for task_id in dag.topological_order:
-        parts.append(_node(task_id, dag.tasks[task_id].operator, where[task_id], states.get(task_id), link))
+        own = _own_label(task_id, groups)
+        parts.append(
+            _node(task_id, own, dag.tasks[task_id].operator, where[task_id], states.get(task_id), link)
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -57,15 +61,24 @@ def _group_box(box: Box) -> str:
     )
 
 
-def _node(
+def _own_label(task_id: str, groups: Sequence[str]) -> str:
+    """Inside its group's box a task shows its own name: the box already says `group.`."""
+    for group_id in groups:  # longest first: the innermost group
+        if task_id.startswith(group_id + "."):
+            return task_id[len(group_id) + 1 :]
+    return task_id
+
+
+def _node(  # noqa: PLR0917 -- one node's drawing
     task_id: str,
+    own_label: str,
     operator: str,
     at: tuple[int, int],
     state: str | None,
     link: Callable[[str], str | None],
 ) -> str:
     x, y = at
-    label = _short(task_id, 21)
+    label = _short(own_label, 21)
     dashed = "" if state else ' stroke-dasharray="4 3"'
     box = (
         f'<g class="node" data-task-id="{escape(task_id)}" data-state="{escape(state or "none")}">'

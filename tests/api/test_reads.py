@@ -80,6 +80,28 @@ def test_errors_are_problem_json(api: Api) -> None:
     assert api.get("/dags/nope/dagRuns").status_code == 404
 
 
+def test_an_unknown_state_filter_is_a_400_naming_it_and_the_valid_states(api: Api) -> None:
+    write_dag(api.env)
+    assert api.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
+    run_id = json_of(api.get("/dags/demo/dagRuns?state=success"))["dag_runs"][0]["dag_run_id"]
+    for path, valid in (
+        ("/dags/demo/dagRuns", ("queued", "running", "success", "failed")),
+        (f"/dags/demo/dagRuns/{run_id}/taskInstances", ("none", "up_for_retry", "upstream_failed")),
+    ):
+        bad = api.get(path + "?state=success&state=bogus")
+        assert bad.status_code == 400, bad.text
+        assert bad.headers["content-type"].startswith("application/problem+json")
+        detail = bad.json()["detail"]
+        assert "state" in detail and "'bogus'" in detail, detail
+        assert all(f"'{state}'" in detail for state in valid), detail
+    assert json_of(api.get(f"/dags/demo/dagRuns/{run_id}/taskInstances?state=none"))["total_entries"] == 0
+    spec = json_of(api.get("/openapi.json"))
+    params = spec["paths"]["/api/v1/dags/{dag_id}/dagRuns"]["get"]["parameters"]
+    (state,) = [p for p in params if p["name"] == "state"]
+    assert state["schema"]["anyOf"][0]["items"] == {"$ref": "#/components/schemas/DagRunState"}
+    assert spec["components"]["schemas"]["DagRunState"]["enum"] == ["queued", "running", "success", "failed"]
+
+
 def test_health_version_openapi_need_no_token(api: Api) -> None:
     health = json_of(api.client.get("/api/v1/health"))
     assert health["metadatabase"]["status"] == "healthy"
@@ -102,3 +124,19 @@ def test_import_errors_and_event_logs(api: Api) -> None:
     events = json_of(api.get("/eventLogs?event=api_pause"))
     assert events["total_entries"] == 1
     assert events["event_logs"][0]["owner"] == "op-user" and events["event_logs"][0]["dag_id"] == "demo"
+
+
+def test_refusals_name_the_api_fields_and_the_cli_its_flags(api: Api) -> None:
+    write_dag(api.env)
+    body = {"logical_date": "2024-03-01T00:00:00+00:00"}
+    assert api.client.post("/api/v1/dags/demo/dagRuns", json=body, headers=api.headers()).status_code == 200
+    again = api.client.post("/api/v1/dags/demo/dagRuns", json=body, headers=api.headers())
+    assert again.status_code in (400, 409) and "pick another logical_date" in again.json()["detail"]
+    dates = {"dry_run": True, "start_date": "2024-02-01T00:00:00Z", "end_date": "2024-01-01T00:00:00Z"}
+    backwards = api.client.post("/api/v1/dags/demo/clearTaskInstances", json=dates, headers=api.headers())
+    assert backwards.status_code == 400 and "end_date 2024-01-01" in backwards.json()["detail"]
+    assert "--" not in again.json()["detail"] + backwards.json()["detail"]
+    cli_again = api.env.run_cli("dags", "trigger", "demo", "--logical-date", "2024-03-01")
+    assert cli_again.exit_code != 0 and "pick another --logical-date" in cli_again.output
+    cli_clear = api.env.run_cli("tasks", "clear", "demo", "-s", "2024-02-01", "-e", "2024-01-01", "-y")
+    assert cli_clear.exit_code != 0 and "--end-date 2024-01-01" in cli_clear.output

@@ -137,3 +137,27 @@ def test_the_audit_pager_keeps_filters_that_need_quoting(browser: Browser) -> No
     # Past the end of a filter that matches nothing, the "newer" link still carries the filter whole.
     tricky = browser.client.get("/audit", params={"dag_id": "de&mo #1", "offset": "50"}).text
     assert 'href="/audit?dag_id=de%26mo%20%231&amp;event=&amp;offset=0"' in tricky, tricky
+
+
+def test_a_refused_connection_form_comes_back_with_what_was_typed_but_not_the_password(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_keys(browser.env, monkeypatch, new_key())
+    browser.login("admin")
+    typed = {
+        "conn_id": "warehouse",
+        "conn_type": "postgres",
+        "host": "db.example",
+        "login": "etl",
+        "password": "s3cret-pw",
+        "port": "5432",
+        "schema": "sales",
+        "extra": '{"sslmode": "require"',
+    }
+    refused = browser.post("/connections", typed)
+    assert refused.status_code == 400 and 'class="error-box"' in refused.text
+    for name in ("conn_id", "conn_type", "host", "login", "port", "schema"):
+        assert re.search(rf'name="{name}" value="{re.escape(typed[name])}"', refused.text), name
+    assert 'value="{&#34;sslmode&#34;: &#34;require&#34;"' in refused.text
+    assert "s3cret-pw" not in refused.text
+    assert 'id="password-note"' in refused.text

@@ -79,3 +79,35 @@ def test_task_groups_are_boxes_around_their_own_tasks(browser: Browser) -> None:
     # Left to right: the group's upstream before it, its downstream after it.
     assert nodes["start"][2] < _rect(boxes["extract"])[0]
     assert _rect(boxes["extract"])[2] < _rect(boxes["load"])[0]
+
+
+def test_a_task_in_a_group_shows_its_own_name_and_keeps_its_id_in_the_title(browser: Browser) -> None:
+    browser.env.write_dag("grouped.py", GROUPED_DAG)
+    assert browser.env.run_cli("dags", "list").exit_code == 0
+    browser.login()
+    response = browser.client.get("/dags/grouped?tab=graph")
+    svg = ET.fromstring(response.text[response.text.index("<svg") : response.text.index("</svg>") + 6])
+    nodes = {g.attrib["data-task-id"]: g for g in svg.iter(f"{SVG}g") if g.attrib.get("class") == "node"}
+    labels = {
+        task_id: next(t.text for t in g.iter(f"{SVG}text") if t.attrib.get("class") == "task-label")
+        for task_id, g in nodes.items()
+    }
+    assert labels["extract.clean.dedupe"] == "dedupe" and labels["load.warehouse"] == "warehouse"
+    assert labels["extract.users"] == "users" and labels["start"] == "start"
+    title = nodes["extract.clean.dedupe"].find(f"{SVG}title")
+    assert title is not None and (title.text or "").startswith("extract.clean.dedupe ")
+
+
+def test_a_group_box_is_wide_enough_for_its_label(browser: Browser) -> None:
+    long_name = "a_group_whose_name_is_much_wider_than_one_task"
+    browser.env.write_dag(
+        "wide.py", GROUPED_DAG.replace('"grouped"', '"wide"').replace('"load"', f'"{long_name}"')
+    )
+    assert browser.env.run_cli("dags", "list").exit_code == 0
+    browser.login()
+    response = browser.client.get("/dags/wide?tab=graph")
+    svg = ET.fromstring(response.text[response.text.index("<svg") : response.text.index("</svg>") + 6])
+    (box,) = [g for g in svg.iter(f"{SVG}g") if g.attrib.get("data-group-id") == long_name]
+    left, _, right, _ = _rect(box)
+    # 7px is a low estimate of one character of the 12px bold label.
+    assert right - left >= 7 * len(long_name), (right - left, len(long_name))
