@@ -44,3 +44,34 @@ def browser(env: Env) -> Iterator[Browser]:
     tokens = make_tokens()
     with TestClient(create_app(token_checker(ttl=3600)), follow_redirects=False) as client:
         yield Browser(client, tokens, env)
+
+
+def ui_forms(run_id: str, *, pool: str) -> list[tuple[str, dict[str, str]]]:
+    """Every UI form that changes something, with data it would accept (`pool` is the one deleted)."""
+    run = "/dags/demo/runs/" + run_id.replace(":", "%3A").replace("+", "%2B")
+    return [
+        ("/dags/demo/pause", {"is_paused": "true"}),
+        ("/dags/demo/trigger", {"conf": '{"a": 1}', "logical_date": ""}),
+        ("/dags/demo/clear", {"run_id": run_id, "task_id": "load", "downstream": "true"}),
+        ("/pools", {"name": "p1", "slots": "2"}),
+        (f"/pools/{pool}/delete", {}),
+        (f"{run}/tasks/load/mark", {"state": "success"}),
+        (f"{run}/mark", {"state": "failed"}),
+        ("/connections", {"conn_id": "c1", "conn_type": "http"}),
+        ("/connections/c1/delete", {}),
+        ("/variables", {"key": "v1", "value": "1"}),
+        ("/variables/v1/delete", {}),
+    ]
+
+
+def ui_post_routes() -> list[Any]:
+    """The app's form routes, listed from its routers: a new form must be added to `ui_forms`."""
+    from minisched.www import pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets
+
+    modules = (pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets)
+    return [
+        route
+        for module in modules
+        for route in module.router.routes
+        if "POST" in (getattr(route, "methods", None) or ())
+    ]

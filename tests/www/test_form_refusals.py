@@ -9,24 +9,7 @@ import pytest
 
 from tests.api.conftest import write_dag
 from tests.secrets.conftest import new_key, use_keys
-from tests.www.conftest import ORIGIN, Browser
-
-
-def _forms(run: str, run_id: str) -> list[tuple[str, dict[str, str]]]:
-    """Every UI form that changes something, with data it would accept."""
-    return [
-        ("/dags/demo/pause", {"is_paused": "true"}),
-        ("/dags/demo/trigger", {"conf": '{"a": 1}', "logical_date": ""}),
-        ("/dags/demo/clear", {"run_id": run_id, "task_id": "load", "downstream": "true"}),
-        ("/pools", {"name": "p1", "slots": "2"}),
-        ("/pools/default_pool/delete", {}),
-        (f"{run}/tasks/load/mark", {"state": "success"}),
-        (f"{run}/mark", {"state": "failed"}),
-        ("/connections", {"conn_id": "c1", "conn_type": "http"}),
-        ("/connections/c1/delete", {}),
-        ("/variables", {"key": "v1", "value": "1"}),
-        ("/variables/v1/delete", {}),
-    ]
+from tests.www.conftest import ORIGIN, Browser, ui_forms, ui_post_routes
 
 
 def _audit_rows() -> int:
@@ -43,20 +26,12 @@ def test_every_form_refuses_a_post_without_csrf_from_elsewhere_or_below_its_role
     browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Listed from the routers like the audit test: a new form must be added here too."""
-    from minisched.www import pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets
-
     use_keys(browser.env, monkeypatch, new_key())
     write_dag(browser.env)
     assert browser.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
     run_id = "manual__2024-03-01T00:00:00+00:00"
-    forms = _forms("/dags/demo/runs/" + run_id.replace(":", "%3A").replace("+", "%2B"), run_id)
-    modules = (pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets)
-    posts = [
-        route
-        for module in modules
-        for route in module.router.routes
-        if "POST" in (getattr(route, "methods", None) or ())
-    ]
+    forms = ui_forms(run_id, pool="default_pool")
+    posts = ui_post_routes()
     assert len(posts) == len(forms)
     browser.login("viewer")
     viewer_csrf = browser.csrf()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tests.api.conftest import write_dag
 from tests.secrets.conftest import new_key, use_keys
-from tests.www.conftest import ORIGIN, Browser
+from tests.www.conftest import ORIGIN, Browser, ui_forms, ui_post_routes
 
 
 def _events(event: str) -> list[tuple[str | None, str | None]]:
@@ -257,29 +257,8 @@ def test_every_form_writes_an_audit_row_naming_the_token(
 
     use_keys(browser.env, monkeypatch, new_key())
     run_id = _run(browser)
-    run = "/dags/demo/runs/" + run_id.replace(":", "%3A").replace("+", "%2B")
-    forms = [
-        ("/dags/demo/pause", {"is_paused": "true"}),
-        ("/dags/demo/trigger", {"conf": '{"a": 1}', "logical_date": ""}),
-        ("/dags/demo/clear", {"run_id": run_id, "task_id": "load", "downstream": "true"}),
-        ("/pools", {"name": "p1", "slots": "2"}),
-        ("/pools/p1/delete", {}),
-        (f"{run}/tasks/load/mark", {"state": "success"}),
-        (f"{run}/mark", {"state": "failed"}),
-        ("/connections", {"conn_id": "c1", "conn_type": "http"}),
-        ("/connections/c1/delete", {}),
-        ("/variables", {"key": "v1", "value": "1"}),
-        ("/variables/v1/delete", {}),
-    ]
-    from minisched.www import pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets
-
-    modules = (pages_actions, pages_admin, pages_dags, pages_runs, pages_secrets)
-    routes = [
-        route.path  # type: ignore[attr-defined]
-        for module in modules
-        for route in module.router.routes
-        if "POST" in (getattr(route, "methods", None) or ())
-    ]
+    forms = ui_forms(run_id, pool="p1")
+    routes = [route.path for route in ui_post_routes()]
     assert len(routes) == len(forms), sorted(routes)
 
     def rows() -> int:
