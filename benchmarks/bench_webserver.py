@@ -11,6 +11,8 @@ the server answers). The machine is shared, so the same server also answers `GET
 the same run: the ratio between the two, and the requests per second of server CPU (what one worker
 does with a core of its own), are what can be compared across runs. Then `http_pace` offers `/dags`
 at the target rate, open loop: "sustains 500 requests/s" is that rate answered, with its latency.
+The clients run on the server's 2 cores, so their CPU per request is reported too: what they take
+is not the server's.
 """
 
 from __future__ import annotations
@@ -200,5 +202,16 @@ def load_figures(loads: dict[str, Any], dags: int, seconds: float) -> list[Figur
             "ms",
             params=f"p50 {paced.median_ms:.1f} ms, p95 {paced.percentile_ms(0.95):.1f} ms",
             note="latency from when each request was due",
+        ),
+        Figure(
+            "webserver.load_client.cpu_ms_per_request",
+            dags_load.client_ms_per_request,
+            "ms",
+            params=params,
+            note=(
+                f"closed-loop clients' CPU per /dags request (server {dags_load.server_ms_per_request:.2f} "
+                f"ms); paced client {paced.client_ms_per_request:.3f} ms (server "
+                f"{paced.server_ms_per_request:.2f} ms): taken from the server's 2 cores"
+            ),
         ),
     ]

@@ -33,6 +33,8 @@ class Load:
     seconds: float
     server_cpu_seconds: float
     """CPU time the server process used meanwhile (user + system)."""
+    client_cpu_seconds: float = 0.0
+    """CPU time the client processes used sending and reading (their loop, not their start-up)."""
 
     @property
     def per_second(self) -> float:
@@ -42,6 +44,17 @@ class Load:
     def per_cpu_second(self) -> float:
         """Requests per second of server CPU: what one worker sustains on a core of its own."""
         return self.requests / self.server_cpu_seconds if self.server_cpu_seconds else 0.0
+
+    @property
+    def server_ms_per_request(self) -> float:
+        total = self.requests + self.errors
+        return 1000 * self.server_cpu_seconds / total if total else float("nan")
+
+    @property
+    def client_ms_per_request(self) -> float:
+        """The load generator's CPU per request: taken from the cores the server shares with it."""
+        total = self.requests + self.errors
+        return 1000 * self.client_cpu_seconds / total if total else float("nan")
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _client(job: Mapping[str, Any], started: Callable[[], float]) -> tuple[int, int]:
+def _client(job: Mapping[str, Any], started: Callable[[], float]) -> tuple[int, int, float]:
     """One client: connect, wait for the start time `started()` gives, then GET until `seconds` later."""
     connection = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=30)
     connection.connect()
@@ -63,6 +76,7 @@ def _client(job: Mapping[str, Any], started: Callable[[], float]) -> tuple[int, 
     stop = start + job["seconds"]
     done = errors = 0
     time.sleep(max(0.0, start - time.time()))
+    cpu = time.process_time()
     while time.time() < stop:
         connection.request("GET", job["path"], headers=job["headers"])
         response = connection.getresponse()
@@ -71,8 +85,9 @@ def _client(job: Mapping[str, Any], started: Callable[[], float]) -> tuple[int, 
             done += 1
         else:
             errors += 1
+    cpu = time.process_time() - cpu
     connection.close()
-    return done, errors
+    return done, errors, cpu
 
 
 def hammer(
@@ -103,11 +118,12 @@ def hammer(
         if process.stdout.readline().strip() != b"ready":
             raise RuntimeError("a load client failed to start")
     cpu = start_and_time(server, processes, seconds, on_start)
-    counts = [_output(process) for process in processes]
+    outputs = [_output(process) for process in processes]
     if any(process.returncode for process in processes):
-        raise RuntimeError(f"a load client failed; its output: {counts}")
-    pairs = [json.loads(output) for output in counts]
-    return Load(sum(p[0] for p in pairs), sum(p[1] for p in pairs), seconds, cpu)
+        raise RuntimeError(f"a load client failed; its output: {outputs}")
+    counts_each = [json.loads(output) for output in outputs]
+    requests, errors = sum(p[0] for p in counts_each), sum(p[1] for p in counts_each)
+    return Load(requests, errors, seconds, cpu, sum(p[2] for p in counts_each))
 
 
 def start_and_time(

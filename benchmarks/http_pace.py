@@ -36,6 +36,10 @@ class Paced:
     seconds: float
     latencies_ms: list[float]
     server_cpu_seconds: float
+    client_cpu_seconds: float
+    """CPU time the client process used in its paced loop (not its start-up)."""
+    answered_at: list[float]
+    """Wall time (`time.time()`) of each status-200 answer."""
 
     @property
     def per_second(self) -> float:
@@ -57,12 +61,30 @@ class Paced:
         """The server's CPU seconds per second: 1.0 is one core busy."""
         return self.server_cpu_seconds / self.seconds if self.seconds else 0.0
 
+    @property
+    def server_ms_per_request(self) -> float:
+        sent = self.answered + self.errors
+        return 1000 * self.server_cpu_seconds / sent if sent else float("nan")
+
+    @property
+    def client_ms_per_request(self) -> float:
+        """The load generator's CPU per request sent: taken from the cores the server shares with it."""
+        sent = self.answered + self.errors
+        return 1000 * self.client_cpu_seconds / sent if sent else float("nan")
+
+    def answered_between(self, start: float, end: float) -> float:
+        """Answers per second between two wall times (`time.time()`): the load during a sub-window."""
+        inside = sum(1 for at in self.answered_at if start <= at <= end)
+        return inside / (end - start) if end > start else 0.0
+
     def summary(self) -> str:
         p95, p99 = self.percentile_ms(0.95), self.percentile_ms(0.99)
         return (
             f"{self.per_second:.0f}/{self.offered_per_second:.0f} req/s answered, latency p50 "
             f"{self.median_ms:.1f} ms p95 {p95:.1f} ms p99 {p99:.1f} ms, {self.errors} errors, "
-            f"{self.missed} missed, server {self.server_cpu_share:.2f} cores"
+            f"{self.missed} missed, server {self.server_cpu_share:.2f} cores "
+            f"({self.server_ms_per_request:.2f} ms/request), "
+            f"client {self.client_ms_per_request:.3f} ms/request"
         )
 
 
@@ -94,7 +116,15 @@ def pace(
         raise RuntimeError(f"the paced load client failed; its output: {output!r}")
     counts = json.loads(output)
     return Paced(
-        rate, counts["answered"], counts["errors"], counts["missed"], seconds, counts["latencies_ms"], cpu
+        rate,
+        counts["answered"],
+        counts["errors"],
+        counts["missed"],
+        seconds,
+        counts["latencies_ms"],
+        cpu,
+        counts["cpu_seconds"],
+        [counts["start"] + ms / 1000 for ms in counts["answered_at_ms"]],
     )
 
 
@@ -109,6 +139,7 @@ class _Client:
         self.open = 0
         self.answered = self.errors = self.missed = 0
         self.latencies_ms: list[float] = []
+        self.answered_at: list[float] = []
 
     async def connect(self) -> None:
         self.idle.append(await asyncio.open_connection("127.0.0.1", self.port))
@@ -133,6 +164,7 @@ class _Client:
         self.latencies_ms.append((time.perf_counter() - due) * 1000)
         if status == 200:
             self.answered += 1
+            self.answered_at.append(time.time())
         else:
             self.errors += 1
 
@@ -157,6 +189,7 @@ async def _paced(job: Mapping[str, Any], started: Callable[[], float]) -> dict[s
     start_wall = started()
     await asyncio.sleep(max(0.0, start_wall - time.time()))
     start = time.perf_counter()
+    cpu = time.process_time()
     interval = 1.0 / float(job["rate"])
     total = int(float(job["rate"]) * float(job["seconds"]))
     pending: set[asyncio.Task[None]] = set()
@@ -169,6 +202,9 @@ async def _paced(job: Mapping[str, Any], started: Callable[[], float]) -> dict[s
     if pending:
         await asyncio.wait(pending, timeout=30)
     return {
+        "start": start_wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "answered_at_ms": [round((at - start_wall) * 1000, 1) for at in client.answered_at],
         "answered": client.answered,
         "errors": client.errors + len(pending),
         "missed": client.missed,

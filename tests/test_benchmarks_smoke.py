@@ -52,6 +52,7 @@ FIGURES = [
     "webserver.api_dags.vs_version",
     "webserver.api_dags.paced_rps",
     "webserver.api_dags.paced_p99_ms",
+    "webserver.load_client.cpu_ms_per_request",
     # 10. scheduler under API load
     "api_load.scheduler_alone.tasks_per_s",
     "api_load.scheduler_loaded.tasks_per_s",
@@ -60,6 +61,10 @@ FIGURES = [
     "api_load.api_dags.p50_ms",
     "api_load.api_dags.p99_ms",
     "api_load.api_server.cores",
+    "api_load.api_dags.rps_during_run",
+    "api_load.load_client.cpu_ms_per_request",
+    "api_load.cores.alone",
+    "api_load.cores.loaded",
     # 2. SQL per loop
     *(
         f"sql_per_loop.{mode}.{case}"
