@@ -1,8 +1,10 @@
 """A load generator that is not the bottleneck: several client processes, each with one keep-alive
-`http.client` connection, sending GETs back to back for a fixed time and counting the answers (a
+connection, sending GETs back to back for a fixed time and counting the answers (a
 closed loop: as fast as the server answers; `http_pace` offers a fixed rate instead).
 
-Processes, not threads: one Python thread parsing responses would saturate long before a server.
+Processes, not threads: one Python thread would saturate long before a server. Each request is
+cheap to send and read (`http_wire`: a pre-built request, the status and Content-Length parsed, the
+body read into a reused buffer), since the clients share the server's cores.
 Run as `python -m benchmarks.http_load`, it is one client: the job as a JSON line on stdin, `ready`
 on stdout once connected, then the start time on stdin, and the counts on stdout at the end.
 """
@@ -22,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from benchmarks.http_wire import ResponseReader, connect, request_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,24 +73,32 @@ class Server:
 
 
 def _client(job: Mapping[str, Any], started: Callable[[], float]) -> tuple[int, int, float]:
-    """One client: connect, wait for the start time `started()` gives, then GET until `seconds` later."""
-    connection = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=30)
-    connection.connect()
+    """One client: connect, wait for the start time `started()` gives, then GET until `seconds` later.
+    A response that is not whole (short read, bad head) is an error, and the connection is reopened."""
+    request = request_bytes(job["path"], job["headers"])
+    sock = connect(job["port"], blocking=True)
+    reader = ResponseReader(sock)
     start = started()
     stop = start + job["seconds"]
     done = errors = 0
     time.sleep(max(0.0, start - time.time()))
     cpu = time.process_time()
     while time.time() < stop:
-        connection.request("GET", job["path"], headers=job["headers"])
-        response = connection.getresponse()
-        response.read()
-        if response.status == 200:
+        try:
+            sock.sendall(request)
+            status = reader.read_response()
+        except (OSError, ValueError):
+            errors += 1
+            sock.close()
+            sock = connect(job["port"], blocking=True)
+            reader = ResponseReader(sock)
+            continue
+        if status == 200:
             done += 1
         else:
             errors += 1
     cpu = time.process_time() - cpu
-    connection.close()
+    sock.close()
     return done, errors, cpu
 
 

@@ -4,15 +4,18 @@ ones were answered. A slow server cannot lower the load it is offered, as it doe
 in the client for a connection counts its wait (no coordinated omission).
 
 Each request takes an idle keep-alive connection, or opens one (up to `MAX_CONNECTIONS`; past that, a
-due request is counted as missed, not sent late). One client process with asyncio offers 500 GETs/s
-of a 90 KB page using a tenth of a core. Run as `python -m benchmarks.http_pace`, it is that client,
-driven over stdin/stdout as `http_load`'s clients are.
+due request is counted as missed, not sent late). One client process, one thread on epoll, with a
+request built once and responses read as `http_wire` does: it shares the server's cores, so it must
+cost little per request (benchmarks 8 and 10 report its CPU per request). Run as
+`python -m benchmarks.http_pace`, it is that client, driven over stdin/stdout as `http_load`'s
+clients are.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.http_load import REPO, Server, _output, _send, start_and_time
+from benchmarks.http_wire import ResponseReader, connect, request_bytes
 
 MAX_CONNECTIONS = 64
 
@@ -128,85 +132,114 @@ def pace(
     )
 
 
+class _Connection:
+    __slots__ = ("due", "reader", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = ResponseReader(sock)
+        self.due = -1.0
+        """When its request in flight was due (`perf_counter`); -1 while idle."""
+
+
 class _Client:
-    """Keep-alive connections to one server, and the counts of one paced run."""
+    """Keep-alive connections to one server, and the counts of one paced run: one thread, epoll."""
 
     def __init__(self, job: Mapping[str, Any]) -> None:
-        headers = "".join(f"{name}: {value}\r\n" for name, value in job["headers"].items())
-        self.request = f"GET {job['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
+        self.request = request_bytes(job["path"], job["headers"])
         self.port = int(job["port"])
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self.open = 0
+        self.selector = selectors.DefaultSelector()
+        self.idle: list[_Connection] = []
+        self.open = self.busy = 0
         self.answered = self.errors = self.missed = 0
         self.latencies_ms: list[float] = []
         self.answered_at: list[float] = []
 
-    async def connect(self) -> None:
-        self.idle.append(await asyncio.open_connection("127.0.0.1", self.port))
+    def connect(self) -> None:
+        connection = _Connection(connect(self.port, blocking=False))
+        self.selector.register(connection.sock, selectors.EVENT_READ, connection)
+        self.idle.append(connection)
         self.open += 1
 
-    async def get(self, due: float) -> None:
+    def close(self, connection: _Connection) -> None:
+        self.selector.unregister(connection.sock)
+        connection.sock.close()
+        self.open -= 1
+
+    def send(self, due: float) -> None:
+        """Send the request due at `due` on an idle connection, opening one if none is idle."""
         if not self.idle:
             if self.open >= MAX_CONNECTIONS:
                 self.missed += 1
                 return
-            await self.connect()
-        reader, writer = self.idle.pop()
+            self.connect()
+        connection = self.idle.pop()
         try:
-            writer.write(self.request)
-            status = await _read_response(reader)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+            sent = connection.sock.send(self.request)
+        except OSError:
+            sent = 0
+        if sent != len(self.request):
             self.errors += 1
-            self.open -= 1
-            writer.close()
+            self.close(connection)
             return
-        self.idle.append((reader, writer))
-        self.latencies_ms.append((time.perf_counter() - due) * 1000)
-        if status == 200:
-            self.answered += 1
-            self.answered_at.append(time.time())
-        else:
-            self.errors += 1
+        connection.due = due
+        self.busy += 1
+
+    def receive(self, timeout: float) -> None:
+        """Read what arrived within `timeout` seconds, and count the responses it completed."""
+        for key, _ in self.selector.select(timeout):
+            connection: _Connection = key.data
+            try:
+                status = connection.reader.feed()
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                if connection.due < 0:  # an idle connection the server closed: not a request's error
+                    self.idle.remove(connection)
+                else:
+                    self.errors += 1
+                    self.busy -= 1
+                self.close(connection)
+                continue
+            if status is None:
+                continue
+            self.latencies_ms.append((time.perf_counter() - connection.due) * 1000)
+            if status == 200:
+                self.answered += 1
+                self.answered_at.append(time.time())
+            else:
+                self.errors += 1
+            connection.due = -1.0
+            self.busy -= 1
+            self.idle.append(connection)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """The status of one HTTP/1.1 response, its body read (the server sends a Content-Length)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return int(lines[0].split()[1])
-
-
-async def _paced(job: Mapping[str, Any], started: Callable[[], float]) -> dict[str, Any]:
+def _paced(job: Mapping[str, Any], started: Callable[[], float]) -> dict[str, Any]:
     client = _Client(job)
     for _ in range(4):
-        await client.connect()
+        client.connect()
     start_wall = started()
-    await asyncio.sleep(max(0.0, start_wall - time.time()))
+    time.sleep(max(0.0, start_wall - time.time()))
     start = time.perf_counter()
     cpu = time.process_time()
     interval = 1.0 / float(job["rate"])
     total = int(float(job["rate"]) * float(job["seconds"]))
-    pending: set[asyncio.Task[None]] = set()
-    for k in range(total):
-        due = start + k * interval
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        task = asyncio.ensure_future(client.get(due))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-    if pending:
-        await asyncio.wait(pending, timeout=30)
+    k = 0
+    while k < total:
+        now = time.perf_counter()
+        while k < total and start + k * interval <= now:
+            client.send(start + k * interval)
+            k += 1
+        client.receive(max(0.0, start + k * interval - time.perf_counter()) if k < total else 0.0)
+    drain_until = time.perf_counter() + 30
+    while client.busy and time.perf_counter() < drain_until:
+        client.receive(drain_until - time.perf_counter())
     return {
         "start": start_wall,
         "cpu_seconds": time.process_time() - cpu,
         "answered_at_ms": [round((at - start_wall) * 1000, 1) for at in client.answered_at],
         "answered": client.answered,
-        "errors": client.errors + len(pending),
+        "errors": client.errors + client.busy,
         "missed": client.missed,
         "latencies_ms": [round(ms, 3) for ms in client.latencies_ms],
     }
@@ -218,4 +251,4 @@ def _started_by_parent() -> float:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_paced(json.loads(sys.stdin.readline()), _started_by_parent))))
+    print(json.dumps(_paced(json.loads(sys.stdin.readline()), _started_by_parent)))
