@@ -8,9 +8,10 @@ answers takes both cores of the machine whatever the server's speed, and measure
 the scheduler. Alone and loaded alternate (alone, loaded, alone, loaded, ...), and each side takes its
 median, so a change in what else the machine runs meanwhile hits both sides alike. The load is
 `minisched webserver` (one uvicorn worker) with 1,000 DAGs (paused, so the scheduler leaves them
-alone); it starts before the run is triggered and lasts past its end. The answered rate and the
-latency percentiles say whether the server kept up with the offered rate meanwhile; the rate answered
-while the scheduler ran is given too (the load lasts past the run's end).
+alone), warmed up by 2 s of the same load; it starts before the run is triggered and lasts past its
+end (checked). The answered rate and the latency percentiles say whether the server kept up with the
+offered rate meanwhile; the rate answered while the scheduler ran is given too (the load lasts past
+the run's end).
 
 Where the 2 cores went is read from /proc over each run (trigger to end): the scheduler process, its
 workers (its descendants), the web server, the load client, this driver process (it triggers the runs
@@ -75,7 +76,7 @@ def run(ctx: BenchContext) -> list[Figure]:
             token = _seed(ctx.size(1000, 20))
             with SchedulerProcess(home, parallelism=PARALLELISM) as scheduler:
                 scheduler.wait_for_dags(engine, {"parallel"})
-                runs = _alternate(home, token, engine, scheduler, repeats, ctx.size(10, 3))
+                runs = _alternate(home, token, engine, scheduler, repeats, ctx.size(10, 3), ctx.size(2, 0))
         engine.dispose()
     alone, loaded, load = runs.alone, runs.loaded, runs.load
     alone_rate, loaded_rate = tasks / statistics.median(alone), tasks / statistics.median(loaded)
@@ -185,10 +186,19 @@ class _Runs:
 
 
 def _alternate(  # noqa: PLR0917 -- the run's parts
-    home: Home, token: str, engine: Any, scheduler: SchedulerProcess, repeats: int, min_seconds: float
+    home: Home,
+    token: str,
+    engine: Any,
+    scheduler: SchedulerProcess,
+    repeats: int,
+    min_seconds: float,
+    warm_up: float,
 ) -> _Runs:
-    """Seconds per run alone and under load, the cores each part used, and the API's load."""
+    """Seconds per run alone and under load, the cores each part used, and the API's load. The
+    server first takes `warm_up` seconds of the load, so the first loaded run does not pay for its
+    first pages and connections (the readiness check asked it only once)."""
     from benchmarks.http_load import webserver
+    from benchmarks.http_pace import pace
 
     headers = {"Authorization": f"Bearer {token}"}
     alone_seconds: list[float] = []
@@ -199,6 +209,8 @@ def _alternate(  # noqa: PLR0917 -- the run's parts
     loads: list[Paced] = []
     dates = iter(datetime(2030, 1, 1, tzinfo=UTC) + timedelta(minutes=k) for k in range(2 * repeats))
     with webserver(home.environ(), "/api/v1/dags", headers) as server:
+        if warm_up:
+            pace(server, "/api/v1/dags", headers, rate=RATE, seconds=warm_up)
         parts = _parts(scheduler.pid, server)
         for _ in range(repeats):
             alone, split = measure(parts, lambda: _one_run(engine, scheduler, next(dates)))
