@@ -135,7 +135,7 @@ def run(ctx: BenchContext) -> list[Figure]:
         Figure(
             "api_load.load_client.cpu_ms_per_request",
             load.client_ms_per_request,
-            "ms",
+            "CPU ms",
             params=params,
             note=f"the paced client's CPU per request sent; server {load.server_ms_per_request:.2f} ms",
         ),

@@ -206,7 +206,7 @@ def load_figures(loads: dict[str, Any], dags: int, seconds: float) -> list[Figur
         Figure(
             "webserver.load_client.cpu_ms_per_request",
             dags_load.client_ms_per_request,
-            "ms",
+            "CPU ms",
             params=params,
             note=(
                 f"closed-loop clients' CPU per /dags request (server {dags_load.server_ms_per_request:.2f} "
