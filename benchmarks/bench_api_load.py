@@ -15,7 +15,8 @@ the run's end).
 
 Where the 2 cores went is read from /proc over each run (trigger to end): the scheduler process, its
 workers (its descendants), the web server, the load client, this driver process (it triggers the runs
-and polls for their end), and the rest of the machine; each side gives the median of its runs. The
+and polls for their end), and the rest of the machine (on PostgreSQL, the database server's
+backends are part of that rest); each side gives the median of its runs. The
 load client's CPU per request is reported as well: in a real deployment the clients run elsewhere, so
 what the generator costs here is taken from the system under test.
 """
@@ -103,7 +104,10 @@ def run(ctx: BenchContext) -> list[Figure]:
             f"<= {MAX_SLOWDOWN:g}",
             at_most(slowdown, MAX_SLOWDOWN),
             params,
-            note="1 - loaded / alone throughput, same run",
+            note=(
+                "1 - loaded / alone throughput, same run; other processes on the machine took "
+                f"{cores_alone.others:.2f} (alone) / {cores_loaded.others:.2f} (loaded) cores"
+            ),
         ),
         Figure(
             "api_load.api_dags.rps",
