@@ -154,7 +154,7 @@ def api_load(home: Home, token: str, seconds: float) -> dict[str, Any]:
 
 def load_figures(loads: dict[str, Any], dags: int, seconds: float) -> list[Figure]:
     dags_load, version, paced = loads["dags"], loads["version"], loads["paced"]
-    params = f"{dags:,} DAGs, limit=100, 4 client processes (http.client keep-alive), {seconds:g}s"
+    params = f"{dags:,} DAGs, limit=100, 4 client processes (keep-alive, http_wire), {seconds:g}s"
     return [
         Figure(
             "webserver.api_dags.rps",
