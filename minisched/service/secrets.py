@@ -137,11 +137,17 @@ def remove_connection(conn_id: str, *, actor: Actor, session: Session) -> None:
     audit(actor, "connection_delete", session=session, extra={"conn_id": conn_id})
 
 
-def shown_variable(key: str, value: str | None) -> str | None:
+def is_sensitive_variable(key: str) -> bool:
+    """Whether `key`'s value is a secret: never shown, only `***` (the masking rule, plus the
+    `sensitive_var_keys` setting)."""
     from minisched.masking import is_sensitive_key
     from minisched.settings import get_settings
 
-    return MASK if value and is_sensitive_key(key, get_settings().sensitive_var_keys) else value
+    return is_sensitive_key(key, get_settings().sensitive_var_keys)
+
+
+def shown_variable(key: str, value: str | None) -> str | None:
+    return MASK if value and is_sensitive_variable(key) else value
 
 
 def get_variable(key: str, *, session: Session) -> tuple[str, str | None, str | None]:
