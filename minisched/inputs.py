@@ -123,6 +123,15 @@ def check_int(value: int, what: str, *, minimum: int = MIN_INT, maximum: int = M
     return value
 
 
+def parse_int(text: str, what: str) -> int:
+    """A whole number typed as text (a form field); its range is for the caller to judge."""
+    stripped = text.strip()
+    digits = stripped.removeprefix("-")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > _MAX_INT_DIGITS:
+        raise InvalidInput(f"{what} {_shown(text)} is not a whole number; type digits only, e.g. 4")
+    return int(stripped)
+
+
 def check_text(value: str, what: str) -> str:
     """Text any database accepts: no NUL, no lone surrogates (left by decoding a non-UTF-8 argument)."""
     if "\0" in value:

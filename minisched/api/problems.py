@@ -74,7 +74,7 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, str(exc.detail), request, headers=getattr(exc, "headers", None))
 
     async def on_bad_value(request: Request, exc: Exception) -> Response:
-        return problem(400, f"a value cannot be stored: {first_line(exc)}", request)
+        return problem(400, cannot_store(exc), request)
 
     async def on_conflict(request: Request, exc: Exception) -> Response:
         return problem(409, f"the change conflicts with the stored data: {first_line(exc)}", request)
@@ -101,6 +101,11 @@ def not_json(content_type: str | None) -> str | None:
         return None
     given = f"it was sent as {media}" if media else "it was sent without a Content-Type"
     return f"{given}; send Content-Type: application/json)"
+
+
+def cannot_store(exc: Exception) -> str:
+    """Why the database refused a value (too long, out of range, NUL...): the caller's input to fix."""
+    return f"a value cannot be stored: {first_line(exc)}"
 
 
 def first_line(exc: Exception) -> str:

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from minisched.exceptions import MinischedError
+from minisched.inputs import check_text
 from minisched.models import DEFAULT_POOL_NAME, TaskInstance
 from minisched.models.state import ACTIVE_TI_STATES
 from minisched.pools import PoolUsage, delete_pool, pool_usage, set_pool
@@ -57,6 +58,7 @@ def save_pool(
     must_be_new: bool = False,
     must_exist: bool = False,
 ) -> PoolUsage:
+    check_text(description or "", "the description")
     exists = any(pool.pool == name for pool in pool_usage(session=session))
     if must_be_new and exists:
         raise Conflict(f"pool {name!r} already exists; PATCH /api/v1/pools/{name} changes it")

@@ -4,6 +4,7 @@ extras and sensitive variables come back as `***`. Every change writes its audit
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,9 @@ from minisched.models import Connection, Variable
 from minisched.service.actor import Actor, audit
 from minisched.service.errors import Conflict, InvalidInput, NotFound
 from minisched.service.paging import Page, ordered
+
+#: A new connection's id, as the API's schema has it (ConnectionIn).
+CONNECTION_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
 
 MASK = "***"
 
@@ -69,6 +73,8 @@ def save_connection(
     from minisched.db.connections import add_connections
 
     conn_id = str(fields["conn_id"])
+    if must_be_new:
+        _check_new(conn_id, str(fields.get("conn_type") or ""))
     exists = session.scalar(select(Connection.id).where(Connection.conn_id == conn_id)) is not None
     if must_be_new and exists:
         raise Conflict(
@@ -90,6 +96,16 @@ def save_connection(
         extra={"conn_id": conn_id, "conn_type": fields.get("conn_type")},
     )
     return connection_fields(conn_id, session=session)
+
+
+def _check_new(conn_id: str, conn_type: str) -> None:
+    """What the API's schema asks of a new connection, for the callers without one (the UI form)."""
+    if not CONNECTION_ID.fullmatch(conn_id):
+        raise InvalidInput(
+            f"invalid connection id {conn_id!r}: use 1 to 250 letters, digits, '_', '.' or '-'"
+        )
+    if not 1 <= len(conn_type) <= 500:
+        raise InvalidInput("a connection needs a type of 1 to 500 characters, e.g. postgres or http")
 
 
 def update_connection(
@@ -137,11 +153,17 @@ def remove_connection(conn_id: str, *, actor: Actor, session: Session) -> None:
     audit(actor, "connection_delete", session=session, extra={"conn_id": conn_id})
 
 
-def shown_variable(key: str, value: str | None) -> str | None:
+def is_sensitive_variable(key: str) -> bool:
+    """Whether `key`'s value is a secret: never shown, only `***` (the masking rule, plus the
+    `sensitive_var_keys` setting)."""
     from minisched.masking import is_sensitive_key
     from minisched.settings import get_settings
 
-    return MASK if value and is_sensitive_key(key, get_settings().sensitive_var_keys) else value
+    return is_sensitive_key(key, get_settings().sensitive_var_keys)
+
+
+def shown_variable(key: str, value: str | None) -> str | None:
+    return MASK if value and is_sensitive_variable(key) else value
 
 
 def get_variable(key: str, *, session: Session) -> tuple[str, str | None, str | None]:
@@ -170,7 +192,10 @@ def save_variable(
 ) -> tuple[str, str | None, str | None]:
     """Create (`must_be_new`), change (False) or either (None) variable `key`."""
     from minisched.db.variables import set_variable
+    from minisched.inputs import check_text
 
+    check_text(key, "the variable key")
+    check_text(description or "", "the description")
     exists = session.scalar(select(Variable.id).where(Variable.key == key)) is not None
     if must_be_new is True and exists:
         raise Conflict(f"variable {key!r} already exists; PATCH /api/v1/variables/{key} changes it")

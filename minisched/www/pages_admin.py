@@ -9,12 +9,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
-from minisched.db.session import create_read_session, create_session
-from minisched.exceptions import MinischedError
+from minisched.db.session import create_read_session
+from minisched.inputs import parse_int
 from minisched.service import events, pools
 from minisched.service.paging import Page
 from minisched.www.common import OffsetQuery, back_to, for_change, viewer
+from minisched.www.forms import Typed, refusal, typed_back
 from minisched.www.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -22,46 +24,63 @@ PER_PAGE = 50
 
 
 @router.get("/pools", response_class=HTMLResponse)
-def pools_page(request: Request) -> HTMLResponse:
-    return _pools(request)
+def pools_page(request: Request, *, edit: str | None = None) -> HTMLResponse:
+    """The pools, and the form to create one or change one (filled in with `edit`'s slots and
+    description)."""
+    form = Typed()
+    if edit:
+        with create_read_session() as session:
+            pool = pools.get_pool(edit, session=session)
+        form = typed_back({"name": pool.pool, "slots": str(pool.slots), "description": pool.description})
+    return _pools(request, form=form)
 
 
-def _pools(request: Request, error: str | None = None) -> HTMLResponse:
-    """The pools page; with the error of a refused form (a 400), never one taken from the URL."""
+def _pools(request: Request, error: str | None = None, form: Typed | None = None) -> HTMLResponse:
+    """The pools page; with the error of a refused form (a 400), never one taken from the URL, and
+    the form as it was typed."""
     ctx = viewer(request)
     with create_read_session() as session:
         rows, _ = pools.list_pools(session=session, page=Page(limit=1000))
-    return page("pools.html", 400 if error else 200, **ctx, nav="pools", pools=rows, error=error)
+    return page(
+        "pools.html",
+        400 if error else 200,
+        **ctx,
+        nav="pools",
+        pools=rows,
+        error=error,
+        form=form or Typed(),
+    )
 
 
 @router.post("/pools")
 def save_pool(
     request: Request,
     *,
-    name: Annotated[str, Form()],
-    slots: Annotated[int, Form()],
+    name: Annotated[str, Form()] = "",
+    slots: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
+    """Create or change a pool; a refused form comes back with what was typed."""
     actor = for_change(request, csrf_token)
-    try:
-        with create_session() as session:
-            pools.save_pool(
-                name.strip(), slots, actor=actor, session=session, description=description or None
-            )
-    except MinischedError as exc:
-        return _pools(request, error=str(exc))
+
+    def change(session: Session) -> None:
+        count = parse_int(slots, "slots")
+        pools.save_pool(name.strip(), count, actor=actor, session=session, description=description or None)
+
+    error = refusal(change)
+    if error:
+        typed = {"name": name, "slots": slots, "description": description}
+        return _pools(request, error=error, form=typed_back(typed))
     return back_to("/pools", "/pools")
 
 
 @router.post("/pools/{name}/delete")
 def delete_pool(request: Request, *, name: str, csrf_token: Annotated[str | None, Form()] = None) -> Response:
     actor = for_change(request, csrf_token)
-    try:
-        with create_session() as session:
-            pools.remove_pool(name, actor=actor, session=session)
-    except MinischedError as exc:
-        return _pools(request, error=str(exc))
+    error = refusal(lambda session: pools.remove_pool(name, actor=actor, session=session))
+    if error:
+        return _pools(request, error=error)
     return RedirectResponse("/pools", status_code=303)
 
 

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from minisched.db.session import create_read_session, create_session
-from minisched.exceptions import MinischedError
+from minisched.masking import MASK
 from minisched.service import secrets
 from minisched.service.paging import MAX_LIMIT, Page
 from minisched.www.auth import Forbidden
 from minisched.www.common import for_change, viewer
+from minisched.www.forms import Typed, refusal, typed_back
 from minisched.www.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -32,27 +33,21 @@ def connections_page(request: Request) -> HTMLResponse:
     return _connections(request)
 
 
-def _connections(
-    request: Request, error: str | None = None, form: dict[str, str] | None = None
-) -> HTMLResponse:
-    """The connections page; with the error of a refused form (a 400), never one taken from the URL.
-
-    A refused form comes back filled with what was typed (`form`), so nothing is lost; the password
-    is never echoed into the page.
-    """
+def _connections(request: Request, error: str | None = None, form: Typed | None = None) -> HTMLResponse:
+    """The connections page; with the error of a refused form (a 400), never one taken from the URL,
+    and the form as it was typed (never its password)."""
     ctx = _admin_context(request)
     with create_read_session() as session:
         rows, total = secrets.list_connections(session=session, page=Page(limit=MAX_LIMIT))
-    status = 400 if error else 200
     return page(
         "connections.html",
-        status,
+        400 if error else 200,
         **ctx,
         nav="connections",
         rows=rows,
         total=total,
         error=error,
-        form=form or {},
+        form=form or Typed(),
     )
 
 
@@ -60,8 +55,8 @@ def _connections(
 def add_connection(
     request: Request,
     *,
-    conn_id: Annotated[str, Form()],
-    conn_type: Annotated[str, Form()],
+    conn_id: Annotated[str, Form()] = "",
+    conn_type: Annotated[str, Form()] = "",
     host: Annotated[str, Form()] = "",
     login: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
@@ -81,13 +76,11 @@ def add_connection(
         "schema": conn_schema or None,
         "extra": extra or None,
     }
-    try:
-        with create_session() as session:
-            secrets.save_connection(fields, actor=actor, session=session, must_be_new=True)
-    except MinischedError as exc:
-        typed = {key: value or "" for key, value in fields.items() if key != "password"}
-        typed["had_password"] = "yes" if password else ""
-        return _connections(request, error=str(exc), form=typed)
+    error = refusal(
+        lambda session: secrets.save_connection(fields, actor=actor, session=session, must_be_new=True)
+    )
+    if error:
+        return _connections(request, error=error, form=typed_back(fields, secret=["password"]))
     return RedirectResponse("/connections", status_code=303)
 
 
@@ -105,14 +98,24 @@ def delete_connection(
 def variables_page(request: Request, *, edit: str | None = None) -> HTMLResponse:
     """The variables, and the form to set one (filled in with `edit`'s key, description and value,
     unless the value is sensitive)."""
-    return _variables(request, edit=edit)
+    form, editing = Typed(), None
+    if edit:
+        with create_read_session() as session:
+            key, value, description = secrets.get_variable(edit, session=session)
+        # A sensitive value comes back as ***: never put in the form, it would be saved as ***.
+        shown = {"key": key, "value": value, "description": description}
+        form, editing = typed_back(shown, secret=["value"] if value == MASK else []), key
+    return _variables(request, form=form, editing=editing)
 
 
-def _variables(request: Request, error: str | None = None, edit: str | None = None) -> HTMLResponse:
+def _variables(
+    request: Request, error: str | None = None, form: Typed | None = None, editing: str | None = None
+) -> HTMLResponse:
+    """The variables page; with the error of a refused form (a 400), never one taken from the URL,
+    and the form as it was typed (never a sensitive key's value)."""
     ctx = _admin_context(request)
     with create_read_session() as session:
         rows, total = secrets.list_variables(session=session, page=Page(limit=MAX_LIMIT))
-        editing = secrets.get_variable(edit, session=session) if edit else None
     return page(
         "variables.html",
         400 if error else 200,
@@ -121,6 +124,7 @@ def _variables(request: Request, error: str | None = None, edit: str | None = No
         rows=rows,
         total=total,
         error=error,
+        form=form or Typed(),
         editing=editing,
     )
 
@@ -129,19 +133,23 @@ def _variables(request: Request, error: str | None = None, edit: str | None = No
 def set_variable(
     request: Request,
     *,
-    key: Annotated[str, Form()],
-    value: Annotated[str, Form()],
+    key: Annotated[str, Form()] = "",
+    value: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
+    """Create or change a variable; a refused form comes back with what was typed, but a value is
+    never echoed when its key is sensitive (the masking rule of the whole app)."""
     actor = for_change(request, csrf_token, role="admin")
-    try:
-        with create_session() as session:
-            secrets.save_variable(
-                key.strip(), value, description or None, actor=actor, session=session, must_be_new=None
-            )
-    except MinischedError as exc:
-        return _variables(request, error=str(exc))
+    error = refusal(
+        lambda session: secrets.save_variable(
+            key.strip(), value, description or None, actor=actor, session=session, must_be_new=None
+        )
+    )
+    if error:
+        typed = {"key": key, "value": value, "description": description}
+        secret = ["value"] if secrets.is_sensitive_variable(key.strip()) else []
+        return _variables(request, error=error, form=typed_back(typed, secret=secret))
     return RedirectResponse("/variables", status_code=303)
 
 

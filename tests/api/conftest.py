@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,6 +15,8 @@ from tests.conftest import Env
 from tests.secrets.conftest import new_key, use_keys
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from minisched.service.tokens import TokenChecker
 
 DAG_SOURCE = textwrap.dedent(
@@ -72,14 +75,28 @@ def token_checker(ttl: float = 0.0) -> TokenChecker:
     return TokenChecker(new_session, ttl=ttl)
 
 
+@cache
+def _shared_app() -> FastAPI:
+    from minisched.api.app import create_app
+
+    return create_app()
+
+
+def app_with(tokens: TokenChecker) -> FastAPI:
+    """The app of this test process, answering with `tokens`: building one costs about a second
+    (FastAPI copies every route into it), and it keeps no state but its token checker."""
+    app = _shared_app()
+    app.state.tokens = tokens
+    return app
+
+
 @pytest.fixture
 def api(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     """A client of the API alone, with a Fernet key configured (connections and variables need one)."""
     from minisched import masking
-    from minisched.api.app import create_app
 
     use_keys(env, monkeypatch, new_key())
     tokens = make_tokens()
-    with TestClient(create_app(token_checker()), raise_server_exceptions=True) as client:
+    with TestClient(app_with(token_checker()), raise_server_exceptions=True) as client:
         yield Api(client, tokens, env)
     masking.forget_all()

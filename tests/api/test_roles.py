@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-import pytest
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from tests.api.conftest import Api, write_dag
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import Api, app_with, make_tokens, token_checker, write_dag
+from tests.conftest import (
+    Database,
+    Env,
+    _drop,
+    _make_env,
+    _new_database,
+    _pg_admin_url,
+    _pg_execute,
+    _teardown_env,
+    _with_database,
+)
+from tests.secrets.conftest import new_key, use_keys
 
 ROLES = ("viewer", "op", "admin")
 RUN = "/dags/demo/dagRuns/manual__2024-03-01T00:00:00+00:00"
@@ -67,6 +86,11 @@ PUBLIC = {("GET", "/health"), ("GET", "/version")}
 
 @pytest.fixture
 def demo(api: Api) -> Api:
+    return _populate(api)
+
+
+def _populate(api: Api) -> Api:
+    """Two DAGs run once, an import error, and a pool, variables and connections to change or delete."""
     api.env.write_dag("broken.py", "def broken(:\n")
     write_dag(api.env)
     assert api.env.run_cli("dags", "test", "demo", "2024-03-01").exit_code == 0
@@ -82,6 +106,88 @@ def demo(api: Api) -> Api:
             "/api/v1/connections", json={"connection_id": conn_id, "conn_type": "http"}, headers=admin
         )
     return api
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    env: Env
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def _demo_snapshots() -> Iterator[dict[str, _Snapshot]]:
+    """The demo state, built once per backend in this process; each matrix test gets its own copy of
+    the database (the home folder, read-only to these tests, is shared)."""
+    built: dict[str, _Snapshot] = {}
+    yield built
+    for snapshot in built.values():
+        _drop(snapshot.env.db)
+
+
+@pytest.fixture
+def demo_copy(
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    _templates: dict[str, str],
+    _demo_snapshots: dict[str, _Snapshot],
+) -> Iterator[Api]:
+    """What `demo` gives, for the cost of a database copy: the matrix has 40 endpoints on 2 backends,
+    and building the demo (two `dags test` runs) per test cost more than the tests themselves."""
+    from minisched import masking
+
+    if backend not in _demo_snapshots:
+        _demo_snapshots[backend] = _build_snapshot(backend, tmp_path / "snapshot", monkeypatch, _templates)
+    snapshot = _demo_snapshots[backend]
+    database = _copy(snapshot.env.db, tmp_path)
+    env = replace(snapshot.env, db=database, vars={**snapshot.env.vars, "MINISCHED_DB_URL": database.url})
+    _configure(env, monkeypatch)
+    try:
+        with TestClient(app_with(token_checker()), raise_server_exceptions=True) as client:
+            yield Api(client, snapshot.tokens, env)
+    finally:
+        masking.forget_all()
+        _teardown_env()
+        _drop(database)
+
+
+def _build_snapshot(
+    backend: str, folder: Path, monkeypatch: pytest.MonkeyPatch, templates: dict[str, str]
+) -> _Snapshot:
+    folder.mkdir()
+    env = _make_env(
+        _new_database(backend, folder, initialized=True, templates=templates), folder, monkeypatch
+    )
+    try:
+        use_keys(env, monkeypatch, new_key())
+        tokens = make_tokens()
+        with TestClient(app_with(token_checker()), raise_server_exceptions=True) as client:
+            _populate(Api(client, tokens, env))
+    finally:
+        _teardown_env()  # no connection to it stays open: PostgreSQL copies only an idle database
+    return _Snapshot(env, tokens)
+
+
+def _copy(source: Database, folder: Path) -> Database:
+    if source.backend == "sqlite":
+        path = folder / "minisched.db"
+        shutil.copyfile(source.url.removeprefix("sqlite:///"), path)
+        return Database("sqlite", f"sqlite:///{path}")
+    admin_url = _pg_admin_url()
+    assert admin_url is not None
+    name = f"minisched_t_{uuid.uuid4().hex[:12]}"
+    _pg_execute(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{source._cleanup[0]}"')
+    return Database("postgresql", _with_database(admin_url, name), [name])
+
+
+def _configure(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minisched import settings
+    from minisched.db import session
+
+    for key, value in env.vars.items():
+        monkeypatch.setenv(key, value)
+    settings.configure()
+    session.configure_orm(env.db_url)
 
 
 def test_the_matrix_covers_every_operation_of_the_spec(api: Api) -> None:
@@ -115,7 +221,8 @@ def _template(path: str, spec: dict[str, object]) -> str:
 @pytest.mark.parametrize(
     ("method", "path", "body", "least"), ENDPOINTS, ids=[f"{m} {p}" for m, p, _, _ in ENDPOINTS]
 )
-def test_role_matrix(demo: Api, method: str, path: str, body: object, least: str) -> None:
+def test_role_matrix(demo_copy: Api, method: str, path: str, body: object, least: str) -> None:
+    demo = demo_copy
     url = f"/api/v1{path}"
     anonymous = demo.client.request(method, url, json=body)
     assert anonymous.status_code == 401, anonymous.text

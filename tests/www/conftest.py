@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import make_tokens, token_checker
+from tests.api.conftest import app_with, make_tokens, token_checker
 from tests.conftest import Env
 
 ORIGIN = {"Origin": "http://testserver"}
@@ -39,10 +39,8 @@ class Browser:
 @pytest.fixture
 def browser(env: Env) -> Iterator[Browser]:
     """Token look-ups are remembered for the whole test, so counted statements are the page's own."""
-    from minisched.api.app import create_app
-
     tokens = make_tokens()
-    with TestClient(create_app(token_checker(ttl=3600)), follow_redirects=False) as client:
+    with TestClient(app_with(token_checker(ttl=3600)), follow_redirects=False) as client:
         yield Browser(client, tokens, env)
 
 
