@@ -81,6 +81,29 @@ def served(home: Home, code: Path, headers: dict[str, str]) -> Iterator[Server]:
         log.close()
 
 
+#: Compared across the versions before timing: the same bytes are expected from each.
+CHECKED = (
+    "",
+    "?limit=7&offset=3",
+    "?order_by=-next_dagrun&limit=5",
+    "?paused=false&dag_id_pattern=dag_00&order_by=-dag_id",
+    "?offset=5000",
+    "?limit=0",
+)
+
+
+def answers(server: Server, path: str, headers: dict[str, str]) -> list[tuple[int, bytes]]:
+    """Status and body of `path` with each of `CHECKED`'s query strings."""
+    found = []
+    for query in CHECKED:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", path + query, headers=headers)
+        response = connection.getresponse()
+        found.append((response.status, response.read()))
+        connection.close()
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_web", description=__doc__.splitlines()[0])
     parser.add_argument("revs", nargs="+", help="git revisions, or WORKTREE")
@@ -97,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         servers = [stack.enter_context(served(home, code, headers)) for code in codes]
         for server in servers:  # warm: the statements built, rows converted once
             hammer(server, args.path, headers, clients=1, seconds=1.0)
+        expected = answers(servers[0], args.path, headers)
+        for rev, server in zip(args.revs[1:], servers[1:], strict=True):
+            same = "the same" if answers(server, args.path, headers) == expected else "NOT the same"
+            print(f"{rev}: {same} answers as {args.revs[0]} ({len(CHECKED)} queries)")
         ms: list[list[float]] = [[] for _ in servers]
         rps: list[list[float]] = [[] for _ in servers]
         loads = []
