@@ -97,8 +97,8 @@ RawDag = str
 
 def _dag_json(dialect: str) -> ColumnElement[Any]:
     """`_DAG_COLUMNS` as one text value. One value a row, not 17: Python 3.11's sqlite3 module
-    releases and retakes the GIL for each value it fetches, which cost more than reading the rows
-    (a third of the list's statement; issue 13)."""
+    releases and retakes the GIL for each value it fetches, which cost about as much as SQLite's
+    own work on the page (issue 13; benchmarks/README.md)."""
     if dialect == "postgresql":  # as text: psycopg would parse a `json` value into a list
         return cast(func.json_build_array(*_DAG_COLUMNS), Text)
     return type_coerce(func.json_array(*_DAG_COLUMNS), NullType())
