@@ -12,8 +12,12 @@ from minisched.api.deps import TokenVerifier
 API_PREFIX = "/api/v1"
 
 
-def create_app(tokens: TokenVerifier | None = None, *, with_ui: bool = True) -> FastAPI:
-    """`tokens` checks Bearer tokens and UI logins (default: the `api_token` table)."""
+def create_app(
+    tokens: TokenVerifier | None = None, *, with_ui: bool = True, shortcut: bool = True
+) -> FastAPI:
+    """`tokens` checks Bearer tokens and UI logins (default: the `api_token` table); `shortcut`:
+    plain `GET /api/v1/dags` requests are answered ahead of FastAPI's routing (api/shortcut.py;
+    off only to compare the two)."""
     from importlib.metadata import version
 
     from minisched.api import (
@@ -48,6 +52,11 @@ def create_app(tokens: TokenVerifier | None = None, *, with_ui: bool = True) -> 
         api.include_router(module.router)
     app.include_router(api)
     problems.install(app)
+    if shortcut:
+        from minisched.api.shortcut import DagListShortcut, ShortcutStats
+
+        app.state.dag_list_shortcut = ShortcutStats()
+        app.add_middleware(DagListShortcut, stats=app.state.dag_list_shortcut)
     if with_ui:
         from minisched.www.app import install_ui
 

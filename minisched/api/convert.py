@@ -14,7 +14,7 @@ from minisched.authoring.serialize import SerializedTask
 from minisched.models import DagRun, ImportError_, Log, TaskInstance
 from minisched.pools import PoolUsage
 from minisched.scheduler.clear import ClearableTi
-from minisched.service.dags import DagInfo, RawDag, dag_info
+from minisched.service.dags import DagInfo, RawDag, raw_dag_info
 
 
 def dag_document(info: DagInfo) -> dict[str, Any]:
@@ -54,9 +54,9 @@ def dag_document(info: DagInfo) -> dict[str, Any]:
     }
 
 
-#: The JSON of each DAG row seen lately, by the row's raw values (`dags.RawDag`): a DAG's document is
-#: a function of its row alone, so an unchanged row is not converted again, and a changed one (new
-#: `next_dagrun`, paused, re-parsed...) is a new key. Emptied when full.
+#: The JSON of each DAG row seen lately, by the row's values (`dags.RawDag`, all of them in one text):
+#: a DAG's document is a function of its row alone, so an unchanged row is not converted again, and
+#: a changed one (new `next_dagrun`, paused, re-parsed...) is a new key. Emptied when full.
 _DAG_JSON: dict[RawDag, bytes] = {}
 MAX_REMEMBERED_DAGS = 10_000
 
@@ -74,7 +74,7 @@ def dag_list_json(rows: list[RawDag], total: int) -> bytes:
         if part is None:
             if len(remembered) >= MAX_REMEMBERED_DAGS:
                 remembered.clear()
-            part = remembered[row] = _dumps(dag_document(dag_info(row)))
+            part = remembered[row] = _dumps(dag_document(raw_dag_info(row)))
         parts.append(part)
     return b'{"dags":[' + b",".join(parts) + b'],"total_entries":' + str(total).encode() + b"}"
 

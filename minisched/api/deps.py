@@ -57,16 +57,27 @@ PageDep = Annotated[Page, Depends(get_page)]
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    return bearer_token_of(request.headers.get("authorization", ""))
+
+
+def bearer_token_of(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, or None."""
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def identify(verifier: TokenVerifier, token: str) -> Actor | None:
+    """Who `token` belongs to, or None (unknown or revoked). A token seen in the last seconds is
+    answered from memory, without a thread or a query."""
+    known = verifier.remembered(token)
+    info = known[0] if known is not None else await run_in_threadpool(verifier.check, token)
+    return Actor(info.name, info.role, "api") if info is not None else None
 
 
 def require(role: str) -> Callable[[Request], Awaitable[Actor]]:
     """A dependency that lets through callers whose token has `role` or above (viewer < op < admin)."""
 
     async def check(request: Request) -> Actor:
-        verifier: TokenVerifier = request.app.state.tokens
         token = bearer_token(request)
         if token is None:
             raise HTTPException(
@@ -74,10 +85,7 @@ def require(role: str) -> Callable[[Request], Awaitable[Actor]]:
                 "missing token: send `Authorization: Bearer <token>` (`minisched tokens create` makes one)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        # A token seen in the last seconds is answered from memory, without a thread or a query.
-        known = verifier.remembered(token)
-        info = known[0] if known is not None else await run_in_threadpool(verifier.check, token)
-        actor = Actor(info.name, info.role, "api") if info is not None else None
+        actor = await identify(request.app.state.tokens, token)
         if actor is None:
             raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
         if not actor.may(role):

@@ -29,6 +29,14 @@ async def get_dags(
     dag_id_pattern: Annotated[str | None, Query(description="Only DAGs whose id contains this.")] = None,
     only_active: bool = True,
 ) -> Response:
+    return await dag_collection(page, paused, dag_id_pattern, only_active)
+
+
+async def dag_collection(
+    page: Page, paused: bool | None, dag_id_pattern: str | None, only_active: bool
+) -> Response:
+    """The answer of `GET /dags`, for this route and for `shortcut.DagListShortcut`, which answers
+    the plain requests without FastAPI's routing and dependencies."""
     # The busiest read of the API. On SQLite it runs on the event loop: a read there is a short call
     # into the C library that never waits for the scheduler's writes (WAL), and the trip to a worker
     # thread cost more CPU than the query. Elsewhere, one trip to a worker thread for the query and

@@ -18,6 +18,8 @@ from minisched.settings import ConfigError, mask_secrets
 SQLITE_BUSY_TIMEOUT_SECONDS = 60.0
 #: An execution option: this connection's transactions only read (see `read_only_engine`).
 READ_ONLY_OPTION = "minisched_read_only"
+#: That option's value for a connection whose reads need no common snapshot (see `read_only_engine`).
+EACH_STATEMENT = "each_statement"
 
 _engines_to_reset: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -92,15 +94,19 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool) -> Engine:
         # immediately with "database is locked" instead of waiting for the busy timeout. A reader
         # needs no lock at all in WAL mode, and must not queue behind the writers for one.
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        if read_only == EACH_STATEMENT:
+            return  # the driver is in autocommit mode: each statement reads its own snapshot
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
 
-def read_only_engine(engine: Engine) -> Engine:
+def read_only_engine(engine: Engine, *, each_statement: bool = False) -> Engine:
     """`engine` (sharing its pool) for transactions that only read: on SQLite they begin deferred,
-    so they neither take nor wait for the write lock."""
-    return engine.execution_options(**{READ_ONLY_OPTION: True})
+    so they neither take nor wait for the write lock. `each_statement`: on SQLite no transaction at
+    all, each statement is its own (for a read that is one statement: the BEGIN cost a tenth of the
+    API's DAG list)."""
+    return engine.execution_options(**{READ_ONLY_OPTION: EACH_STATEMENT if each_statement else True})
 
 
 def _make_private(path: Path) -> None:

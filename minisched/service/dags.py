@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, exists, func, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -17,7 +30,7 @@ from minisched.models.types import as_utc
 from minisched.scheduler.dag_cache import DagStructureCache
 from minisched.service.actor import Actor, audit
 from minisched.service.errors import NotFound
-from minisched.service.paging import AnySelect, Page, order_clauses
+from minisched.service.paging import AnySelect, Page, check_page, order_clauses
 
 ORDER_COLUMNS = {
     "dag_id": DagModel.dag_id,
@@ -71,13 +84,24 @@ _DAG_COLUMNS = (
     DagModel.tags,
     exists().where(ImportError_.filename == DagModel.fileloc),
 )
-#: Those columns as the driver returns them, untyped (SQLite: datetimes as text, booleans as 0/1):
-#: a `RawDag`, made a DagInfo by `dag_info` only when needed. The API's DAG list keeps each row's
-#: JSON by its raw values and converts only rows it has not seen (api/convert.py).
+#: Those columns as the driver returns them, untyped (SQLite: datetimes as text, booleans as 0/1),
+#: made a DagInfo by `dag_info` (`get_dag`).
 _DAG_INFO = select(*(type_coerce(column, NullType()) for column in _DAG_COLUMNS)).select_from(DagModel)
 
-#: A row of `_DAG_INFO`: hashable, and equal for two reads of an unchanged DAG.
-RawDag = tuple[Any, ...]
+#: A DAG in a list: its `_DAG_COLUMNS` as one JSON array, written by the database (`_dag_json`),
+#: made a DagInfo by `raw_dag_info` only when needed. Hashable, and equal for two reads of an
+#: unchanged DAG: the API's DAG list keeps each DAG's JSON by it and converts only DAGs it has not
+#: seen (api/convert.py).
+RawDag = str
+
+
+def _dag_json(dialect: str) -> ColumnElement[Any]:
+    """`_DAG_COLUMNS` as one text value. One value a row, not 17: Python 3.11's sqlite3 module
+    releases and retakes the GIL for each value it fetches, which cost about as much as SQLite's
+    own work on the page (issue 13; benchmarks/README.md)."""
+    if dialect == "postgresql":  # as text: psycopg would parse a `json` value into a list
+        return cast(func.json_build_array(*_DAG_COLUMNS), Text)
+    return type_coerce(func.json_array(*_DAG_COLUMNS), NullType())
 
 
 def list_dags(
@@ -88,11 +112,12 @@ def list_dags(
     dag_id_pattern: str | None = None,
     only_active: bool = True,
 ) -> tuple[list[DagInfo], int]:
-    """One page of DAGs and how many match in all: two statements whatever the page size."""
+    """One page of DAGs and how many match in all: one statement whatever the page size (two when
+    the page is past the end)."""
     rows, count = list_raw_dags(
         session.connection(), page=page, paused=paused, dag_id_pattern=dag_id_pattern, only_active=only_active
     )
-    return [dag_info(row) for row in rows], count
+    return [raw_dag_info(row) for row in rows], count
 
 
 def list_raw_dags(
@@ -103,25 +128,32 @@ def list_raw_dags(
     dag_id_pattern: str | None = None,
     only_active: bool = True,
 ) -> tuple[list[RawDag], int]:
-    """`list_dags` on a Core connection (`read_connection`), with the rows as the driver returned
-    them (`dag_info` converts one).
+    """`list_dags` on a Core connection (`read_connection`), each DAG as the database wrote it
+    (`raw_dag_info` converts one).
 
     Rows, not ORM objects, fetched by the Core: a list page is read-only, and building 100 mapped
-    objects costs more than the query.
+    objects costs more than the query. Each row carries the count of all matching DAGs as a last
+    column, so a page is one statement (one snapshot, no BEGIN needed on SQLite); only an empty page
+    past the end asks for the count on its own.
     """
-    order_clauses(page, ORDER_COLUMNS, "dag_id")  # checks the page before anything is cached
-    total, query = _dag_list_statements(page.order_by, paused, only_active, bool(dag_id_pattern))
+    check_page(page, ORDER_COLUMNS, "dag_id")  # before anything is cached
+    total, query = _dag_list_statements(
+        connection.dialect.name, page.order_by, paused, only_active, bool(dag_id_pattern)
+    )
     params = {"limit": page.limit, "offset": page.offset, "dag_id_like": _contains(dag_id_pattern or "")}
-    count: int = connection.execute(total, params).scalar_one()
-    return [tuple(row) for row in connection.execute(query, params).all()], count
+    fetched = connection.execute(query, params).all()
+    if fetched:
+        return [row[0] for row in fetched], fetched[0][1]
+    count: int = connection.execute(total, params).scalar_one() if page.offset else 0
+    return [], count
 
 
 @functools.lru_cache(maxsize=128)
 def _dag_list_statements(
-    order_by: str | None, paused: bool | None, only_active: bool, filtered: bool
+    dialect: str, order_by: str | None, paused: bool | None, only_active: bool, filtered: bool
 ) -> tuple[Select[int], AnySelect]:
-    """The count and page statements of `list_dags` for one shape of request, with the page and
-    the pattern as bound parameters.
+    """The count statement, and the page statement (each row followed by the count), of
+    `list_dags` for one shape of request, with the page and the pattern as bound parameters.
 
     Built once per shape: building a statement and its cache key again for each request cost more
     than running both on SQLite (the API's busiest read; issue 13).
@@ -135,14 +167,22 @@ def _dag_list_statements(
         conditions.append(DagModel.dag_id.like(bindparam("dag_id_like"), escape="/"))
     matching = select(DagModel.dag_id).where(*conditions)
     total = select(func.count()).select_from(matching.subquery())
-    # The page's ids first, then the details of those only: sorted together, every matching row's
-    # import-error check would run before the sort.
     # Ties broken by dag_id, which is unique: itself needs none (a second `dag_id` in the ORDER BY
     # kept SQLite from reading the index in order).
-    ties = () if (order_by or "dag_id").removeprefix("-") == "dag_id" else (DagModel.dag_id,)
-    order = order_clauses(Page(order_by=order_by), ORDER_COLUMNS, "dag_id", ties)
+    by_id = (order_by or "dag_id").removeprefix("-") == "dag_id"
+    order = order_clauses(
+        Page(order_by=order_by), ORDER_COLUMNS, "dag_id", () if by_id else (DagModel.dag_id,)
+    )
+    count = total.scalar_subquery()
+    if by_id:
+        # Read in order from an index (`dag (is_active, dag_id)`, or the key), stopping at the page.
+        page = select(_dag_json(dialect), count).where(*conditions).limit(bindparam("limit"))
+        return total, page.offset(bindparam("offset")).order_by(*order)
+    # Any other order sorts: the page's ids first, then the details of those only (sorted together,
+    # every matching row's JSON and import-error check would be made before the sort).
     shown = matching.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
-    return total, _DAG_INFO.where(DagModel.dag_id.in_(shown)).order_by(*order)
+    page = select(_dag_json(dialect), count).where(DagModel.dag_id.in_(shown))
+    return total, page.order_by(*order)
 
 
 def _contains(text: str) -> str:
@@ -186,7 +226,15 @@ def set_paused(dag_id: str, paused: bool, *, actor: Actor, session: Session) -> 
     return get_dag(dag_id, session=session)
 
 
-def dag_info(row: RawDag) -> DagInfo:
+def raw_dag_info(raw: RawDag) -> DagInfo:
+    """A DAG of `list_raw_dags` -> a DagInfo. JSON's values are the driver's (SQLite: datetimes as
+    text, booleans as 0/1); on PostgreSQL datetimes are ISO text with an offset."""
+    import orjson
+
+    return dag_info(orjson.loads(raw))
+
+
+def dag_info(row: Sequence[Any]) -> DagInfo:
     """A row of `_DAG_INFO` (driver values, in DagInfo's field order) -> a DagInfo."""
     (dag_id, fileloc, paused, active, schedule, timezone, description, runs, tasks) = row[:9]
     next_run, start, end, create_after, parsed, owner, tags, broken = row[9:]

@@ -47,17 +47,22 @@ def order_clauses(
     tie_breakers: Sequence[ColumnExpressionArgument[Any]] = (),
 ) -> list[Any]:
     """The ORDER BY of `ordered`, checked (a bad limit, offset or column is an InvalidInput)."""
+    check_page(page, columns, default)
+    key = page.order_by or default
+    column = columns[key.removeprefix("-")]
+    first = desc(column) if key.startswith("-") else asc(column)
+    return [first, *tie_breakers]
+
+
+def check_page(page: Page, columns: Mapping[str, Any], default: str) -> None:
+    """Raise InvalidInput for a limit, offset or order that `order_clauses` would refuse."""
     if page.limit < 1 or page.limit > MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {page.limit}")
     if page.offset < 0:
         raise InvalidInput(f"offset must be 0 or more, got {page.offset}")
-    key = page.order_by or default
-    name = key.removeprefix("-")
+    name = (page.order_by or default).removeprefix("-")
     if name not in columns:
         raise InvalidInput(f"cannot order by {name!r}; use one of {', '.join(sorted(columns))}")
-    column = columns[name]
-    first = desc(column) if key.startswith("-") else asc(column)
-    return [first, *tie_breakers]
 
 
 def count(query: AnySelect, *, session: Session) -> int:
