@@ -340,9 +340,10 @@ STUCK_IN_POOLS = (
 
 
 @functools.cache
-def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[Any]:
+def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool, skipping: bool = True) -> Select[Any]:
     """Scheduled task instances of running runs, best first (priority, then the oldest run), with what
-    their tries need from their run and DAG rows."""
+    their tries need from their run and DAG rows; `skipping`: but not those of the DAGs `skip_dags`
+    (an empty list has no statement of its own: its `NOT IN ()` would be rendered anew every time)."""
     query = (
         select(
             TI.c.id,
@@ -364,14 +365,12 @@ def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[An
         )
         .join(RUN, RUN_OF_TI)
         .join(DAG, DAG.c.dag_id == TI.c.dag_id)
-        .where(
-            TI.c.state == S.SCHEDULED,
-            RUN.c.state == DagRunState.RUNNING,
-            TI.c.dag_id.not_in(bindparam("skip_dags", expanding=True)),
-        )
+        .where(TI.c.state == S.SCHEDULED, RUN.c.state == DagRunState.RUNNING)
         .order_by(TI.c.priority_weight.desc(), RUN.c.logical_date, TI.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
+    if skipping:
+        query = query.where(TI.c.dag_id.not_in(bindparam("skip_dags", expanding=True)))
     if pooled:  # pools with a free slot, and no task that needs more slots than its pool has
         query = query.join(POOL, POOL.c.pool == TI.c.pool).where(
             TI.c.pool.in_(bindparam("open_pools", expanding=True)), TI.c.pool_slots <= POOL.c.slots

@@ -216,12 +216,14 @@ def _candidates(
 ) -> list[Any]:
     """Scheduled task instances of running runs, best first, with the columns the limits and the tries
     need (their run's dates and conf, their DAG's file): one statement, not one more per loop."""
-    params: dict[str, Any] = {"skip_dags": sorted(skip_dags), "limit": limit}
+    params: dict[str, Any] = {"limit": limit}
+    if skip_dags:
+        params["skip_dags"] = sorted(skip_dags)
     if open_pools is not None:
         params["open_pools"] = sorted(open_pools)
     if only_runs is not None:
         params["runs"] = sorted(only_runs)
-    statement = sql.candidates(only_runs is not None, lock_rows, open_pools is not None)
+    statement = sql.candidates(only_runs is not None, lock_rows, open_pools is not None, bool(skip_dags))
     return list(session.execute(statement, params).all())
 
 
