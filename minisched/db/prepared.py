@@ -191,6 +191,11 @@ def run(connection: Connection, statement: Any, params: Any) -> Result[Any] | No
     return prepared.result(fetched, rowcount)
 
 
+def execute_text(connection: Connection, sql: str) -> None:
+    """A statement without parameters or rows (e.g. BEGIN), on the cursor, between the cursor events."""
+    _execute(connection, sql, (), many=False, fetch=False)
+
+
 def _execute(
     connection: Connection, sql: str, parameters: Any, *, many: bool, fetch: bool
 ) -> tuple[list[Any] | None, int]:

@@ -26,9 +26,11 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    null,
     or_,
     select,
     tuple_,
+    union_all,
     update,
 )
 
@@ -328,6 +330,12 @@ OCCUPANCY = (
     .join(DAG, DAG.c.dag_id == TI.c.dag_id)
     .where(TI.c.state.in_(sorted(ACTIVE_TI_STATES)))
     .group_by(TI.c.pool, TI.c.dag_id)
+)
+#: Without row locks (SQLite: one writer at a time), the pools and the occupancy in one statement: a
+#: pool's row has no `dag_id` (NULL), an occupancy row always has one (it comes from a join on `dag`).
+POOLS_AND_OCCUPANCY = union_all(
+    select(POOL.c.pool, null().label("dag_id"), POOL.c.slots, null(), null()),
+    OCCUPANCY,
 )
 #: Pools whose scheduled task instances can never be queued: missing, or too small for one task.
 STUCK_IN_POOLS = (

@@ -167,8 +167,12 @@ class _Limits:
 
     @classmethod
     def read(cls, *, session: Session, lock_rows: bool) -> _Limits:
+        if not lock_rows:  # one statement: nothing to lock first
+            rows = session.execute(sql.POOLS_AND_OCCUPANCY).all()
+            pools = {pool: slots for pool, dag_id, slots, *_ in rows if dag_id is None}
+            return cls(pools, *_occupancy([row for row in rows if row[1] is not None]))
         pools = _pools(session=session, lock_rows=lock_rows)
-        return cls(pools, *_occupancy(session=session))
+        return cls(pools, *_occupancy(session.execute(sql.OCCUPANCY)))
 
     def open_pools(self) -> set[str]:
         return {pool for pool, slots in self.pools.items() if self.occupied[pool] < slots}
@@ -193,12 +197,13 @@ def _pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
     return dict(session.execute(sql.POOLS_LOCKED if lock_rows else sql.POOLS).all())
 
 
-def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str], dict[str, int]]:
-    """Slots used per pool and task instances per DAG (queued or running), and those DAGs' limits."""
+def _occupancy(rows: Iterable[Any]) -> tuple[Counter[str], Counter[str], dict[str, int]]:
+    """Slots used per pool and task instances per DAG (queued or running), and those DAGs' limits,
+    from the rows of `OCCUPANCY`."""
     occupied: Counter[str] = Counter()
     per_dag: Counter[str] = Counter()
     limits: dict[str, int] = {}
-    for pool, dag_id, slots, count, max_active_tasks in session.execute(sql.OCCUPANCY):
+    for pool, dag_id, slots, count, max_active_tasks in rows:
         occupied[pool] += int(slots or 0)
         per_dag[dag_id] += int(count)
         limits[dag_id] = int(max_active_tasks)
