@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Update
+from sqlalchemy import CompoundSelect, Connection, Delete, Insert, Select, Update
 from sqlalchemy.engine.result import IteratorResult, Result, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TupleType, TypeEngine
@@ -35,6 +35,10 @@ class _Prepared:
     """One statement compiled for SQLite, with what binding and reading its rows need."""
 
     def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None) -> None:
+        # Constructs whose result columns SQLAlchemy knows when compiling (not `text()`, whose rows
+        # it describes from the cursor).
+        if not isinstance(statement, Select | CompoundSelect | Insert | Update | Delete):
+            raise _Unsupported
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         # Python-side defaults and `onupdate` values are computed by SQLAlchemy's execution context.
         if any(getattr(compiled, name, None) for name in ("insert_prefetch", "update_prefetch")):
@@ -61,6 +65,8 @@ class _Prepared:
             else:
                 self.processors[name] = _bind_processor(param.type, dialect)
         columns = compiled._result_columns  # (keyname, name, objects, type)
+        if isinstance(statement, Select | CompoundSelect) and not columns:
+            raise _Unsupported
         self.keys = [column[0] for column in columns]
         self.result_processors = [
             column[3].dialect_impl(dialect).result_processor(dialect, None) for column in columns
