@@ -61,7 +61,6 @@ class _Prepared:
             if name in expanding:
                 types = param.type.types if isinstance(param.type, TupleType) else [param.type]
                 self.element_processors[name] = [_bind_processor(t, dialect) for t in types]
-                self.defaults.setdefault(name, None)
             else:
                 self.processors[name] = _bind_processor(param.type, dialect)
         columns = compiled._result_columns  # (keyname, name, objects, type)
@@ -95,7 +94,12 @@ class _Prepared:
         lengths: list[int] = []
         widths_of = self.widths
         for name in self.names:
-            value = params[name] if name in params else self.defaults[name]
+            if name in params:
+                value = params[name]
+            elif name in self.defaults:
+                value = self.defaults[name]
+            else:
+                return None  # a value is missing: SQLAlchemy's path says which, as it always has
             if name in widths_of:
                 if not value:
                     return None

@@ -72,11 +72,12 @@ def claim(tries: Sequence[Claimable], *, job_id: int, now: datetime, session: Se
     """
     if not tries:
         return {}
-    won: dict[int, int] = dict(
-        session.execute(
-            sql.CLAIM, {"tries": [(t.id, t.try_number) for t in tries], "job_id": job_id, "now": now}
-        ).all()
-    )
+    params: dict[str, Any] = {"job_id": job_id, "now": now}
+    if len(tries) == 1:
+        statement, params["b_id"], params["b_try"] = sql.CLAIM_ONE, tries[0].id, tries[0].try_number
+    else:
+        statement, params["tries"] = sql.CLAIM, [(t.id, t.try_number) for t in tries]
+    won: dict[int, int] = dict(session.execute(statement, params).all())
     record_events((ti_event(S.QUEUED, t, won[t.id], now) for t in tries if t.id in won), session=session)
     return won
 
