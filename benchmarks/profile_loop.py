@@ -1,12 +1,14 @@
 """Where the scheduler's time goes: one run driven by `SchedulerLoop` in this process, split by step.
 
     .venv/bin/python -m benchmarks.profile_loop [--shape parallel|chain] [--tasks 1000]
-        [--executor local|inprocess] [--parallelism 2] [--cprofile 30]
+        [--executor local|inprocess|instant] [--parallelism 2] [--cprofile 30]
 
 Prints wall time and tasks/s, the scheduler process's CPU per task and per loop, statements per loop,
 how much of the CPU went to the database driver itself (between before/after_cursor_execute), to the
 loop's transaction and to the executor calls; with --cprofile N, the N most expensive minisched
-functions (cumulative) too. Not part of `python -m benchmarks` (no targets, just a diagnosis tool).
+functions (cumulative) too. `--executor instant`: tries succeed at hand-over without running, so
+only the scheduler's work is left (e.g. a chain's hop transaction; for callgrind, the difference of two
+sizes). Not part of `python -m benchmarks` (no targets, just a diagnosis tool).
 """
 
 from __future__ import annotations
@@ -41,6 +43,46 @@ def _timed(obj: object, name: str, label: str, totals: dict[str, float]) -> None
             totals[label] += time.process_time() - started
 
     setattr(obj, name, wrapper)
+
+
+class _InstantExecutor:
+    """Tries that succeed the moment they are handed over, without running anything: what is left is
+    the scheduler's own work (for a chain: one hop's transaction per loop)."""
+
+    @staticmethod
+    def make(parallelism: int) -> Any:
+        from minisched.scheduler.executors.base import BaseExecutor, TryResult, TryStarted
+
+        class Instant(BaseExecutor):
+            name = "instant"
+
+            def __init__(self) -> None:
+                super().__init__(parallelism, queue_depth=0)
+                self._finished: list[TryResult] = []
+
+            def start(self) -> None:
+                pass
+
+            def submit(self, tries: Any) -> None:
+                for request in tries:
+                    now = datetime.now(UTC)
+                    self._started_events.append(TryStarted.of(request, now, os.getpid()))
+                    self._finished.append(
+                        TryResult(request.ti_id, request.try_number, "success", now, now, "", 0)
+                    )
+
+            def poll(self, timeout: float = 0.0) -> list[TryResult]:
+                finished, self._finished = self._finished, []
+                return finished
+
+            @property
+            def running(self) -> int:
+                return 0
+
+            def stop(self, grace: float) -> list[TryResult]:
+                return self.poll()
+
+        return Instant()
 
 
 def profile(shape: Shape, tasks: int, executor_name: str, parallelism: int, cprofile: int) -> None:
@@ -81,6 +123,8 @@ def profile(shape: Shape, tasks: int, executor_name: str, parallelism: int, cpro
             executor: BaseExecutor = (
                 InProcessExecutor()
                 if executor_name == "inprocess"
+                else _InstantExecutor.make(parallelism)
+                if executor_name == "instant"
                 else executor_for(executor_name, parallelism)
             )
             for method in ("poll", "submit", "pump"):
@@ -124,7 +168,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=["parallel", "chain"], default="parallel")
     parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--executor", choices=["local", "sequential", "inprocess"], default="local")
+    parser.add_argument(
+        "--executor", choices=["local", "sequential", "inprocess", "instant"], default="local"
+    )
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="show N functions (0: off)")
     args = parser.parse_args()

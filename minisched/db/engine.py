@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from minisched.db.prepared import execute_text
 from minisched.settings import ConfigError, mask_secrets
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 60.0
@@ -93,10 +94,12 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool) -> Engine:
         # Take the write lock up front: a deferred transaction that later upgrades to a writer fails
         # immediately with "database is locked" instead of waiting for the busy timeout. A reader
         # needs no lock at all in WAL mode, and must not queue behind the writers for one.
+        # Straight on the cursor (`prepared.execute_text`): through SQLAlchemy's execution path this
+        # statement cost as much CPU as a small SELECT, in every transaction.
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
         if read_only == EACH_STATEMENT:
             return  # the driver is in autocommit mode: each statement reads its own snapshot
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        execute_text(connection, "BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -26,9 +26,11 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    null,
     or_,
     select,
     tuple_,
+    union_all,
     update,
 )
 
@@ -168,6 +170,24 @@ CLAIM = (
     update(TI)
     .where(
         tuple_(TI.c.id, TI.c.try_number).in_(bindparam("tries", expanding=True)),
+        TI.c.state == S.SCHEDULED,
+    )
+    .values(
+        state=S.QUEUED,
+        try_number=TI.c.try_number + 1,
+        queued_by_job_id=bindparam("job_id"),
+        queued_dttm=bindparam("now"),
+        next_retry_at=None,
+    )
+    .returning(TI.c.id, TI.c.try_number)
+)
+#: claim, of one try: the same by its primary key (SQLite runs a row-value `IN` as a scan of the
+#: scheduled rows; a chain claims one try per loop).
+CLAIM_ONE = (
+    update(TI)
+    .where(
+        TI.c.id == bindparam("b_id"),
+        TI.c.try_number == bindparam("b_try"),
         TI.c.state == S.SCHEDULED,
     )
     .values(
@@ -329,6 +349,12 @@ OCCUPANCY = (
     .where(TI.c.state.in_(sorted(ACTIVE_TI_STATES)))
     .group_by(TI.c.pool, TI.c.dag_id)
 )
+#: Without row locks (SQLite: one writer at a time), the pools and the occupancy in one statement: a
+#: pool's row has no `dag_id` (NULL), an occupancy row always has one (it comes from a join on `dag`).
+POOLS_AND_OCCUPANCY = union_all(
+    select(POOL.c.pool, null().label("dag_id"), POOL.c.slots, null(), null()),
+    OCCUPANCY,
+)
 #: Pools whose scheduled task instances can never be queued: missing, or too small for one task.
 STUCK_IN_POOLS = (
     select(TI.c.pool, POOL.c.slots, func.max(TI.c.pool_slots))
@@ -340,9 +366,10 @@ STUCK_IN_POOLS = (
 
 
 @functools.cache
-def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[Any]:
+def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool, skipping: bool = True) -> Select[Any]:
     """Scheduled task instances of running runs, best first (priority, then the oldest run), with what
-    their tries need from their run and DAG rows."""
+    their tries need from their run and DAG rows; `skipping`: but not those of the DAGs `skip_dags`
+    (an empty list has no statement of its own: its `NOT IN ()` would be rendered anew every time)."""
     query = (
         select(
             TI.c.id,
@@ -364,14 +391,12 @@ def candidates(only_some_runs: bool, lock_rows: bool, pooled: bool) -> Select[An
         )
         .join(RUN, RUN_OF_TI)
         .join(DAG, DAG.c.dag_id == TI.c.dag_id)
-        .where(
-            TI.c.state == S.SCHEDULED,
-            RUN.c.state == DagRunState.RUNNING,
-            TI.c.dag_id.not_in(bindparam("skip_dags", expanding=True)),
-        )
+        .where(TI.c.state == S.SCHEDULED, RUN.c.state == DagRunState.RUNNING)
         .order_by(TI.c.priority_weight.desc(), RUN.c.logical_date, TI.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
+    if skipping:
+        query = query.where(TI.c.dag_id.not_in(bindparam("skip_dags", expanding=True)))
     if pooled:  # pools with a free slot, and no task that needs more slots than its pool has
         query = query.join(POOL, POOL.c.pool == TI.c.pool).where(
             TI.c.pool.in_(bindparam("open_pools", expanding=True)), TI.c.pool_slots <= POOL.c.slots
@@ -409,6 +434,20 @@ WAITING_RETRIES = (
     select(TI.c.dag_id, TI.c.run_id, TI.c.task_id, TI.c.next_retry_at)
     .join(RUN, RUN_OF_TI)
     .where(TI.c.state == S.UP_FOR_RETRY, RUN.c.state == DagRunState.RUNNING)
+)
+
+
+#: Task instances of one running run, by task (a chain's loop: the downstream of what finished and its
+#: upstreams); SQLite runs the row-value `IN` of `task_instances` 5-10x slower, growing with the run.
+TIS_OF_RUN = (
+    select(*TI_COLUMNS)
+    .join(RUN, RUN_OF_TI)
+    .where(
+        RUN.c.state == DagRunState.RUNNING,
+        TI.c.dag_id == bindparam("dag_id"),
+        TI.c.run_id == bindparam("run_id"),
+        TI.c.task_id.in_(bindparam("task_ids", expanding=True)),
+    )
 )
 
 

@@ -72,11 +72,12 @@ def claim(tries: Sequence[Claimable], *, job_id: int, now: datetime, session: Se
     """
     if not tries:
         return {}
-    won: dict[int, int] = dict(
-        session.execute(
-            sql.CLAIM, {"tries": [(t.id, t.try_number) for t in tries], "job_id": job_id, "now": now}
-        ).all()
-    )
+    params: dict[str, Any] = {"job_id": job_id, "now": now}
+    if len(tries) == 1:
+        statement, params["b_id"], params["b_try"] = sql.CLAIM_ONE, tries[0].id, tries[0].try_number
+    else:
+        statement, params["tries"] = sql.CLAIM, [(t.id, t.try_number) for t in tries]
+    won: dict[int, int] = dict(session.execute(statement, params).all())
     record_events((ti_event(S.QUEUED, t, won[t.id], now) for t in tries if t.id in won), session=session)
     return won
 
@@ -167,8 +168,12 @@ class _Limits:
 
     @classmethod
     def read(cls, *, session: Session, lock_rows: bool) -> _Limits:
+        if not lock_rows:  # one statement: nothing to lock first
+            rows = session.execute(sql.POOLS_AND_OCCUPANCY).all()
+            pools = {pool: slots for pool, dag_id, slots, *_ in rows if dag_id is None}
+            return cls(pools, *_occupancy([row for row in rows if row[1] is not None]))
         pools = _pools(session=session, lock_rows=lock_rows)
-        return cls(pools, *_occupancy(session=session))
+        return cls(pools, *_occupancy(session.execute(sql.OCCUPANCY)))
 
     def open_pools(self) -> set[str]:
         return {pool for pool, slots in self.pools.items() if self.occupied[pool] < slots}
@@ -193,12 +198,13 @@ def _pools(*, session: Session, lock_rows: bool) -> dict[str, int]:
     return dict(session.execute(sql.POOLS_LOCKED if lock_rows else sql.POOLS).all())
 
 
-def _occupancy(*, session: Session) -> tuple[Counter[str], Counter[str], dict[str, int]]:
-    """Slots used per pool and task instances per DAG (queued or running), and those DAGs' limits."""
+def _occupancy(rows: Iterable[Any]) -> tuple[Counter[str], Counter[str], dict[str, int]]:
+    """Slots used per pool and task instances per DAG (queued or running), and those DAGs' limits,
+    from the rows of `OCCUPANCY`."""
     occupied: Counter[str] = Counter()
     per_dag: Counter[str] = Counter()
     limits: dict[str, int] = {}
-    for pool, dag_id, slots, count, max_active_tasks in session.execute(sql.OCCUPANCY):
+    for pool, dag_id, slots, count, max_active_tasks in rows:
         occupied[pool] += int(slots or 0)
         per_dag[dag_id] += int(count)
         limits[dag_id] = int(max_active_tasks)
@@ -216,12 +222,14 @@ def _candidates(
 ) -> list[Any]:
     """Scheduled task instances of running runs, best first, with the columns the limits and the tries
     need (their run's dates and conf, their DAG's file): one statement, not one more per loop."""
-    params: dict[str, Any] = {"skip_dags": sorted(skip_dags), "limit": limit}
+    params: dict[str, Any] = {"limit": limit}
+    if skip_dags:
+        params["skip_dags"] = sorted(skip_dags)
     if open_pools is not None:
         params["open_pools"] = sorted(open_pools)
     if only_runs is not None:
         params["runs"] = sorted(only_runs)
-    statement = sql.candidates(only_runs is not None, lock_rows, open_pools is not None)
+    statement = sql.candidates(only_runs is not None, lock_rows, open_pools is not None, bool(skip_dags))
     return list(session.execute(statement, params).all())
 
 
