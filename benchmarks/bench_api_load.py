@@ -54,6 +54,7 @@ from benchmarks.proc_cpu import (
     measure,
     median_split,
     own_seconds,
+    runs_module,
     tree_seconds,
 )
 
@@ -250,7 +251,8 @@ def _parts(scheduler: int, server: Server) -> Callable[[], dict[str, float]]:
 
     def parts() -> dict[str, float]:
         scheduler_own = own_seconds(scheduler)
-        clients = [pid for pid in children(driver) if pid not in (scheduler, server.pid)]
+        # Only the pacer: with --with-airflow, Airflow's side process is a child of the driver too.
+        clients = [pid for pid in children(driver) if runs_module(pid, "benchmarks.http_pace")]
         return {
             "scheduler": scheduler_own,
             "workers": tree_seconds(scheduler) - scheduler_own,

@@ -44,6 +44,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def runs_module(pid: int, module: str) -> bool:
+    """Whether process `pid` runs `python -m <module>` (false once it is gone)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return module.encode() in argv
+
+
 def tree_seconds(pid: int) -> float:
     """CPU of the process, of its children it has reaped, and of its live descendants: the whole
     tree's, continuous as children exit and are reaped."""
