@@ -260,7 +260,10 @@ def mask_secrets(text: str) -> str:
     """
     if "://" in text:
         text = _mask_url_passwords(text)
-    if "=" in text:
+    # The pattern is case-insensitive, so it runs only on texts whose casefold holds "password": every
+    # character it takes for a letter of that word (`S` and U+017F for `s`...) casefolds to that letter. A log
+    # line without one (most of them, all of a no-op try's) skips a search at each of its positions.
+    if "=" in text and "password" in text.casefold():
         text = _KEY_VALUE_PASSWORD.sub(r"\g<head>***", text)
     return text
 

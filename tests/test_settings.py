@@ -92,6 +92,8 @@ def test_default_timezone_is_utc_and_must_be_a_known_zone(tmp_path: Path) -> Non
         ("see http://host/path?next=a:b@c", "see http://host/path?next=a:b@c"),
         ("a://b:c", "a://b:c"),
         ("Password = x1 password=x2", "Password = *** password=***"),
+        # Letters the case-insensitive pattern matches beyond ASCII case: the long s is an "s".
+        ("PA\u017f\u017fWORD=x1", "PA\u017f\u017fWORD=***"),
     ],
 )
 def test_mask_secrets_edge_cases(text: str, expected: str) -> None:

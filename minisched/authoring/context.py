@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from minisched.authoring.lazy import LazyValue
@@ -101,7 +102,7 @@ def build_context(  # noqa: PLR0917 -- one argument per field of the try, as the
 
     logical = to_utc(logical_date)
     run_conf = dict(conf or {})
-    ds_nodash = logical.strftime("%Y%m%d")
+    ds, ds_nodash, ts, ts_nodash, ts_nodash_with_tz = _date_strings(logical)
     return {
         "dag_id": dag_id,
         "task_id": task_id,
@@ -110,11 +111,11 @@ def build_context(  # noqa: PLR0917 -- one argument per field of the try, as the
         "execution_date": logical,
         "data_interval_start": to_utc(data_interval_start),
         "data_interval_end": to_utc(data_interval_end),
-        "ds": logical.strftime("%Y-%m-%d"),
+        "ds": ds,
         "ds_nodash": ds_nodash,
-        "ts": logical.isoformat(),
-        "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
-        "ts_nodash_with_tz": logical.strftime("%Y%m%dT%H%M%S%z"),
+        "ts": ts,
+        "ts_nodash": ts_nodash,
+        "ts_nodash_with_tz": ts_nodash_with_tz,
         "task_instance_key_str": f"{dag_id}__{task_id}__{ds_nodash}",
         "try_number": try_number,
         "conf": run_conf,
@@ -124,6 +125,19 @@ def build_context(  # noqa: PLR0917 -- one argument per field of the try, as the
         "conn": ConnectionAccessor(),
         "test_mode": False,
     }
+
+
+@lru_cache(maxsize=16)
+def _date_strings(logical: datetime) -> tuple[str, str, str, str, str]:
+    """``ds``, ``ds_nodash``, ``ts``, ``ts_nodash``, ``ts_nodash_with_tz`` of a UTC logical date: the
+    same for every try of a run, so formatted once per run, not per try (4 strftimes and an isoformat)."""
+    return (
+        logical.strftime("%Y-%m-%d"),
+        logical.strftime("%Y%m%d"),
+        logical.isoformat(),
+        logical.strftime("%Y%m%dT%H%M%S"),
+        logical.strftime("%Y%m%dT%H%M%S%z"),
+    )
 
 
 def task_context(

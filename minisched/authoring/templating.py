@@ -11,7 +11,6 @@ environment. Jinja2 is imported only when something is rendered.
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import weakref
 from collections.abc import Callable, Mapping
@@ -170,7 +169,13 @@ def rendered_copy(task: _Op, context: Mapping[str, Any]) -> _Op:
 
     The Jinja environment is looked up (and jinja2 imported) only once a field holds a string: most
     tries (a PythonOperator without templated arguments) render nothing and should not pay for it."""
-    env = functools.cache(lambda: _environments.get(task.dag))
+    found: list[_Environment] = []
+
+    def env() -> _Environment:  # a plain closure: a functools.cache wrapper per try cost ~10 us
+        if not found:
+            found.append(_environments.get(task.dag))
+        return found[0]
+
     rendered = copy.copy(task)
     for name in task.template_fields:
         value = getattr(task, name)

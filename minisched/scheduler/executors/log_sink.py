@@ -63,6 +63,8 @@ class LogSink:
     def _trim_direct_writes(self) -> None:
         """Cap what forked copies of the try's process wrote through their own copy of the sink."""
         size = os.fstat(self._fd).st_size
+        if size <= self._max_bytes:  # the usual case: no marker to build (a timestamp) for the slack
+            return
         slack = 4 * len(self._marker()) + MAX_LINE
         if size > self._max_bytes + slack:
             os.ftruncate(self._fd, self._max_bytes)

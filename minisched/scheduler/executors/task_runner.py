@@ -224,7 +224,8 @@ def _execute(
             run_callbacks(task, _callback_kind(ending, request), context, log)
     finally:
         lease.end_try()
-    return replace(ending, xcom=tuple(xcom.pushed.items()))
+    # A no-op try pushed nothing: its ending stands as it is (`replace` copies a dataclass's fields).
+    return replace(ending, xcom=tuple(xcom.pushed.items())) if xcom.pushed else ending
 
 
 def _run_task(task: BaseOperator, context: dict[str, Any], request: TryRequest, log: TextIO) -> _Ending:
