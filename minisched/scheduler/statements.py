@@ -165,40 +165,30 @@ _THIS_TRY = and_(
     TI.c.queued_by_job_id.is_not_distinct_from(bindparam("b_job")),
 )
 
-#: claim: scheduled -> queued, consuming a try number; returns the rows won, with their new number.
-CLAIM = (
-    update(TI)
-    .where(
-        tuple_(TI.c.id, TI.c.try_number).in_(bindparam("tries", expanding=True)),
-        TI.c.state == S.SCHEDULED,
+
+def _claim(*which: Any) -> Any:
+    """scheduled -> queued for the tries `which` selects, consuming a try number; returns the rows won,
+    with their new number."""
+    return (
+        update(TI)
+        .where(*which, TI.c.state == S.SCHEDULED)
+        .values(
+            state=S.QUEUED,
+            try_number=TI.c.try_number + 1,
+            queued_by_job_id=bindparam("job_id"),
+            queued_dttm=bindparam("now"),
+            next_retry_at=None,
+        )
+        .returning(TI.c.id, TI.c.try_number)
     )
-    .values(
-        state=S.QUEUED,
-        try_number=TI.c.try_number + 1,
-        queued_by_job_id=bindparam("job_id"),
-        queued_dttm=bindparam("now"),
-        next_retry_at=None,
-    )
-    .returning(TI.c.id, TI.c.try_number)
-)
+
+
+#: claim: the tries listed as (id, try number) pairs.
+CLAIM = _claim(tuple_(TI.c.id, TI.c.try_number).in_(bindparam("tries", expanding=True)))
 #: claim, of one try: the same by its primary key (SQLite runs a row-value `IN` as a scan of the
 #: scheduled rows; a chain claims one try per loop).
-CLAIM_ONE = (
-    update(TI)
-    .where(
-        TI.c.id == bindparam("b_id"),
-        TI.c.try_number == bindparam("b_try"),
-        TI.c.state == S.SCHEDULED,
-    )
-    .values(
-        state=S.QUEUED,
-        try_number=TI.c.try_number + 1,
-        queued_by_job_id=bindparam("job_id"),
-        queued_dttm=bindparam("now"),
-        next_retry_at=None,
-    )
-    .returning(TI.c.id, TI.c.try_number)
-)
+CLAIM_ONE = _claim(TI.c.id == bindparam("b_id"), TI.c.try_number == bindparam("b_try"))
+
 #: start: queued -> running, with where and when the try began (executemany, one row per try).
 START = (
     update(TI)
